@@ -1,0 +1,1 @@
+"""coffea processors of topcal (fat jets, truth matching, the per-jet dataset)."""

@@ -1,0 +1,30 @@
+"""Shared fixtures: one small generated ttbar sample per test session, and the real DELPHES file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REAL_DELPHES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "delphes" / "delphes_generic_25ev.root"
+
+
+@pytest.fixture(scope="session")
+def real_delphes() -> Path:
+    if not REAL_DELPHES.exists():
+        pytest.fail(f"real DELPHES file missing: {REAL_DELPHES} (../shared must sit beside the checkout)")
+    return REAL_DELPHES
+
+
+@pytest.fixture(scope="session")
+def ttbar_file(tmp_path_factory) -> Path:
+    """300 hadronic ttbar events without ISR, seed 11, made by topcal generate."""
+    from topcal.config import RunConfig
+    from topcal.generate.run import generate
+
+    path = tmp_path_factory.mktemp("gen") / "ttbar.root"
+    generate(path, 300, RunConfig(seed=11, chunk_events=100), workers=1, progress=False)
+    return path

@@ -1,0 +1,149 @@
+"""``topcal generate``: PYTHIA 8 + detector simulation -> one DELPHES-format ROOT file.
+
+Events are made in chunks of ``RunConfig.chunk_events``. Chunk ``k`` draws all its random numbers
+(PYTHIA's seed and the detector's numpy generator) from ``SeedSequence([seed, k])``, so the output depends
+only on the master seed, the event count and the chunk size: never on the number of worker processes.
+Chunks come back from the workers in order and are appended to the file as they arrive, so memory stays
+bounded by a few chunks whatever the event count.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import shlex
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+from tqdm.auto import tqdm
+
+import topcal
+from topcal.config import RunConfig
+from topcal.errors import ConfigError
+from topcal.generate import detector
+from topcal.generate.pythia import compact_truth, event_info, final_state, gen_particles, run_pythia
+from topcal.io.atomic import check_output
+from topcal.io.delphes_writer import delphes_file
+
+PYTHIA_MAX_SEED = 900_000_000
+
+
+def chunk_seeds(master_seed: int, chunk_index: int) -> tuple[int, np.random.Generator]:
+    """PYTHIA seed (1..900000000) and the detector's random generator for one chunk."""
+    seq = np.random.SeedSequence([int(master_seed), int(chunk_index)])
+    pythia_seed = int(seq.generate_state(1, dtype=np.uint32)[0]) % PYTHIA_MAX_SEED + 1
+    det_rng = np.random.default_rng(seq.spawn(1)[0])
+    return pythia_seed, det_rng
+
+
+def generate_chunk(cfg: RunConfig, chunk_index: int, n_events: int) -> dict[str, ak.Array]:
+    """All DELPHES collections for chunk ``chunk_index`` of ``n_events`` events."""
+    pythia_seed, rng = chunk_seeds(cfg.seed, chunk_index)
+    chunk = run_pythia(cfg.generator, pythia_seed, n_events, first_number=chunk_index * cfg.chunk_events)
+    particles = gen_particles(chunk)
+    collections = {"Event": event_info(chunk),
+                   "Particle": compact_truth(particles) if cfg.output.truth == "compact" else particles}
+    collections.update(detector.simulate(final_state(chunk), n_events, cfg.detector, rng))
+    return {name: collections[name] for name in collections if name in cfg.output.collections or
+            name in ("Event", "Particle")}
+
+
+@dataclass
+class GenerateSummary:
+    """What a generate run produced."""
+
+    path: Path
+    events: int
+    cross_section_pb: float
+    mean_counts: dict[str, float]
+    sum_weights: float
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{k} {v:.1f}" for k, v in self.mean_counts.items())
+        return (
+            f"wrote {self.events} events to {self.path}\n"
+            f"  cross section (PYTHIA estimate, biased sample): {self.cross_section_pb:.4g} pb, "
+            f"sum of event weights {self.sum_weights:.4g}\n"
+            f"  mean objects per event: {counts}"
+        )
+
+
+def generate(
+    out: str | Path,
+    n_events: int,
+    cfg: RunConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> GenerateSummary:
+    """Generate ``n_events`` events with ``cfg`` into the DELPHES-format ROOT file ``out``.
+
+    ``workers`` processes generate chunks in parallel (1: in this process). The file is written under a
+    temporary name and renamed at the end; an existing ``out`` is replaced only with ``overwrite``.
+    """
+    cfg = cfg or RunConfig()
+    cfg.validate()
+    if int(n_events) != n_events or n_events <= 0:
+        raise ConfigError(f"--events: {n_events} must be a positive number of events")
+    if workers < 1:
+        raise ConfigError(f"--workers: {workers} must be >= 1")
+    out = check_output(out, overwrite)
+    sizes = [min(cfg.chunk_events, n_events - start) for start in range(0, n_events, cfg.chunk_events)]
+    metadata = {
+        "topcal_config": cfg.to_json(),
+        "topcal_version": topcal.__version__,
+        "topcal_command": command or shlex.join(sys.argv),
+    }
+    totals: dict[str, float] = {}
+    sum_weights = 0.0
+    sigma = 0.0
+    with delphes_file(out, metadata, overwrite, cfg.output.compression, cfg.output.compression_level) as writer, tqdm(
+        total=n_events, unit="ev", desc="generate", disable=not progress, file=sys.stderr
+    ) as bar:
+        for collections in _chunks(cfg, sizes, workers):
+            writer.write(collections)
+            for name in set(collections) - {"Event"}:
+                totals[name] = totals.get(name, 0.0) + float(ak.sum(ak.num(collections[name])))
+            ev = collections["Event"]
+            sum_weights += float(ak.sum(ev.Weight))
+            sigma = float(ev.CrossSection[-1, 0])
+            bar.update(len(ev))
+    return GenerateSummary(
+        path=out,
+        events=n_events,
+        cross_section_pb=sigma,
+        mean_counts={k: v / n_events for k, v in totals.items()},
+        sum_weights=sum_weights,
+    )
+
+
+def _chunks(cfg: RunConfig, sizes: list[int], workers: int):
+    """Yield the chunks in order; with several workers, keep at most 2 x workers chunks in flight."""
+    if workers == 1 or len(sizes) == 1:
+        for k, n in enumerate(sizes):
+            yield generate_chunk(cfg, k, n)
+        return
+    # fork starts workers at once; spawn is the safe choice once threaded libraries (TensorFlow) are loaded
+    ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque[cf.Future] = deque()
+        k = 0
+        while k < len(sizes) or pending:
+            while k < len(sizes) and len(pending) < 2 * workers:
+                pending.append(pool.submit(generate_chunk, cfg, k, sizes[k]))
+                k += 1
+            yield pending.popleft().result()
+
+
+def default_workers() -> int:
+    """Cores available to this process."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,131 @@
+"""Read DELPHES trees with coffea NanoEvents, whatever wrote them.
+
+Two layouts exist:
+
+* DELPHES itself writes split TClonesArrays: branch ``Particle`` with sub-branches ``Particle.PT`` ...
+  (uproot names them ``Particle/Particle.PT``), counter ``Particle_size``.
+* ``topcal generate`` writes flat jagged branches with the same leaf names: ``Particle.PT``, ``Particle_size``.
+
+:class:`TopcalDelphesSchema` (a coffea ``DelphesSchema``) maps both onto the same events, and gives older
+DELPHES files whose Track collections have no ``Mass`` the charged-pion mass hypothesis.
+:func:`check_delphes_file` turns every problem with an input file into one clear message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import uproot
+from coffea.nanoevents import DelphesSchema, NanoEventsFactory
+from coffea.nanoevents import transforms
+
+from topcal.errors import InputFileError
+
+TREE_NAME = "Delphes"
+PION_MASS_GEV = 0.13957
+TRACK_LIKE = ("Track", "EFlowTrack")
+
+
+class TopcalDelphesSchema(DelphesSchema):
+    """coffea's DelphesSchema, reading both the split (DELPHES) and the flat (topcal) branch layout."""
+
+    def __init__(self, base_form, *args, **kwargs):
+        fields = list(base_form["fields"])
+        contents = list(base_form["contents"])
+        # flat layout: "Particle.PT" -> "Particle/Particle.PT", as DELPHES's split branches are named
+        fields = [_split_name(f) for f in fields]
+        present = set(fields)
+        for name in TRACK_LIKE:
+            size = f"{name}_size"
+            if size in present and f"{name}/{name}.PT" in present and f"{name}/{name}.Mass" not in present:
+                offsets = transforms.counts2offsets_form(contents[fields.index(size)])
+                fields.append(f"{name}/{name}.Mass")
+                contents.append(transforms.full_like_from_offsets_form(offsets, PION_MASS_GEV))
+        base_form = dict(base_form, fields=fields, contents=contents)
+        super().__init__(base_form, *args, **kwargs)
+
+
+def _split_name(field: str) -> str:
+    if "/" in field or "." not in field or field.endswith("_size"):
+        return field
+    collection = field.split(".", 1)[0]
+    return f"{collection}/{field}"
+
+
+def branch_names(tree: uproot.TTree) -> set[str]:
+    """Leaf names in the DELPHES convention (``Particle.PT``, ``Particle_size``), for either layout."""
+    return {k.rsplit("/", 1)[-1] for k in tree.keys()}
+
+
+def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields: Iterable[str] = ()) -> int:
+    """Open ``path`` and check it is a DELPHES file with the given collections and ``Coll.Field`` leaves.
+
+    Returns the number of entries. Raises :class:`InputFileError` naming the file and what is wrong.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: file not found")
+    try:
+        file = uproot.open(path)
+    except Exception as exc:  # uproot raises many types for corrupt files
+        raise InputFileError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
+    with file:
+        if TREE_NAME not in file:
+            raise InputFileError(f"{path}: no '{TREE_NAME}' tree (keys: {', '.join(file.keys()) or 'none'})")
+        try:
+            tree = file[TREE_NAME]
+            names = branch_names(tree)
+            entries = tree.num_entries
+        except Exception as exc:
+            raise InputFileError(f"{path}: '{TREE_NAME}' tree cannot be read ({exc})") from None
+        for coll in collections:
+            if f"{coll}_size" not in names:
+                raise InputFileError(f"{path}: collection '{coll}' missing (no branch '{coll}_size')")
+        for leaf in fields:
+            if leaf not in names:
+                raise InputFileError(f"{path}: branch '{leaf}' missing")
+    return entries
+
+
+def open_events(path: str | Path, entry_start: int | None = None, entry_stop: int | None = None):
+    """Eagerly read a DELPHES file (either layout) as coffea NanoEvents."""
+    check_delphes_file(path)
+    return NanoEventsFactory.from_root(
+        {str(path): TREE_NAME},
+        schemaclass=TopcalDelphesSchema,
+        mode="eager",
+        entry_start=entry_start,
+        entry_stop=entry_stop,
+    ).events()
+
+
+def read_metadata(path: str | Path, key: str) -> str | None:
+    """A metadata string (TObjString) stored next to the tree, or None."""
+    with uproot.open(path) as file:
+        if key not in file:
+            return None
+        return str(file[key])
+
+
+def summarize(path: str | Path) -> str:
+    """A few lines describing a DELPHES file: entries, collections with mean multiplicities, provenance."""
+    entries = check_delphes_file(path)
+    lines = [f"{path}: {entries} events in tree '{TREE_NAME}'"]
+    with uproot.open(path) as file:
+        tree = file[TREE_NAME]
+        names = sorted(n[: -len("_size")] for n in branch_names(tree) if n.endswith("_size"))
+        sizes = {n: tree[_leaf_path(tree, f"{n}_size")].array(library="np") for n in names}
+        for name in names:
+            mean = sizes[name].mean() if entries else 0.0
+            lines.append(f"  {name:<20s} {mean:8.1f} per event")
+    command = read_metadata(path, "topcal_command")
+    lines.append(f"  made by: {command}" if command else "  made by: not topcal (no topcal_command)")
+    return "\n".join(lines)
+
+
+def _leaf_path(tree: uproot.TTree, leaf: str) -> str:
+    for key in tree.keys():
+        if key.rsplit("/", 1)[-1] == leaf:
+            return key
+    raise KeyError(leaf)

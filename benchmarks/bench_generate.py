@@ -83,8 +83,8 @@ def main() -> None:
             {"pythia": t_py, "detector": t_det, "full1": t_full1, "full2": t_full2}.items()}
 
     print(f"topcal generate benchmark: {n} ttbar events (no ISR), chunk {cfg.chunk_events}, same seeds\n")
-    print(f"| step | events/s | ratio to reference |")
-    print(f"|---|---:|---|")
+    print("| step | events/s | ratio to reference |")
+    print("|---|---:|---|")
     print(f"| PYTHIA alone (next + event record), 1 core | {rate['pythia']:.1f} | 1.00 (reference) |")
     print(f"| + detector simulation, 1 core | {rate['detector']:.1f} | {rate['detector'] / rate['pythia']:.2f} x PYTHIA |")
     print(f"| + ROOT writing = full generate, 1 core | {rate['full1']:.1f} | {rate['full1'] / rate['pythia']:.2f} x PYTHIA (target >= 0.5) |")

@@ -30,7 +30,6 @@ import numpy as np
 from topcal.config import CalorimeterConfig, DetectorConfig, EfficiencyTable, SolenoidConfig, TrackResolution
 
 C_LIGHT_GEV_PER_TESLA_METRE = 0.299792458  # pt [GeV] = 0.2998 * B [T] * r [m] * |q|
-TRACK_COLLECTIONS = ("Track", "EFlowTrack")
 
 
 @dataclass

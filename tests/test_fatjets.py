@@ -1,0 +1,49 @@
+"""Fat-jet clustering from energy-flow objects (fastjet), on our sample and on real DELPHES output."""
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from topcal.io.delphes_reader import open_events
+from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+
+
+def test_jets_sorted_and_constituents_sum_to_jet(ttbar_file):
+    events = open_events(ttbar_file)
+    jets, cons = cluster(eflow_inputs(events), radius=1.2, min_pt_gev=100.0)
+    pt = jets.rho
+    assert ak.all(pt[:, :-1] >= pt[:, 1:])  # descending
+    assert ak.all(cons.rho[:, :, :-1] >= cons.rho[:, :, 1:])
+    # E-scheme recombination: the jet four-momentum is the sum of its constituents
+    for comp in ("px", "py", "pz", "E"):
+        np.testing.assert_allclose(ak.to_numpy(ak.flatten(ak.sum(cons[comp], axis=2))),
+                                   ak.to_numpy(ak.flatten(jets[comp])), rtol=1e-6, atol=1e-6)
+    # two hard top jets per event, with the top mass
+    lead = jets[ak.num(jets) >= 1][:, 0]
+    assert np.median(ak.to_numpy(lead.mass)) == pytest.approx(170, abs=15)
+
+
+def test_real_delphes_input_with_pt_zero_entries(real_delphes):
+    events = open_events(real_delphes)
+    inputs = eflow_inputs(events)
+    assert ak.all(np.isfinite(ak.flatten(inputs.E))) and ak.all(ak.flatten(inputs.rho) > 0)
+    jets, _ = cluster(inputs, 1.2, 20.0)
+    assert len(jets) == 25 and ak.sum(ak.num(jets)) > 0
+
+
+def test_towers_as_input(ttbar_file):
+    events = open_events(ttbar_file)
+    jets_tower, _ = cluster(eflow_inputs(events, use_towers=True), 1.2, 300.0)
+    jets_eflow, _ = cluster(eflow_inputs(events), 1.2, 300.0)
+    assert ak.sum(ak.num(jets_tower)) == pytest.approx(ak.sum(ak.num(jets_eflow)), rel=0.2)
+
+
+def test_padding_and_scaling():
+    cons = ak.zip({"px": [[3.0, 1.0], [2.0]], "py": [[0.0, 0.0], [0.0]], "pz": [[0.0, 0.0], [0.0]],
+                   "E": [[3.0, 1.0], [2.0]]}, with_name="Momentum4D")
+    out = padded_constituents(cons, 3)
+    assert out.shape == (2, 3, 4) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, :, 0], [0.003, 0.001, 0.0])
+    np.testing.assert_allclose(out[1, :, 1], [0.002, 0.0, 0.0])
+    clipped = padded_constituents(cons, 1)
+    np.testing.assert_allclose(clipped[:, 0, 0], [0.003, 0.002])

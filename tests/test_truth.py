@@ -1,0 +1,57 @@
+"""Truth tops, their decay products, and jet-top matching."""
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from topcal.io.delphes_reader import open_events
+from topcal.process.fatjets import cluster, eflow_inputs
+from topcal.process.truth import match_tops, truth_tops
+
+
+@pytest.fixture(scope="module")
+def sample(ttbar_file):
+    events = open_events(ttbar_file)
+    jets, _ = cluster(eflow_inputs(events), 1.2, 200.0)
+    return events, jets, truth_tops(events.Particle)
+
+
+def test_truth_tops_and_decay_products(sample):
+    _, _, tops = sample
+    assert ak.all(ak.num(tops) == 2)
+    assert np.median(ak.to_numpy(ak.flatten(tops.top.mass))) == pytest.approx(172.5, abs=1.5)
+    assert np.median(ak.to_numpy(ak.flatten(tops.w.mass))) == pytest.approx(80.4, abs=1.0)
+    # top -> W b: the b and the (last-copy) W carry the top's momentum up to FSR recoil
+    total = tops.b + tops.w
+    ratio = ak.to_numpy(ak.flatten(total.pt / tops.top.pt))
+    assert np.median(np.abs(ratio - 1)) < 0.05
+    # W -> q q': exact four-momentum conservation at the W's last copy
+    wq = tops.q1 + tops.q2
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(wq.mass)), ak.to_numpy(ak.flatten(tops.w.mass)), rtol=5e-3)
+
+
+def test_matching(sample):
+    _, jets, tops = sample
+    index, matched = match_tops(jets, tops, 1.2)
+    strict_index, strict = match_tops(jets, tops, 1.2, require_decay_products=True)
+    assert ak.all(index[~matched] == -1)
+    assert ak.all(strict <= matched)  # the stricter match is a subset
+    assert 0.5 < ak.sum(strict) / ak.sum(matched) < 1.0
+    # matched jets carry most of their top's pT
+    sel = matched & (jets.rho > 400)
+    top_pt = tops.top.pt[ak.where(index >= 0, index, 0)]
+    ratio = ak.to_numpy(ak.flatten(jets.rho[sel] / top_pt[sel]))
+    assert 0.9 < np.median(ratio) < 1.02
+    # a jet far from every top is not matched: rotate jets by 90 degrees (tops are back to back)
+    rotated = ak.zip({"pt": jets.rho, "eta": jets.eta, "phi": jets.phi + np.pi / 2, "mass": jets.mass},
+                     with_name="Momentum4D")
+    _, away = match_tops(rotated, tops, 0.3)
+    assert ak.sum(away) < 0.05 * ak.sum(matched)
+
+
+def test_events_without_tops(real_delphes):
+    events = open_events(real_delphes)
+    tops = truth_tops(events.Particle)
+    jets, _ = cluster(eflow_inputs(events), 1.2, 20.0)
+    index, matched = match_tops(jets, tops, 1.2)
+    assert ak.sum(ak.num(tops)) == 0 and not ak.any(matched)

@@ -1,0 +1,74 @@
+"""Truth tops and jet-top matching from the DELPHES ``Particle`` collection.
+
+The label is the last copy of the top quark before its decay (``|PID| = 6`` whose first daughter is not a
+top), matched to a fat jet when it lies within Delta R < R of the jet axis; optionally its b quark and the
+two W-decay quarks must lie inside too. Columnar over whole chunks.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import vector
+
+vector.register_awkward()
+
+
+def last_copies(particles: ak.Array, abs_pid: int) -> ak.Array:
+    """Particles with ``|PID| == abs_pid`` whose first daughter has a different |PID| (the last copy)."""
+    apid = abs(particles.PID)
+    d1 = particles.D1
+    daughter = apid[ak.where(d1 >= 0, d1, 0)]
+    return particles[(apid == abs_pid) & (d1 >= 0) & (daughter != abs_pid)]
+
+
+def _daughter(particles: ak.Array, parents: ak.Array, abs_pid: int) -> ak.Array:
+    """For each parent, the first of its daughters D1..D2 with ``|PID| == abs_pid`` (None if absent)."""
+    d1, d2 = parents.D1, parents.D2
+    first = particles[ak.where(d1 >= 0, d1, 0)]
+    second = particles[ak.where(d2 >= 0, d2, 0)]
+    return ak.where(abs(first.PID) == abs_pid, first, ak.where(abs(second.PID) == abs_pid, second, first))
+
+
+def _p4(p: ak.Array) -> ak.Array:
+    return ak.zip({"pt": p.PT, "eta": p.Eta, "phi": p.Phi, "mass": p.Mass}, with_name="Momentum4D")
+
+
+def truth_tops(particles: ak.Array) -> ak.Array:
+    """Last-copy tops with their b and W (last copies) and the W's two daughter quarks, as Momentum4D."""
+    tops = last_copies(particles, 6)
+    b = _daughter(particles, tops, 5)
+    w_first = _daughter(particles, tops, 24)
+    # follow the W to its last copy: walk down D1 while the daughter is still a W (a few steps at most)
+    w = w_first
+    for _ in range(10):
+        nxt = particles[ak.where(w.D1 >= 0, w.D1, 0)]
+        still_w = (abs(nxt.PID) == 24) & (w.D1 >= 0)
+        if not ak.any(still_w):
+            break
+        w = ak.where(still_w, nxt, w)
+    q1 = particles[ak.where(w.D1 >= 0, w.D1, 0)]
+    q2 = particles[ak.where(w.D2 >= 0, w.D2, 0)]
+    return ak.zip(
+        {"top": _p4(tops), "b": _p4(b), "w": _p4(w), "q1": _p4(q1), "q2": _p4(q2)}, depth_limit=2
+    )
+
+
+def match_tops(jets: ak.Array, tops: ak.Array, radius: float, require_decay_products: bool = False):
+    """For each jet, the index of the closest truth top within Delta R < radius (or -1).
+
+    With ``require_decay_products`` the top's b and both W-decay quarks must also be within ``radius``.
+    Returns ``(index, matched)``, both ``n_events * var(jets)``.
+    """
+    pairs = ak.cartesian({"jet": jets, "t": tops}, axis=1, nested=True)
+    dr = pairs.jet.deltaR(pairs.t.top)
+    inside = dr < radius
+    if require_decay_products:
+        for part in ("b", "q1", "q2"):
+            inside = inside & (pairs.jet.deltaR(pairs.t[part]) < radius)
+    dr = ak.where(inside, dr, np.inf)
+    best = ak.argmin(dr, axis=2)
+    best_dr = ak.fill_none(ak.min(dr, axis=2), np.inf)
+    matched = best_dr < radius
+    index = ak.where(matched, ak.fill_none(best, -1), -1)
+    return index, matched

@@ -10,13 +10,7 @@ from topcal.errors import ConfigError, OutputError
 from topcal.generate import run as run_module
 from topcal.generate.run import generate
 from topcal.io.delphes_reader import open_events, read_metadata
-
-
-def _last_copies(particles, pid):
-    apid = abs(particles.PID)
-    d1 = particles.D1
-    daughter_pid = abs(particles.PID[ak.where(d1 >= 0, d1, 0)])
-    return particles[(apid == pid) & (daughter_pid != pid)]
+from topcal.process.truth import last_copies as _last_copies
 
 
 def test_tops_and_ws_with_their_masses(ttbar_file):

@@ -153,10 +153,11 @@ def compact_truth(particles: ak.Array) -> ak.Array:
 
     Indices of dropped partners become -1. Columnar over the whole chunk.
     """
+    from topcal.process.truth import is_last_copy
+
     apid = abs(particles.PID)
-    d1 = particles.D1
     heavy = (apid == 6) | (apid == 24)
-    last_heavy = heavy & (d1 >= 0) & (apid[ak.where(d1 >= 0, d1, 0)] != apid)
+    last_heavy = heavy & is_last_copy(particles)
     keep = heavy
     for m in ("M1", "M2"):
         mother = particles[m]

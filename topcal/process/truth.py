@@ -14,16 +14,20 @@ import vector
 vector.register_awkward()
 
 
-def last_copies(particles: ak.Array, abs_pid: int) -> ak.Array:
-    """Particles with ``|PID| == abs_pid`` whose first daughter has a different |PID| (the last copy)."""
+def is_last_copy(particles: ak.Array) -> ak.Array:
+    """True for particles that decay into something else: they have a first daughter of a different |PID|."""
     apid = abs(particles.PID)
     d1 = particles.D1
-    daughter = apid[ak.where(d1 >= 0, d1, 0)]
-    return particles[(apid == abs_pid) & (d1 >= 0) & (daughter != abs_pid)]
+    return (d1 >= 0) & (apid[ak.where(d1 >= 0, d1, 0)] != apid)
+
+
+def last_copies(particles: ak.Array, abs_pid: int) -> ak.Array:
+    """Particles with ``|PID| == abs_pid`` whose first daughter has a different |PID| (the last copy)."""
+    return particles[(abs(particles.PID) == abs_pid) & is_last_copy(particles)]
 
 
 def _daughter(particles: ak.Array, parents: ak.Array, abs_pid: int) -> ak.Array:
-    """For each parent, the first of its daughters D1..D2 with ``|PID| == abs_pid`` (None if absent)."""
+    """For each parent, whichever of its daughters D1, D2 has ``|PID| == abs_pid`` (D1 if neither has)."""
     d1, d2 = parents.D1, parents.D2
     first = particles[ak.where(d1 >= 0, d1, 0)]
     second = particles[ak.where(d2 >= 0, d2, 0)]

@@ -91,6 +91,61 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 
 
 @main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Output dataset directory (Parquet parts, dataset.json, histograms.root, figures/).")
+@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+              show_default=True, help="coffea executor: one process, a process pool, or dask.distributed.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes (futures pool, or dask LocalCluster when no --scheduler).")
+@click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
+@click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk.")
+@click.option("--pt-min", type=float, default=None, help="Lower edge of the pT,j window in GeV [400].")
+@click.option("--pt-max", type=float, default=None, help="Upper edge of the pT,j window in GeV [1000].")
+@click.option("--radius", type=float, default=None, help="Anti-kT radius [1.2].")
+@click.option("--towers", is_flag=True, help="Cluster calorimeter towers instead of energy-flow objects.")
+@click.option("--match-decay-products", is_flag=True,
+              help="Also require the top's b quark and both W-decay quarks inside the jet (Delta R < R).")
+@click.option("--no-flatten", is_flag=True, help="Keep all matched jets (no flattening in pT,t(truth)).")
+@click.option("--max-constituents", type=int, default=None,
+              help="Constituents per jet in the network input [100; 200 when the input was made with ISR].")
+@click.option("--seed", type=int, default=None, help="Seed of the flattening draw [1].")
+@click.option("--config", "card", type=click.Path(dir_okay=False), default=None,
+              help="TOML card with any topcal.config.ProcessConfig field.")
+@click.option("--skip-bad-files", is_flag=True, help="Skip unreadable or non-DELPHES inputs and report them.")
+@click.option("--no-figures", is_flag=True, help="Do not draw the dataset figures.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset directory.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_max, radius, towers,
+            match_decay_products, no_flatten, max_constituents, seed, card, skip_bad_files, no_figures, overwrite,
+            quiet):
+    """DELPHES files (paths, globs or a JSON fileset) -> flattened, truth-matched fat-jet dataset."""
+    from topcal.config import ProcessConfig, load_card
+    from topcal.process.run import process as run_process
+    from topcal.process.run import suggested_max_constituents
+
+    flags = {"jet_pt_min_gev": pt_min, "jet_pt_max_gev": pt_max, "jet_radius": radius,
+             "max_constituents": max_constituents, "seed": seed}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if towers:
+        overrides["use_towers"] = True
+    if match_decay_products:
+        overrides["match_decay_products"] = True
+    if no_flatten:
+        overrides["flatten"] = False
+    cfg = load_card(card, overrides, cls=ProcessConfig)
+    if max_constituents is None and cfg.max_constituents == ProcessConfig.max_constituents:
+        cfg.max_constituents = suggested_max_constituents(files)
+    summary = run_process(
+        files, output, cfg, executor=executor, workers=workers, scheduler=scheduler, chunksize=chunksize,
+        skip_bad_files=skip_bad_files, overwrite=overwrite, progress=not quiet, figures=not no_figures,
+        command=shlex.join(["topcal", *sys.argv[1:]]),
+    )
+    click.echo(str(summary))
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_user_errors
 def info(files):

@@ -33,6 +33,21 @@ from topcal.errors import ConfigError
 
 INF = math.inf
 
+
+class _Serialisable:
+    """JSON round trip for the configuration dataclasses (written into every output they produce)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=_json_default)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return _build(cls, data, "")
+
+
 # ---------------------------------------------------------------------------------------------------
 # generator
 # ---------------------------------------------------------------------------------------------------
@@ -358,7 +373,7 @@ SLIM_COLLECTIONS = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeut
 
 
 @dataclass
-class RunConfig:
+class RunConfig(_Serialisable):
     """Everything that determines a generated file: generator, detector, output, seed and chunking."""
 
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -376,15 +391,126 @@ class RunConfig:
         if self.chunk_events < 1:
             raise ConfigError(f"chunk_events: {self.chunk_events} must be >= 1")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, default=_json_default)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return _build(cls, data, "")
+# ---------------------------------------------------------------------------------------------------
+# processing: DELPHES events -> per-jet dataset (DESIGN.md section 5)
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessConfig(_Serialisable):
+    """Fat jets, truth matching, selection, flattening and network input (``topcal process``).
+
+    Momenta in GeV. Jets are anti-kT with radius ``jet_radius`` from the energy-flow objects (or calorimeter
+    towers with ``use_towers``); jets above ``cluster_pt_min_gev`` are kept from the clustering and numbered
+    by falling pT (``jet_index``), which is how predictions find their jet again. A jet enters the dataset
+    when ``|eta| < jet_eta_max``, ``jet_pt_min_gev <= pT,j < jet_pt_max_gev`` and a truth top lies within
+    Delta R < ``jet_radius`` (with ``match_decay_products``, also its b and both W-decay quarks).
+    ``flatten`` keeps each jet with probability ``min(1, n_min / n_bin)`` from the histogram of pT,t(truth)
+    in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin;
+    jets outside the window take their edge bin's probability); the draw is a hash of
+    (``seed``, file name, entry, jet index), so it does not depend on chunking or executor. The network input
+    is the leading ``max_constituents`` constituents by pT, (E, px, py, pz) / ``input_scale_gev``.
+    """
+
+    jet_radius: float = 1.2
+    use_towers: bool = False
+    cluster_pt_min_gev: float = 100.0
+    jet_eta_max: float = 2.0
+    jet_pt_min_gev: float = 400.0
+    jet_pt_max_gev: float = 1000.0
+    match_decay_products: bool = False
+    max_constituents: int = 100
+    input_scale_gev: float = 1000.0
+    flatten: bool = True
+    flatten_bin_gev: float = 25.0
+    seed: int = 1
+
+    def validate(self) -> None:
+        for name in ("jet_radius", "jet_eta_max", "jet_pt_max_gev", "flatten_bin_gev", "input_scale_gev"):
+            _positive(name, getattr(self, name))
+        if not 0 <= self.cluster_pt_min_gev <= self.jet_pt_min_gev:
+            raise ConfigError(
+                f"cluster_pt_min_gev: {self.cluster_pt_min_gev} must be in 0..jet_pt_min_gev ({self.jet_pt_min_gev})"
+            )
+        if not self.jet_pt_min_gev < self.jet_pt_max_gev:
+            raise ConfigError(f"jet_pt_min_gev: {self.jet_pt_min_gev} must be below jet_pt_max_gev ({self.jet_pt_max_gev})")
+        if self.max_constituents < 1:
+            raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
+        if self.seed < 0:
+            raise ConfigError(f"seed: {self.seed} must be >= 0")
+
+
+# ---------------------------------------------------------------------------------------------------
+# training: the Bayesian network (DESIGN.md section 6)
+# ---------------------------------------------------------------------------------------------------
+
+LIKELIHOODS = ("gauss", "gmm2", "gmm3")
+
+
+@dataclass
+class TrainConfig(_Serialisable):
+    """The network, its likelihood, the optimiser and the data used (``topcal train``).
+
+    Inputs are the dataset's constituents, (E, px, py, pz) in GeV / 1000. The label pT,t(truth) (GeV) is
+    standardised with the training sample's mean and width; predictions are given back in GeV.
+    ``prior_sigma`` is the width of the Gaussian prior N(0, prior_sigma) of every Flipout weight; the KL
+    term is divided by the number of training jets. ``likelihood`` is ``gauss`` (mean, SoftPlus width) or
+    ``gmmK`` (K Gaussians: SoftMax weights, SoftPlus widths). ``smear`` > 0 trains on pT,t(truth) smeared
+    per jet by a Gaussian of width ``smear`` x pT,t(truth), drawn once per jet from ``seed``.
+    ``ensemble`` > 0 trains that many deterministic networks instead (NLL loss, L2 = 1 / (2 prior_sigma N),
+    dropout ``ensemble_dropout`` on the inner layers), each on its own subsample of ``train_size`` jets.
+    The last ``test_fraction`` of the dataset is never used in training (``topcal evaluate`` uses it);
+    ``validation_fraction`` of the training jets drive early stopping (``patience`` epochs).
+    """
+
+    hidden: list[int] = field(default_factory=lambda: [100, 100, 50, 50])
+    activation: str = "relu"
+    prior_sigma: float = 0.1
+    likelihood: str = "gauss"
+    sigma_floor: float = 1e-3  # in units of the standardised label
+    learning_rate: float = 1e-4
+    batch_size: int = 100
+    epochs: int = 200
+    patience: int = 10
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2
+    train_size: int | None = None
+    smear: float = 0.0
+    ensemble: int = 0
+    ensemble_dropout: float = 0.1
+    seed: int = 1
+
+    @property
+    def components(self) -> int:
+        return 1 if self.likelihood == "gauss" else int(self.likelihood[3:])
+
+    def validate(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"likelihood: {self.likelihood!r} is not one of {LIKELIHOODS}")
+        if not self.hidden or any(int(n) < 1 for n in self.hidden):
+            raise ConfigError(f"hidden: {self.hidden} must be a non-empty list of positive layer widths")
+        if self.activation not in ("relu", "tanh", "elu", "selu", "gelu", "softplus"):
+            raise ConfigError(f"activation: {self.activation!r} is not a supported activation")
+        for name in ("prior_sigma", "sigma_floor", "learning_rate"):
+            _positive(name, getattr(self, name))
+        for name in ("batch_size", "epochs", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be >= 1")
+        for name in ("validation_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be between 0 and 1")
+        if self.train_size is not None and self.train_size < 10:
+            raise ConfigError(f"train_size: {self.train_size} must be >= 10 jets")
+        if not 0 <= self.smear < 1:
+            raise ConfigError(f"smear: {self.smear} must be in [0, 1) (a fraction of pT,t(truth))")
+        if self.ensemble < 0 or self.ensemble == 1:
+            raise ConfigError(f"ensemble: {self.ensemble} must be 0 (Bayesian network) or >= 2 members")
+        if not 0 <= self.ensemble_dropout < 1:
+            raise ConfigError(f"ensemble_dropout: {self.ensemble_dropout} must be in [0, 1)")
+        if self.seed < 0:
+            raise ConfigError(f"seed: {self.seed} must be >= 0")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -392,10 +518,12 @@ class RunConfig:
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """A :class:`RunConfig` from the defaults, updated by a TOML card and then by ``overrides``
-    (a nested dict), validated."""
-    data = RunConfig().to_dict()
+def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, cls=None):
+    """A configuration (``cls``: :class:`RunConfig` by default, or :class:`ProcessConfig`,
+    :class:`TrainConfig`) from the defaults, updated by a TOML card and then by ``overrides`` (a nested
+    dict), validated. Unknown keys are errors that name the key."""
+    cls = RunConfig if cls is None else cls
+    data = cls().to_dict()
     if path is not None:
         path = Path(path)
         try:
@@ -408,7 +536,7 @@ def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None) 
         _merge(data, card, "")
     if overrides:
         _merge(data, overrides, "")
-    cfg = RunConfig.from_dict(data)
+    cfg = cls.from_dict(data)
     cfg.validate()
     return cfg
 

@@ -79,6 +79,7 @@ def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields
             entries = tree.num_entries
         except Exception as exc:
             raise InputFileError(f"{path}: '{TREE_NAME}' tree cannot be read ({exc})") from None
+        _check_complete(path, tree)
         for coll in collections:
             if f"{coll}_size" not in names:
                 raise InputFileError(f"{path}: collection '{coll}' missing (no branch '{coll}_size')")
@@ -86,6 +87,20 @@ def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields
             if leaf not in names:
                 raise InputFileError(f"{path}: branch '{leaf}' missing")
     return entries
+
+
+def _check_complete(path: Path, tree: uproot.TTree) -> None:
+    """A truncated file still opens; catch it here from the basket positions, without reading any data."""
+    size = path.stat().st_size
+    for branch in tree.itervalues(recursive=True):
+        n = branch.num_baskets
+        if n == 0:
+            continue
+        end = int((branch.member("fBasketSeek")[:n] + branch.member("fBasketBytes")[:n]).max())
+        if end > size:
+            raise InputFileError(
+                f"{path}: file is truncated (branch '{branch.name}' needs {end} bytes, the file has {size})"
+            )
 
 
 def open_events(path: str | Path, entry_start: int | None = None, entry_stop: int | None = None):

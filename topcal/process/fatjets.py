@@ -28,51 +28,75 @@ def _momenta(pt, eta, phi, energy) -> ak.Array:
     return ak.zip({k: ak.values_astype(v, np.float64) for k, v in cols.items()}, with_name="Momentum4D")
 
 
-def _valid(p4: ak.Array) -> ak.Array:
-    finite = np.isfinite(p4.px) & np.isfinite(p4.py) & np.isfinite(p4.pz) & np.isfinite(p4.E)
-    return p4[finite & (p4.rho > 0) & (p4.E > 0)]
+def _valid(pt, eta, phi, energy) -> ak.Array:
+    """Mask of usable objects: pT > 0, E > 0 and finite eta, phi, E (DELPHES's PT = 0 entries have
+    Eta = 999.9 and give NaN or infinite energies)."""
+    return (pt > 0) & (energy > 0) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(energy) & (abs(eta) < 50)
 
 
 def eflow_inputs(events, use_towers: bool = False) -> ak.Array:
     """Per-event list of clustering inputs (Momentum4D records, GeV), filtered for PT > 0 and finite values."""
     if use_towers:
-        t = events.Tower
-        return _valid(_momenta(t.ET, t.Eta, t.Phi, t.ET * np.cosh(t.Eta)))
-    trk = events.EFlowTrack
-    trk = trk[(abs(trk.PID) != LEPTON_PIDS[0]) & (abs(trk.PID) != LEPTON_PIDS[1]) & (trk.PT > 0)]
-    track_e = np.sqrt((trk.PT * np.cosh(trk.Eta)) ** 2 + trk.mass**2)
-    parts = [_momenta(trk.PT, trk.Eta, trk.Phi, track_e)]
-    for name in ("EFlowPhoton", "EFlowNeutralHadron"):
-        c = events[name]
-        c = c[c.ET > 0]
-        parts.append(_momenta(c.ET, c.Eta, c.Phi, c.ET * np.cosh(c.Eta)))
-    return _valid(ak.concatenate(parts, axis=1))
+        names = ("Tower",)
+    else:
+        names = ("EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron")
+    parts = []
+    for name in names:
+        with np.errstate(over="ignore", invalid="ignore"):  # Eta = 999.9 entries, dropped by _valid
+            parts.append(_inputs_of(events[name], name))
+    return parts[0] if len(parts) == 1 else ak.concatenate(parts, axis=1)
 
 
-def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0) -> tuple[ak.Array, ak.Array]:
-    """Anti-kT jets and their constituents, both sorted by pT descending (fastjet's helper sorts ascending).
+def _inputs_of(c: ak.Array, name: str) -> ak.Array:
+    """Usable objects of one collection as four-vectors; tracks without electrons and muons."""
+    if name == "EFlowTrack":
+        pt, eta, phi, apid = c.PT, c.Eta, c.Phi, abs(c.PID)
+        energy = np.sqrt((pt * np.cosh(eta)) ** 2 + c.mass**2)
+        ok = _valid(pt, eta, phi, energy) & (apid != LEPTON_PIDS[0]) & (apid != LEPTON_PIDS[1])
+    else:
+        pt, eta, phi = c.ET, c.Eta, c.Phi
+        energy = pt * np.cosh(eta)
+        ok = _valid(pt, eta, phi, energy)
+    return _momenta(pt[ok], eta[ok], phi[ok], energy[ok])
+
+
+def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
+            block_events: int = 1000) -> tuple[ak.Array, ak.Array]:
+    """Anti-kT jets sorted by pT descending (fastjet's helper sorts ascending), and their constituents.
 
     Returns ``(jets, constituents)``: jets ``n_events * var * Momentum4D``, constituents
-    ``n_events * var(jets) * var * Momentum4D`` with each jet's constituents ordered by pT descending.
+    ``n_events * var(jets) * var * Momentum4D`` in the jets' order; within a jet the constituents are in
+    fastjet's order (:func:`padded_constituents` orders them by pT, for the selected jets only).
+
+    Events are clustered ``block_events`` at a time: fastjet keeps every event's cluster history until the
+    sequence is dropped, about 40 kB per event, so blocks bound the memory whatever the chunk size. Each
+    block is packed first (fastjet 3.5.2 reads the particle buffers of non-contiguous lists wrongly,
+    scikit-hep/fastjet#400).
     """
     definition = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
     plain = ak.zip({k: inputs[k] for k in ("px", "py", "pz", "E")})
-    sequence = fastjet.ClusterSequence(plain, definition)
-    jets = sequence.inclusive_jets(min_pt=min_pt_gev)
-    constituents = sequence.constituents(min_pt=min_pt_gev)
-    jets = ak.with_name(jets, "Momentum4D")
-    constituents = ak.with_name(constituents, "Momentum4D")
+    jets, constituents = [], []
+    for start in range(0, max(len(plain), 1), block_events):  # an empty chunk still gives typed output
+        sequence = fastjet.ClusterSequence(ak.to_packed(plain[start:start + block_events]), definition)
+        jets.append(sequence.inclusive_jets(min_pt=min_pt_gev))
+        constituents.append(sequence.constituents(min_pt=min_pt_gev))
+        del sequence
+    jets = ak.with_name(ak.concatenate(jets), "Momentum4D")
+    constituents = ak.with_name(ak.concatenate(constituents), "Momentum4D")
     order = ak.argsort(jets.rho, axis=1, ascending=False)
-    jets, constituents = jets[order], constituents[order]
-    corder = ak.argsort(constituents.rho, axis=2, ascending=False)
-    return jets, constituents[corder]
+    return jets[order], constituents[order]
 
 
 def padded_constituents(constituents: ak.Array, n_max: int, scale_gev: float = 1000.0) -> np.ndarray:
-    """(n_jets, n_max, 4) array of (E, px, py, pz) / ``scale_gev`` of the leading ``n_max`` constituents,
-    zero-padded. ``constituents`` is ``n_jets * var * Momentum4D``, already pT-ordered."""
-    fields = [constituents.E, constituents.px, constituents.py, constituents.pz]
-    out = np.stack(
-        [ak.to_numpy(ak.fill_none(ak.pad_none(f, n_max, axis=1, clip=True), 0.0)) for f in fields], axis=-1
-    )
-    return (out / scale_gev).astype(np.float32)
+    """(n_jets, n_max, 4) array of (E, px, py, pz) / ``scale_gev`` of the ``n_max`` highest-pT constituents,
+    pT-ordered and zero-padded. ``constituents`` is ``n_jets * var * Momentum4D``."""
+    constituents = constituents[ak.argsort(constituents.rho, axis=1, ascending=False)]
+    counts = ak.to_numpy(ak.num(constituents, axis=1))
+    rank = ak.to_numpy(ak.flatten(ak.local_index(constituents, axis=1)))
+    jet = np.repeat(np.arange(len(counts)), counts)
+    inside = rank < n_max
+    out = np.zeros((len(counts), n_max, 4), dtype=np.float32)
+    for k, name in enumerate(("E", "px", "py", "pz")):
+        values = ak.to_numpy(ak.flatten(constituents[name]))
+        out[jet[inside], rank[inside], k] = values[inside] / scale_gev
+    return out

@@ -1,0 +1,168 @@
+"""The per-jet dataset on disk: a directory of Parquet parts plus a ``dataset.json`` manifest.
+
+::
+
+    DATASET_DIR/
+      dataset.json        format, configuration, command, inputs, cut flow, flattening, parts and jet counts
+      histograms.root     control histograms (uproot-readable TH1/TH2, also ``hist`` via ``.to_hist()``)
+      part-00000.parquet  one row per jet (columns: :mod:`topcal.process.selection`)
+      figures/            pT,t(truth) vs pT,j and the 600..620 GeV slice (PNG and PDF)
+
+The parts are plain Parquet (``pyarrow.parquet.read_table`` or ``awkward.from_parquet`` read them). The
+``constituents`` column is a fixed-size list ``max_constituents x 4`` of float32. :class:`Dataset` streams
+the parts in batches, so training never needs the whole dataset in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from topcal.config import ProcessConfig
+from topcal.errors import InputFileError
+
+FORMAT = "topcal-jet-dataset/1"
+MANIFEST = "dataset.json"
+HISTOGRAMS = "histograms.root"
+CONSTITUENTS = "constituents"
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def to_arrow(table: dict[str, np.ndarray]) -> pa.Table:
+    """Arrow table from per-jet numpy columns; ``constituents`` (n, N, 4) becomes a fixed-size list."""
+    arrays, names = [], []
+    for name, values in table.items():
+        if name == CONSTITUENTS:
+            n, n_max, four = values.shape
+            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, four), n_max))
+        elif values.dtype.kind in "OU":
+            arrays.append(pa.array(values.astype(str)).dictionary_encode())
+        else:
+            arrays.append(pa.array(values))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
+    """Per-jet numpy columns from an Arrow table (inverse of :func:`to_arrow`)."""
+    out = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if name == CONSTITUENTS:
+            n_max = col.type.list_size
+            four = col.type.value_type.list_size
+            out[name] = col.flatten().flatten().to_numpy(zero_copy_only=False).reshape(len(col), n_max, four)
+        elif pa.types.is_dictionary(col.type):
+            out[name] = np.asarray(col.dictionary_decode().to_pylist(), dtype=object)
+        else:
+            out[name] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def write_part(path: str | Path, table: dict[str, np.ndarray], compression: str = "zstd") -> int:
+    """Write one Parquet part; returns the number of jets."""
+    arrow = to_arrow(table)
+    pq.write_table(arrow, str(path), compression=compression)
+    return arrow.num_rows
+
+
+def read_part(path: str | Path, columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    return from_arrow(pq.read_table(str(path), columns=list(columns) if columns else None))
+
+
+def write_manifest(out_dir: str | Path, config: ProcessConfig, parts: list[dict], columns: list[str],
+                   **extra) -> dict:
+    """Write ``dataset.json``: format, configuration, parts with their jet counts, columns, and ``extra``."""
+    manifest = {"format": FORMAT, **extra, "config": config.to_dict(), "columns": columns, "parts": parts,
+                "n_jets": int(sum(p["jets"] for p in parts))}
+    (Path(out_dir) / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def write_dataset(out_dir: str | Path, table: dict[str, np.ndarray], config: ProcessConfig,
+                  part_jets: int = 100_000, **extra) -> Dataset:
+    """A dataset from in-memory per-jet columns (toy studies, tests, derived samples); ``out_dir`` is created."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True)
+    n = len(next(iter(table.values())))
+    parts = []
+    for start in range(0, n, part_jets):
+        name = part_name(len(parts))
+        jets = write_part(out_dir / name, {k: v[start:start + part_jets] for k, v in table.items()})
+        parts.append({"name": name, "jets": jets})
+    return Dataset(out_dir, write_manifest(out_dir, config, parts, list(table), **extra))
+
+
+@dataclass
+class Dataset:
+    """An opened per-jet dataset: its manifest and streaming access to its parts."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def config(self) -> ProcessConfig:
+        return ProcessConfig.from_dict(self.manifest["config"])
+
+    @property
+    def n_jets(self) -> int:
+        return int(self.manifest["n_jets"])
+
+    @property
+    def parts(self) -> list[Path]:
+        return [self.path / p["name"] for p in self.manifest["parts"]]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.manifest["columns"])
+
+    def iter_batches(self, columns: Sequence[str] | None = None, batch_jets: int = 65536) -> Iterator[dict]:
+        """Yield per-jet column dicts of at most ``batch_jets`` rows, part by part, in dataset order."""
+        for part in self.parts:
+            file = pq.ParquetFile(str(part))
+            for batch in file.iter_batches(batch_size=batch_jets, columns=list(columns) if columns else None):
+                yield from_arrow(pa.Table.from_batches([batch]))
+
+    def read(self, columns: Sequence[str] | None = None, max_jets: int | None = None) -> dict[str, np.ndarray]:
+        """The first ``max_jets`` jets (all by default) as numpy columns, read part by part."""
+        chunks, n = [], 0
+        for batch in self.iter_batches(columns):
+            if max_jets is not None and n >= max_jets:
+                break
+            rows = len(next(iter(batch.values())))
+            take = rows if max_jets is None else min(max_jets - n, rows)
+            chunks.append({k: v[:take] for k, v in batch.items()})
+            n += take
+        if not chunks:
+            return {}
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a dataset directory written by ``topcal process``; clear errors for anything missing."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputFileError(f"{path}: dataset directory not found")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise InputFileError(f"{path}: not a topcal dataset (no {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise InputFileError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for part in manifest["parts"]:
+        if not (path / part["name"]).is_file():
+            raise InputFileError(f"{path}: part {part['name']} listed in {MANIFEST} is missing")
+    return Dataset(path, manifest)

@@ -1,0 +1,1 @@
+"""Publication-style figures (hist + mplhep, ATLAS style, "Simulation", 14 TeV)."""

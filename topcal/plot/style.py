@@ -1,0 +1,44 @@
+"""One figure style for every topcal plot: mplhep ATLAS style, "Simulation" label, sqrt(s) = 14 TeV.
+
+Figures are saved as PNG and PDF side by side. Matplotlib runs headless (Agg), so plotting works on
+batch nodes and in CI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep  # noqa: E402
+
+COM_TEV = 14
+FORMATS = ("png", "pdf")
+
+
+def new_figure(figsize=(8, 7)):
+    """A figure and axes in ATLAS style."""
+    plt.style.use(mplhep.style.ATLAS)
+    return plt.subplots(figsize=figsize)
+
+
+def label(ax, note: str | None = None) -> None:
+    """The experiment-style label "Simulation", sqrt(s) = 14 TeV, and an optional note below it."""
+    mplhep.atlas.label(ax=ax, data=False, com=COM_TEV, loc=0)
+    if note:
+        ax.text(0.04, 0.86, note, transform=ax.transAxes, va="top", fontsize="small")
+
+
+def save(fig, out_dir: str | Path, name: str) -> list[Path]:
+    """Save ``name.png`` and ``name.pdf`` in ``out_dir`` (created); closes the figure; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in FORMATS:
+        path = out_dir / f"{name}.{ext}"
+        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,208 @@
+"""``topcal train``: fit the Bayesian network (or the frequentist ensemble) on a per-jet dataset.
+
+The training jets are read once into one array (streamed part by part) and batched inside TensorFlow by
+gathering shuffled indices, so the data is never copied per epoch. Early stopping on the validation loss
+restores the best weights. After every epoch the weights, the optimiser state and the history go to a
+checkpoint in ``MODEL_DIR.partial``; ``resume=True`` continues from there. A NaN loss stops training with a
+message and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import topcal
+import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from topcal.config import TrainConfig
+from topcal.errors import ConfigError, InputFileError, TopcalError
+from topcal.io.atomic import check_output
+from topcal.io.dataset import open_dataset
+from topcal.train.data import load_rows, smeared_labels, split_rows
+from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
+
+CHECKPOINT = "checkpoint"
+
+
+class TrainingDiverged(TopcalError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainSummary:
+    path: Path
+    n_train: int
+    n_val: int
+    members: list[dict]
+    seconds: float
+
+    def __str__(self) -> str:
+        lines = [f"wrote model to {self.path} ({self.n_train} training jets, {self.n_val} validation jets, "
+                 f"{self.seconds:.0f} s)"]
+        for i, m in enumerate(self.members):
+            lines.append(f"  network {i}: {m['epochs']} epochs, best validation loss {m['best_val_loss']:.4f} "
+                         f"at epoch {m['best_epoch']}")
+        return "\n".join(lines)
+
+
+def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = False, resume: bool = False,
+          progress: bool = True, command: str | None = None) -> TrainSummary:
+    """Train on ``dataset_dir`` and write the model directory ``out``."""
+    import tensorflow as tf
+
+    cfg = cfg or TrainConfig()
+    cfg.validate()
+    out = check_output(out, overwrite)
+    work = partial_dir(out)
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    work.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+
+    ds = open_dataset(dataset_dir)
+    trainable, _ = split_rows(ds.n_jets, cfg.test_fraction)
+    members = max(cfg.ensemble, 1)
+    n_member = cfg.train_size if cfg.train_size is not None else len(trainable)
+    if n_member > len(trainable):
+        raise ConfigError(f"train_size: {n_member} jets requested, but {dataset_dir} has only {len(trainable)} "
+                          f"trainable jets ({ds.n_jets} minus the test fraction {cfg.test_fraction})")
+    if n_member < 10:
+        raise InputFileError(f"{dataset_dir}: only {n_member} trainable jets; at least 10 are needed")
+    rng = np.random.default_rng([cfg.seed, 0x7A1])
+    subsamples, disjoint = _subsamples(rng, trainable, n_member, members)
+    rows = np.unique(np.concatenate(subsamples))
+    data, _ = load_rows(ds, rows)
+    labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
+    label_mean, label_scale = float(labels.mean()), float(labels.std()) or 1.0
+
+    tf.keras.utils.set_random_seed(cfg.seed)
+    x_all = tf.constant(data.x)
+    y_all = tf.constant(((labels - label_mean) / label_scale).astype(np.float32))
+    results = []
+    for m, sub in enumerate(subsamples):
+        idx = np.searchsorted(data.rows, sub)  # data.rows is the sorted union of the subsamples
+        results.append(_fit_member(cfg, m, idx, x_all, y_all, data.x.shape[1], work, progress, rng))
+
+    meta = {
+        "format": FORMAT,
+        "kind": "ensemble" if cfg.ensemble else "bnn",
+        "topcal_version": topcal.__version__,
+        "command": command if command is not None else shlex.join(["topcal", *sys.argv[1:]]),
+        "config": cfg.to_dict(),
+        "preprocessing": {
+            "label_mean_gev": label_mean,
+            "label_scale_gev": label_scale,
+            "n_constituents": int(data.x.shape[1]),
+            "input_scale_gev": ds.config.input_scale_gev,
+        },
+        "validity": {
+            "jet_pt_min_gev": ds.config.jet_pt_min_gev,
+            "jet_pt_max_gev": ds.config.jet_pt_max_gev,
+            "jet_eta_max": ds.config.jet_eta_max,
+        },
+        "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": len(trainable),
+                    "process_config": ds.manifest["config"], "process_command": ds.manifest.get("command")},
+        "training": {"jets_per_network": n_member, "disjoint_subsamples": disjoint, "members": results},
+        "weights": [weights_name(m) for m in range(members)],
+    }
+    (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")
+    shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(work, out)
+    n_val = results[0]["n_val"]
+    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0)
+
+
+def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[np.ndarray], bool]:
+    """Independent subsamples of ``n`` rows: disjoint when the data allow, otherwise drawn independently."""
+    shuffled = rng.permutation(trainable)
+    if members * n <= len(trainable):
+        return [np.sort(shuffled[m * n:(m + 1) * n]) for m in range(members)], True
+    return [np.sort(rng.choice(trainable, n, replace=False)) for _ in range(members)], False
+
+
+def make_batches(x_all, y_all, idx: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
+    """tf.data pipeline of (x, y) batches gathered from the in-memory tensors by (shuffled) index."""
+    import tensorflow as tf
+
+    ids = tf.data.Dataset.from_tensor_slices(idx.astype(np.int64))
+    if shuffle:
+        ids = ids.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
+    ids = ids.batch(batch_size)
+    return ids.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)),
+                   num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_constituents: int, work: Path,
+                progress: bool, rng) -> dict:
+    import tensorflow as tf
+
+    from topcal.train.network import build_bnn, build_deterministic
+
+    idx = rng.permutation(idx)
+    n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
+    val, trn = idx[:n_val], idx[n_val:]
+    build = build_deterministic if cfg.ensemble else build_bnn
+    model = build(cfg, n_constituents, len(trn))
+    train_ds = make_batches(x_all, y_all, trn, cfg.batch_size, cfg.seed + member)
+    val_ds = make_batches(x_all, y_all, val, max(cfg.batch_size, 1000), 0, shuffle=False)
+
+    ckpt_dir = work / CHECKPOINT / f"{member:02d}"
+    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=1)
+    state_path = ckpt_dir / "state.json"
+    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0}
+    weights_path = work / weights_name(member)
+    if manager.latest_checkpoint and state_path.is_file():
+        ckpt.restore(manager.latest_checkpoint)
+        state = json.loads(state_path.read_text())
+        if state.get("done"):
+            model.load_weights(str(weights_path))
+            return _member_result(state, len(trn), len(val))
+
+    bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"training network {member}", unit="epoch",
+               disable=not progress)
+    while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
+        loss, val_loss = _fit_one_epoch(model, train_ds, val_ds)
+        if not (np.isfinite(loss) and np.isfinite(val_loss)):
+            raise TrainingDiverged(
+                f"network {member}: loss became {loss} (validation {val_loss}) in epoch {state['epoch'] + 1}; "
+                f"the last good checkpoint is in {ckpt_dir} (lower the learning rate, then --resume)"
+            )
+        state["epoch"] += 1
+        state["history"].append({"epoch": state["epoch"], "loss": loss, "val_loss": val_loss})
+        if val_loss < state["best_val_loss"]:
+            state.update(best_val_loss=val_loss, best_epoch=state["epoch"], wait=0)
+            model.save_weights(str(weights_path))
+        else:
+            state["wait"] += 1
+        manager.save()
+        state_path.write_text(json.dumps(state))
+        bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
+        bar.update(1)
+    bar.close()
+    state["done"] = True
+    state_path.write_text(json.dumps(state))
+    return _member_result(state, len(trn), len(val))
+
+
+def _fit_one_epoch(model, train_ds, val_ds) -> tuple[float, float]:
+    """One pass over the training batches; returns (training loss, validation loss)."""
+    hist = model.fit(train_ds, epochs=1, verbose=0, validation_data=val_ds)
+    return float(hist.history["loss"][-1]), float(hist.history["val_loss"][-1])
+
+
+def _member_result(state: dict, n_train: int, n_val: int) -> dict:
+    return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
+            "n_train": n_train, "n_val": n_val, "history": state["history"]}

@@ -1,0 +1,118 @@
+"""Likelihood heads: a Gaussian or a K-component Gaussian mixture on top of the network's raw outputs.
+
+Raw output layout per jet: Gaussian ``[mu, s]``; mixture ``[a_1..a_K, mu_1..mu_K, s_1..s_K]``. Weights are
+``softmax(a)``, widths ``softplus(s) + floor``. The loss is the mean negative log-likelihood of the label,
+computed with log-sum-exp. Everything is in the units of the standardised label; :mod:`topcal.train.model`
+converts to GeV. The numpy half turns T weight samples of mixture parameters into the per-jet summaries of
+DESIGN.md section 6 (mean, sigma_stoch, sigma_pred, sigma_tot, mode, 68% interval).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def n_outputs(components: int) -> int:
+    return 2 if components == 1 else 3 * components
+
+
+def mixture_params_tf(raw, components: int, sigma_floor: float):
+    """(weights, means, sigmas), each ``(batch, K)``, from raw outputs (TensorFlow)."""
+    import tensorflow as tf
+
+    if components == 1:
+        weights = tf.ones_like(raw[:, :1])
+        return weights, raw[:, :1], tf.nn.softplus(raw[:, 1:2]) + sigma_floor
+    k = components
+    return tf.nn.softmax(raw[:, :k], axis=-1), raw[:, k:2 * k], tf.nn.softplus(raw[:, 2 * k:]) + sigma_floor
+
+
+def nll_loss(components: int, sigma_floor: float):
+    """Keras loss: mean over the batch of -log p(y | mixture)."""
+    import tensorflow as tf
+
+    def loss(y_true, raw):
+        w, mu, sigma = mixture_params_tf(raw, components, sigma_floor)
+        y = tf.reshape(tf.cast(y_true, raw.dtype), (-1, 1))
+        z = (y - mu) / sigma
+        log_comp = tf.math.log(w + 1e-12) - 0.5 * z * z - tf.math.log(sigma) - LOG_SQRT_2PI
+        return -tf.reduce_logsumexp(log_comp, axis=-1)
+
+    return loss
+
+
+def mixture_params_np(raw: np.ndarray, components: int, sigma_floor: float):
+    """The numpy twin of :func:`mixture_params_tf` for ``raw`` of shape ``(..., n_outputs)``."""
+    if components == 1:
+        return np.ones_like(raw[..., :1]), raw[..., :1], _softplus(raw[..., 1:2]) + sigma_floor
+    k = components
+    a = raw[..., :k]
+    w = np.exp(a - a.max(axis=-1, keepdims=True))
+    w /= w.sum(axis=-1, keepdims=True)
+    return w, raw[..., k:2 * k], _softplus(raw[..., 2 * k:]) + sigma_floor
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_points: int = 801,
+              interval: float = 0.68) -> dict[str, np.ndarray]:
+    """Per-jet summaries from T samples of K-component mixtures, arrays shaped ``(T, n_jets, K)``.
+
+    ``mean`` = average over samples of the mixture mean; ``sigma_stoch``^2 = average of the mixture
+    variance; ``sigma_pred``^2 = variance over samples of the mixture mean; ``sigma_tot`` their quadrature
+    sum. ``mode`` and the ``interval`` band (``low``, ``high``: the shortest interval holding ``interval``
+    of the probability, so with equal density at both ends; the highest-density interval when the density
+    is unimodal) come from
+    the predictive density, the average of the T mixtures, on a grid of ``grid_points`` over
+    mean +- 6 sigma_tot.
+    """
+    m_t = np.sum(weights * means, axis=-1)                                   # (T, n)
+    v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
+    mean = m_t.mean(axis=0)
+    sigma_stoch = np.sqrt(np.maximum(v_t.mean(axis=0), 0.0))
+    sigma_pred = m_t.std(axis=0)
+    sigma_tot = np.hypot(sigma_stoch, sigma_pred)
+    mode, low, high = _mode_and_interval(weights, means, sigmas, mean, sigma_tot, grid_points, interval)
+    return {"mean": mean, "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred, "sigma_tot": sigma_tot,
+            "mode": mode, "low": low, "high": high}
+
+
+def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """Density of the sample-averaged mixture at points ``x`` (n_jets, G); parameters (T, n_jets, K)."""
+    w = np.moveaxis(weights, 0, 1).reshape(weights.shape[1], 1, -1)          # (n, 1, T*K)
+    mu = np.moveaxis(means, 0, 1).reshape(means.shape[1], 1, -1)
+    s = np.moveaxis(sigmas, 0, 1).reshape(sigmas.shape[1], 1, -1)
+    z = (x[:, :, None] - mu) / s
+    return np.sum(w * np.exp(-0.5 * z * z) / (s * math.sqrt(2 * math.pi)), axis=-1) / weights.shape[0]
+
+
+def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, interval, jets_per_block=256):
+    n = centre.shape[0]
+    mode, low, high = (np.empty(n) for _ in range(3))
+    u = np.linspace(-6.0, 6.0, grid_points)
+    for start in range(0, n, jets_per_block):
+        sl = slice(start, start + jets_per_block)
+        x = centre[sl, None] + u[None, :] * width[sl, None]
+        p = predictive_density(x, weights[:, sl], means[:, sl], sigmas[:, sl])
+        mode[sl] = x[np.arange(x.shape[0]), np.argmax(p, axis=1)]
+        # the shortest band [low, high] holding `interval` of the probability; its two ends have equal
+        # density (the condition for the shortest band), and for a unimodal density it is the HPD interval
+        mass = p / p.sum(axis=1, keepdims=True)
+        cdf = np.cumsum(mass, axis=1) - 0.5 * mass                      # cdf at the grid points
+        rows, g = x.shape
+        flat = (cdf + 2.0 * np.arange(rows)[:, None]).ravel()           # rows apart: one batched search
+        end = np.searchsorted(flat, (cdf + interval + 2.0 * np.arange(rows)[:, None]).ravel())
+        end = end.reshape(rows, g) - g * np.arange(rows)[:, None]
+        valid = end < g
+        span = np.where(valid, np.take_along_axis(x, np.minimum(end, g - 1), axis=1) - x, np.inf)
+        start = np.argmin(span, axis=1)
+        r = np.arange(rows)
+        low[sl] = x[r, start]
+        high[sl] = x[r, np.minimum(end[r, start], g - 1)]
+    return mode, low, high

@@ -114,6 +114,9 @@ def test_ensemble_members_give_the_spread(tmp_path):
 
 def test_bad_inputs(tmp_path):
     ds = toy_dataset(tmp_path / "ds", 300, seed=6)
+    with pytest.raises(InputFileError, match="not a complete topcal model"):
+        (tmp_path / "half").mkdir()
+        load_model(tmp_path / "half")
     with pytest.raises(ConfigError, match="train_size: 5000 jets requested"):
         train(ds.path, tmp_path / "m", TrainConfig(train_size=5000), progress=False)
     bad = toy_dataset(tmp_path / "nan", 300, seed=6)
@@ -128,9 +131,6 @@ def test_bad_inputs(tmp_path):
     assert not (tmp_path / "m").exists()
     with pytest.raises(InputFileError, match="dataset directory not found"):
         train(tmp_path / "nothing", tmp_path / "m", progress=False)
-    (tmp_path / "half").mkdir()
-    with pytest.raises(InputFileError, match="not a complete topcal model"):
-        load_model(tmp_path / "half")
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
@@ -139,21 +139,39 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
 
     ds = toy_dataset(tmp_path / "ds", 3000, seed=7)
     cfg = TrainConfig(epochs=4, patience=10, **{k: v for k, v in FAST.items() if k != "patience"})
-    calls = {"n": 0}
-    real_fit_one = fit._fit_one_epoch
+    real_after_epoch = fit._after_epoch
+    epochs_seen = []
 
-    def crash_after_two(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def crash_in_epoch_three(book, model, loss, val_loss):
+        epochs_seen.append(book.state["epoch"] + 1)
+        if epochs_seen[-1] == 3:
             raise KeyboardInterrupt
-        return real_fit_one(*args, **kwargs)
+        real_after_epoch(book, model, loss, val_loss)
 
-    monkeypatch.setattr(fit, "_fit_one_epoch", crash_after_two)
+    monkeypatch.setattr(fit, "_after_epoch", crash_in_epoch_three)
+    monkeypatch.setattr(fit, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every epoch
     with pytest.raises(KeyboardInterrupt):
         train(ds.path, tmp_path / "m", cfg, progress=False)
     assert not (tmp_path / "m").exists() and (tmp_path / "m.partial").exists()
-    monkeypatch.setattr(fit, "_fit_one_epoch", real_fit_one)
+    epochs_seen.clear()
+    monkeypatch.setattr(fit, "_after_epoch", lambda *a: (epochs_seen.append(a[0].state["epoch"] + 1),
+                                                          real_after_epoch(*a)))
     train(ds.path, tmp_path / "m", cfg, resume=True, progress=False)
     history = json.loads((tmp_path / "m" / "history.json").read_text())[0]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert epochs_seen == [3, 4]  # epochs 1 and 2 came from the checkpoint
     assert not (tmp_path / "m.partial").exists()
+
+
+def test_nan_loss_stops_training_with_a_message(tmp_path):
+    from types import SimpleNamespace
+
+    import topcal.train.fit as fit
+
+    state = {"epoch": 4, "history": [], "best_val_loss": 1.0, "best_epoch": 4, "wait": 0}
+    book = SimpleNamespace(member=0, state=state, ckpt_dir=tmp_path / "ckpt", error=None)
+    model = SimpleNamespace(stop_training=False)
+    fit._after_epoch(book, model, float("nan"), 1.0)
+    assert model.stop_training and state["epoch"] == 4
+    assert isinstance(book.error, fit.TrainingDiverged)
+    assert "loss became nan" in str(book.error) and "in epoch 5" in str(book.error)

@@ -146,6 +146,123 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
 
 
 @main.command()
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write (model.json, weights, history.json).")
+@click.option("--likelihood", type=click.Choice(["gauss", "gmm2", "gmm3"]), default=None,
+              help="Gaussian, or a mixture of 2 or 3 Gaussians [gauss].")
+@click.option("--train-size", type=int, default=None, help="Training jets per network [all trainable jets].")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner) [200].")
+@click.option("--patience", type=int, default=None, help="Epochs without validation improvement [10].")
+@click.option("--smear", type=float, default=None,
+              help="Label smearing: Gaussian width as a fraction of pT,t(truth), e.g. 0.05 [0].")
+@click.option("--ensemble", type=int, default=None,
+              help="Train M deterministic networks (frequentist ensemble) instead of the Bayesian one [0].")
+@click.option("--seed", type=int, default=None, help="Seed of initialisation, subsampling and smearing [1].")
+@click.option("--config", "card", type=click.Path(dir_okay=False), default=None,
+              help="TOML card with any topcal.config.TrainConfig field (architecture, prior, optimiser...).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted training from OUTPUT.partial.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def train(dataset, output, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, resume, overwrite,
+          quiet):
+    """Train the Bayesian network (or the ensemble) on a per-jet dataset from `topcal process`."""
+    from topcal.config import TrainConfig, load_card
+    from topcal.train.fit import train as run_train
+
+    flags = {"likelihood": likelihood, "train_size": train_size, "epochs": epochs, "patience": patience,
+             "smear": smear, "ensemble": ensemble, "seed": seed}
+    cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig)
+    summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=not quiet,
+                        command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Report directory (report.json, report.md, predictions.parquet, figures/).")
+@click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T per jet.")
+@click.option("--reference", type=click.Path(file_okay=False), default=None,
+              help="Model trained without label smearing: adds sigma_cal = sqrt(sigma_stoch^2 - sigma_stoch,0^2).")
+@click.option("--input-smear", type=float, default=None,
+              help="Input-smearing comparison: constituents scaled by 1 +- F (e.g. 0.05).")
+@click.option("--max-jets", type=int, default=None, help="Evaluate only the first N test jets.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weight sampling.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report directory.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, seed, overwrite, quiet):
+    """Evaluate a trained model on the test part of a dataset, against the fat-jet pT baseline."""
+    from topcal.errors import ConfigError
+    from topcal.train.evaluate import evaluate as run_evaluate
+
+    if samples < 2:
+        raise ConfigError(f"samples: {samples} must be >= 2")
+    summary = run_evaluate(model, dataset, output, samples=samples, reference=reference, input_smear=input_smear,
+                           seed=seed, max_jets=max_jets, overwrite=overwrite, progress=not quiet,
+                           command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Directory for the friend files (<input stem>_topcal.root).")
+@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+              show_default=True, help="coffea executor: one process, a process pool, or dask.distributed.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
+@click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk.")
+@click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T per jet.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Sampling seed (results depend on it and the chunk size, not on the executor).")
+@click.option("--reference", type=click.Path(file_okay=False), default=None,
+              help="Model trained without label smearing: adds FatJet_sigmaCal.")
+@click.option("--radius", type=float, default=None, help="Check that the model was trained on jets of this R.")
+@click.option("--tree-name", default="topcal", show_default=True, help="Name of the friend tree.")
+@click.option("--skip-bad-files", is_flag=True, help="Skip unreadable or non-DELPHES inputs and report them.")
+@click.option("--overwrite", is_flag=True, help="Replace existing friend files.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def predict(model, files, output, executor, workers, scheduler, chunksize, samples, seed, reference, radius,
+            tree_name, skip_bad_files, overwrite, quiet):
+    """Per-jet pT and uncertainties for every fat jet, as ROOT friend trees next to the DELPHES events."""
+    from topcal.predict.run import predict as run_predict
+
+    summary = run_predict(model, files, output, executor=executor, workers=workers, scheduler=scheduler,
+                          chunksize=chunksize, samples=samples, seed=seed, reference=reference,
+                          tree_name=tree_name, skip_bad_files=skip_bad_files, overwrite=overwrite,
+                          progress=not quiet, radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
+@click.option("-o", "--output", "output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the dataset, model, report, friend trees and figures.")
+@click.option("--sample", default="data/ttbar_noisr_2000ev.root", show_default=True,
+              type=click.Path(dir_okay=False), help="DELPHES file to run on (the embedded sample by default).")
+@click.option("--epochs", type=int, default=None, help="Maximum training epochs [150].")
+@click.option("--samples", type=int, default=30, show_default=True, help="Weight samples T per jet.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def demo(output, sample, epochs, samples, quiet):
+    """The main job: process -> train -> evaluate -> predict on one file, in a few minutes on a laptop."""
+    import dataclasses
+
+    from topcal.pipeline import DEMO_TRAIN, main_job
+
+    cfg = DEMO_TRAIN if epochs is None else dataclasses.replace(DEMO_TRAIN, epochs=epochs)
+    cfg.validate()
+    summary = main_job(sample, output, cfg, samples=samples, progress=not quiet,
+                       command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_user_errors
 def info(files):

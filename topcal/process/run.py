@@ -80,10 +80,12 @@ def suggested_max_constituents(inputs) -> int:
     return ProcessConfig.max_constituents
 
 
-def check_inputs(fileset: dict[str, list[str]], cfg: ProcessConfig, skip_bad_files: bool):
+def check_inputs(fileset: dict[str, list[str]], cfg: ProcessConfig, skip_bad_files: bool, need_truth: bool = True):
     """Drop (with ``skip_bad_files``) or reject files that are not readable DELPHES files with the needed
-    collections. Returns ``(fileset, entries per file, skipped messages)``."""
+    collections (``Particle`` only when ``need_truth``). Returns ``(fileset, entries per file, skipped)``."""
     collections = TOWER_COLLECTIONS if cfg.use_towers else REQUIRED_COLLECTIONS
+    if not need_truth:
+        collections = tuple(c for c in collections if c != "Particle")
     good: dict[str, list[str]] = {}
     entries: dict[str, int] = {}
     skipped: list[str] = []

@@ -2,9 +2,9 @@
 
 The training jets are read once into one array (streamed part by part) and batched inside TensorFlow by
 gathering shuffled indices, so the data is never copied per epoch. Early stopping on the validation loss
-restores the best weights. After every epoch the weights, the optimiser state and the history go to a
-checkpoint in ``MODEL_DIR.partial``; ``resume=True`` continues from there. A NaN loss stops training with a
-message and keeps the last good checkpoint.
+restores the best weights. The weights, the optimiser state and the history go to a
+checkpoint in ``MODEL_DIR.partial`` (at most every 30 s, and at the end); ``resume=True`` continues from
+there. A NaN loss stops training with a message and keeps the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 
 CHECKPOINT = "checkpoint"
+CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 
 
 class TrainingDiverged(TopcalError):
@@ -87,10 +88,12 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     tf.keras.utils.set_random_seed(cfg.seed)
     x_all = tf.constant(data.x)
     y_all = tf.constant(((labels - label_mean) / label_scale).astype(np.float32))
+    n_constituents = data.x.shape[1]
+    data.x = None  # the tensor holds the only copy from here on
     results = []
     for m, sub in enumerate(subsamples):
         idx = np.searchsorted(data.rows, sub)  # data.rows is the sorted union of the subsamples
-        results.append(_fit_member(cfg, m, idx, x_all, y_all, data.x.shape[1], work, progress, rng))
+        results.append(_fit_member(cfg, m, idx, x_all, y_all, n_constituents, work, progress, rng))
 
     meta = {
         "format": FORMAT,
@@ -101,7 +104,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "preprocessing": {
             "label_mean_gev": label_mean,
             "label_scale_gev": label_scale,
-            "n_constituents": int(data.x.shape[1]),
+            "n_constituents": int(n_constituents),
             "input_scale_gev": ds.config.input_scale_gev,
         },
         "validity": {
@@ -171,36 +174,72 @@ def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_
             model.load_weights(str(weights_path))
             return _member_result(state, len(trn), len(val))
 
-    bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"training network {member}", unit="epoch",
-               disable=not progress)
-    while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
-        loss, val_loss = _fit_one_epoch(model, train_ds, val_ds)
-        if not (np.isfinite(loss) and np.isfinite(val_loss)):
-            raise TrainingDiverged(
-                f"network {member}: loss became {loss} (validation {val_loss}) in epoch {state['epoch'] + 1}; "
-                f"the last good checkpoint is in {ckpt_dir} (lower the learning rate, then --resume)"
-            )
-        state["epoch"] += 1
-        state["history"].append({"epoch": state["epoch"], "loss": loss, "val_loss": val_loss})
-        if val_loss < state["best_val_loss"]:
-            state.update(best_val_loss=val_loss, best_epoch=state["epoch"], wait=0)
-            model.save_weights(str(weights_path))
-        else:
-            state["wait"] += 1
-        manager.save()
-        state_path.write_text(json.dumps(state))
-        bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
-        bar.update(1)
-    bar.close()
+    if state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
+        book = _bookkeeping_class()(member, state, manager, state_path, weights_path, cfg.patience, ckpt_dir)
+        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"training network {member}", unit="epoch",
+                   disable=not progress)
+        book.bar = bar
+        try:
+            model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state["epoch"], verbose=0,
+                      callbacks=[book])
+        finally:
+            bar.close()
+        if book.error is not None:
+            raise book.error
     state["done"] = True
-    state_path.write_text(json.dumps(state))
+    _save_checkpoint(manager, state_path, state)
     return _member_result(state, len(trn), len(val))
 
 
-def _fit_one_epoch(model, train_ds, val_ds) -> tuple[float, float]:
-    """One pass over the training batches; returns (training loss, validation loss)."""
-    hist = model.fit(train_ds, epochs=1, verbose=0, validation_data=val_ds)
-    return float(hist.history["loss"][-1]), float(hist.history["val_loss"][-1])
+def _after_epoch(book, model, loss: float, val_loss: float) -> None:
+    """Bookkeeping after one epoch: NaN check, history, best weights, patience, periodic checkpoint."""
+    state = book.state
+    if not (np.isfinite(loss) and np.isfinite(val_loss)):
+        book.error = TrainingDiverged(
+            f"network {book.member}: loss became {loss} (validation {val_loss}) in epoch {state['epoch'] + 1}; "
+            f"the last good checkpoint is in {book.ckpt_dir} (lower the learning rate, then --resume)"
+        )
+        model.stop_training = True
+        return
+    state["epoch"] += 1
+    state["history"].append({"epoch": state["epoch"], "loss": loss, "val_loss": val_loss})
+    if val_loss < state["best_val_loss"]:
+        state.update(best_val_loss=val_loss, best_epoch=state["epoch"], wait=0)
+        model.save_weights(str(book.weights_path))
+    else:
+        state["wait"] += 1
+    if state["wait"] >= book.patience:
+        model.stop_training = True
+    if time.monotonic() - book.last_save > CHECKPOINT_SECONDS:
+        _save_checkpoint(book.manager, book.state_path, state)
+        book.last_save = time.monotonic()
+    book.bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
+    book.bar.update(1)
+
+
+def _bookkeeping_class():
+    import tf_keras as keras
+
+    class Bookkeeping(keras.callbacks.Callback):
+        """Calls :func:`_after_epoch` at the end of every epoch of a single ``fit`` call."""
+
+        def __init__(self, member, state, manager, state_path, weights_path, patience, ckpt_dir):
+            super().__init__()
+            self.member, self.state, self.manager = member, state, manager
+            self.state_path, self.weights_path, self.patience, self.ckpt_dir = state_path, weights_path, patience, ckpt_dir
+            self.error, self.bar, self.last_save = None, None, time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            _after_epoch(self, self.model, float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan)))
+
+    return Bookkeeping
+
+
+def _save_checkpoint(manager, state_path: Path, state: dict) -> None:
+    """Weights, optimiser state and bookkeeping of the last finished epoch (for --resume)."""
+    manager.save()
+    state_path.write_text(json.dumps(state))
 
 
 def _member_result(state: dict, n_train: int, n_val: int) -> dict:

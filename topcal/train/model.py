@@ -43,7 +43,7 @@ class TrainedModel:
             raise InputFileError(f"{source}: jets have shape {x.shape[1:]}, the model {self.path} expects "
                                  f"({self.n_constituents}, 4) (constituents x (E, px, py, pz))")
 
-    def sample(self, x: np.ndarray, samples: int = 50, seed: int = 0, batch_jets: int = 8192):
+    def sample(self, x: np.ndarray, samples: int = 50, seed: int = 0, batch_jets: int = 65536):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``."""
         import tensorflow as tf
 

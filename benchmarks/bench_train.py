@@ -1,0 +1,136 @@
+"""Benchmark of ``topcal train`` and of inference against bare tf_keras on the same network and arrays.
+
+The jets are the embedded sample's (processed here, without flattening), repeated to ``--jets``. In one run
+it prints
+  1. training jets/s: ``topcal.train.fit.train`` (reads the dataset, trains ``--epochs`` epochs with
+     validation, checkpoints, saves) against a bare ``model.fit(x, y, batch_size=100, shuffle=True)`` of the
+     same Bayesian network on the same in-memory arrays for the same number of epochs, without and with
+     the same validation jets evaluated after each epoch (early stopping needs them);
+  2. inference jets x samples/s: ``TrainedModel.sample`` (T forward passes) and ``TrainedModel.predict``
+     (plus the per-jet summaries: moments, mode and 68% interval) against T bare forward passes;
+  3. with ``--memory-jets N``: the peak resident memory of ``topcal train`` on a dataset of N jets x 100
+     constituents (one epoch), in a separate process.
+
+Targets (issue 4): training >= 0.8 x bare fit; inference >= 0.8 x bare forward passes.
+
+    python benchmarks/bench_train.py --jets 20000 --epochs 10 --memory-jets 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import topcal.train  # noqa: F401
+from topcal.config import ProcessConfig, TrainConfig
+from topcal.io.dataset import open_dataset, write_dataset
+from topcal.process.run import process
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
+COLUMNS = ("constituents", "pt", "eta", "pt_truth")
+
+
+def jets_table(base: Path, n: int) -> tuple[dict, object]:
+    process([SAMPLE], base / "embedded", ProcessConfig(flatten=False), progress=False, figures=False)
+    ds = open_dataset(base / "embedded")
+    table = ds.read(list(COLUMNS))
+    reps = -(-n // len(table["pt"]))
+    return {k: np.concatenate([v] * reps)[:n] for k, v in table.items()}, ds.config
+
+
+def bare_fit_seconds(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, validation=None) -> float:
+    from topcal.train.network import build_bnn
+
+    model = build_bnn(cfg, x.shape[1], len(x))
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0, validation_data=validation)
+    return time.perf_counter() - t0
+
+
+def peak_train_memory_mb(base: Path, table: dict, pconfig, n: int) -> float:
+    reps = -(-n // len(table["pt"]))
+    big = {k: np.concatenate([v] * reps)[:n] for k, v in table.items()}
+    write_dataset(base / "big", big, pconfig, part_jets=100_000)
+    del big
+    code = ("import sys; from topcal.config import TrainConfig; from topcal.train.fit import train; "
+            "train(sys.argv[1], sys.argv[2], TrainConfig(epochs=1, test_fraction=0.01), progress=False)")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-c", code, str(base / "big"), str(base / "big_model")], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(before, after) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jets", type=int, default=20_000)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--memory-jets", type=int, default=0)
+    args = ap.parse_args()
+
+    import tensorflow  # noqa: F401  (imported before timing: a once-per-process cost, about 5 s)
+
+    from topcal.train.fit import train
+    from topcal.train.model import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        table, pconfig = jets_table(base, args.jets)
+        write_dataset(base / "ds", table, pconfig)
+        # patience above the epoch count: both loops run exactly --epochs epochs
+        cfg = TrainConfig(epochs=args.epochs, patience=args.epochs + 1, test_fraction=0.01)
+        t0 = time.perf_counter()
+        summary = train(base / "ds", base / "model", cfg, progress=False)
+        t_topcal = time.perf_counter() - t0
+        n_fit = summary.n_train  # jets per epoch (the validation jets are evaluated, not trained on)
+
+        n_all = n_fit + summary.n_val
+        x = table["constituents"][:n_all]
+        y = ((table["pt_truth"][:n_all] - table["pt_truth"].mean()) / table["pt_truth"].std()).astype(np.float32)
+        t_bare = bare_fit_seconds(x[:n_fit], y[:n_fit], cfg)
+        t_bare_val = bare_fit_seconds(x[:n_fit], y[:n_fit], cfg, validation=(x[n_fit:], y[n_fit:]))
+
+        model = load_model(base / "model")
+        xi = table["constituents"][: min(len(table["pt"]), 20_000)]
+        net = model.networks[0]
+        net(xi[:10])
+        t0 = time.perf_counter()
+        for _ in range(args.samples):
+            net(xi, training=False).numpy()
+        t_forward = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.sample(xi, args.samples, seed=1)
+        t_sample = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.predict(xi, args.samples, seed=1)
+        t_predict = time.perf_counter() - t0
+        memory = peak_train_memory_mb(base, table, pconfig, args.memory_jets) if args.memory_jets else None
+
+    work = n_fit * args.epochs
+    js = len(xi) * args.samples
+    print(f"{n_fit} training jets x {args.epochs} epochs, batch 100; inference on {len(xi)} jets x "
+          f"{args.samples} samples; CPU\n")
+    print("| step | rate | ratio |\n|---|---:|---|")
+    print(f"| bare tf_keras fit (same network, in-memory arrays) | {work / t_bare:.0f} jets/s | 1.00 |")
+    print(f"| bare tf_keras fit + the same validation split each epoch | {work / t_bare_val:.0f} jets/s | "
+          f"{t_bare / t_bare_val:.2f} |")
+    print(f"| topcal train (dataset read, validation, checkpoints, save) | {work / t_topcal:.0f} jets/s | "
+          f"{t_bare / t_topcal:.2f} x bare (target >= 0.8); {t_bare_val / t_topcal:.2f} x bare + validation |")
+    print(f"| bare forward passes | {js / t_forward:.0f} jets x samples/s | 1.00 |")
+    print(f"| TrainedModel.sample | {js / t_sample:.0f} jets x samples/s | {t_forward / t_sample:.2f} x bare "
+          f"(target >= 0.8) |")
+    print(f"| TrainedModel.predict (+ moments, mode, 68% interval) | {js / t_predict:.0f} jets x samples/s | "
+          f"{t_forward / t_predict:.2f} x bare |")
+    if memory is not None:
+        print(f"\npeak RSS of topcal train on {args.memory_jets} jets x 100 constituents (1 epoch): {memory:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The coffea processor of ``topcal predict``: per-jet pT and its uncertainties for every fat jet.
+
+Per chunk it clusters the fat jets exactly as the model's training dataset did (radius, threshold, inputs),
+builds the network input of every jet, samples the network T times, and stages one Parquet part per chunk
+with one entry per event (jagged per jet, NanoAOD-style fields). The friend files are assembled from the
+parts in entry order after the run (:func:`topcal.predict.run.predict`), so chunks may finish in any order.
+The model is loaded once per worker process and kept (:func:`cached_model`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+
+from topcal.config import ProcessConfig
+from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+from topcal.process.truth import match_tops, truth_tops
+
+_MODELS: dict[str, object] = {}
+
+
+def cached_model(path: str):
+    """The model at ``path``, loaded at most once per process."""
+    if path not in _MODELS:
+        from topcal.train.model import load_model
+
+        _MODELS[path] = load_model(path)
+    return _MODELS[path]
+
+
+def chunk_seed(seed: int, filename: str, entry_start: int) -> int:
+    """Sampling seed of one chunk: the same chunk gives the same numbers on any executor."""
+    return (seed * 1_000_003 + zlib.crc32(Path(filename).name.encode()) + entry_start) % 2**31
+
+
+class FatJetPredictProcessor(processor.ProcessorABC):
+    """Predictions for all fat jets above the clustering threshold, one staged part per chunk."""
+
+    def __init__(self, model_dir: str | Path, process_config: ProcessConfig, files: dict[str, int],
+                 staging_dir: str | Path, samples: int = 50, seed: int = 0, reference_dir: str | Path | None = None):
+        self.model_dir = str(Path(model_dir).absolute())
+        self.reference_dir = str(Path(reference_dir).absolute()) if reference_dir else None
+        self.config = process_config
+        self.files = dict(files)
+        self.staging_dir = str(staging_dir)
+        self.samples, self.seed = samples, seed
+
+    def process(self, events):
+        cfg = self.config
+        meta = events.metadata
+        model = cached_model(self.model_dir)
+
+        inputs = eflow_inputs(events, use_towers=cfg.use_towers)
+        jets, constituents = cluster(inputs, cfg.jet_radius, cfg.cluster_pt_min_gev)
+        counts = ak.to_numpy(ak.num(jets))
+        flat_jets = ak.flatten(jets)
+        x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
+        seed = chunk_seed(self.seed, meta["filename"], meta["entrystart"])
+        pred = model.predict(x, self.samples, seed)
+
+        fatjet = {
+            "pt": ak.to_numpy(flat_jets.rho),
+            "eta": ak.to_numpy(flat_jets.eta),
+            "phi": ak.to_numpy(flat_jets.phi),
+            "mass": ak.to_numpy(flat_jets.tau),
+            "nConstituents": ak.to_numpy(ak.flatten(ak.num(constituents, axis=2))).astype(np.int32),
+            "ptPred": pred["mean"],
+            "sigmaStoch": pred["sigma_stoch"],
+            "sigmaPred": pred["sigma_pred"],
+            "sigmaTot": pred["sigma_tot"],
+            "ptMode": pred["mode"],
+            "ptLow68": pred["low"],
+            "ptHigh68": pred["high"],
+        }
+        if self.reference_dir:
+            ref = cached_model(self.reference_dir).predict(x, self.samples, seed)
+            fatjet["sigmaCal"] = np.sqrt(np.maximum(pred["sigma_stoch"] ** 2 - ref["sigma_stoch"] ** 2, 0.0))
+        fatjet["inTrainingRange"] = (
+            (fatjet["pt"] >= cfg.jet_pt_min_gev) & (fatjet["pt"] < cfg.jet_pt_max_gev)
+            & (np.abs(fatjet["eta"]) < cfg.jet_eta_max)
+        )
+        if "Particle" in events.fields:
+            tops = truth_tops(events.Particle)
+            top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
+            fatjet["isTruthMatched"] = ak.to_numpy(ak.flatten(matched))
+            pt_truth = ak.flatten(tops.top.pt[top_index[matched]])  # only valid indices of the same event
+            truth = np.full(len(flat_jets), -1.0)
+            truth[fatjet["isTruthMatched"]] = ak.to_numpy(pt_truth)
+            fatjet["ptTruth"] = truth
+
+        table = ak.zip({k: ak.unflatten(np.asarray(v), counts) for k, v in fatjet.items()})
+        name = f"{self.files[meta['filename']]:05d}-{meta['entrystart']:012d}.parquet"
+        ak.to_parquet(table, Path(self.staging_dir) / name)
+        part = {"file": meta["filename"], "entry_start": meta["entrystart"], "entry_stop": meta["entrystop"],
+                "name": name, "jets": int(counts.sum())}
+        return {"parts": [part], "events": len(events), "jets": int(counts.sum())}
+
+    def postprocess(self, accumulator):
+        return accumulator

@@ -1,0 +1,67 @@
+"""topcal evaluate: the report against the baseline, sigma_cal from a reference, input smearing, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from toys import toy_dataset
+
+from topcal.config import ProcessConfig, TrainConfig
+from topcal.errors import InputFileError
+from topcal.io.dataset import write_dataset
+from topcal.train.evaluate import evaluate
+from topcal.train.fit import train
+from topcal.train.metrics import crps_gaussian, linear_response
+
+QUICK = dict(hidden=[16], epochs=3, learning_rate=3e-3, prior_sigma=1.0)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evaluate")
+    ds = toy_dataset(base / "ds", 3000, seed=2)
+    train(ds.path, base / "nominal", TrainConfig(**QUICK), progress=False)
+    train(ds.path, base / "smeared", TrainConfig(smear=0.1, **QUICK), progress=False)
+    return ds, base
+
+
+def test_report_tables_predictions_and_figures(models, tmp_path):
+    ds, base = models
+    summary = evaluate(base / "smeared", ds.path, tmp_path / "r", samples=8, reference=base / "nominal",
+                       input_smear=0.05, progress=False)
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["test_jets"] == 600 == summary.n_jets
+    everything = report["network"][-1]
+    assert everything["jets"] == 600
+    for key in ("rmse", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input", "coverage68",
+                "pull_width", "crps"):
+        assert np.isfinite(everything[key]), key
+    assert 0 <= everything["coverage68"] <= 1
+    # the toy's fat-jet pT is the label's mean, so the linear baseline recovers slope 1, offset 0
+    assert report["baseline_fit"]["slope"] == pytest.approx(1.0, abs=0.1)
+    assert "| 600..620 |" in (tmp_path / "r" / "report.md").read_text()
+    assert {p.name for p in (tmp_path / "r" / "figures").iterdir()} >= {"predictive_distribution.png",
+                                                                         "calibration_summary.png"}
+
+
+def test_constituent_mismatch_is_refused(models, tmp_path):
+    _, base = models
+    table = {"constituents": np.zeros((50, 7, 4), np.float32), "pt": np.full(50, 600.0),
+             "pt_truth": np.full(50, 610.0)}
+    other = write_dataset(tmp_path / "other", table, ProcessConfig(max_constituents=7, flatten=False))
+    with pytest.raises(InputFileError, match="jets have 7 constituents, the model .* was trained with 4"):
+        evaluate(base / "nominal", other.path, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_metrics_closed_forms():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(0.0, 2.0, 200_000)
+    # CRPS of the true N(0, 2) averaged over its own draws: 2 / sqrt(pi)
+    assert crps_gaussian(truth, np.zeros_like(truth), np.full_like(truth, 2.0)).mean() == pytest.approx(
+        2.0 / np.sqrt(np.pi), rel=0.01)
+    pt = rng.uniform(400, 1000, 10_000)
+    a, b, rms = linear_response(pt, 30.0 + 1.05 * pt + rng.normal(0, 20.0, pt.size))
+    assert (a, b, rms) == pytest.approx((30.0, 1.05, 20.0), rel=0.05)

@@ -1,0 +1,22 @@
+"""The main job wires process -> train -> evaluate -> predict and reuses finished steps."""
+
+from __future__ import annotations
+
+import uproot
+
+from topcal.config import TrainConfig
+from topcal.pipeline import main_job
+
+
+def test_main_job_end_to_end_and_resume(ttbar_file, tmp_path):
+    cfg = TrainConfig(hidden=[16], epochs=2, learning_rate=3e-3, prior_sigma=1.0)
+    summary = main_job(ttbar_file, tmp_path / "demo", cfg, samples=5, progress=False)
+    out = tmp_path / "demo"
+    for path in ("dataset/dataset.json", "model/model.json", "report/report.md",
+                 f"friends/{ttbar_file.stem}_topcal.root", "report/figures/predictive_distribution.png",
+                 "dataset/figures/pt_truth_vs_pt_jet.png"):
+        assert (out / path).is_file(), path
+    assert uproot.open(out / "friends" / f"{ttbar_file.stem}_topcal.root")["topcal"].num_entries == 300
+    again = main_job(ttbar_file, out, cfg, samples=5, progress=False)
+    assert sum("reusing" in line for line in again.lines) == 3
+    assert "everything is in" in str(summary)

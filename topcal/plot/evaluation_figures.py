@@ -1,0 +1,65 @@
+"""Figures of an evaluation: the predictive distribution of single jets (paper figure 2) and the
+calibration summary (sqrt(MSE) and the mean uncertainties against pT,j, with coverage and pull width)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from topcal.plot.style import label, new_figure, save
+from topcal.train.likelihood import predictive_density
+from topcal.train.metrics import NARROW_SLICE_GEV
+
+
+def predictive_distribution(model, x: np.ndarray, pt_jet: np.ndarray, pt_truth: np.ndarray, out_dir: str | Path,
+                            seed: int = 0, samples: int = 50, n_jets: int = 3, shown_samples: int = 15) -> list[Path]:
+    """For a few jets (from the 600..620 GeV slice when there are any): the predicted density of individual
+    weight samples (thin) and their average (thick), with pT,t(truth) marked."""
+    lo, hi = NARROW_SLICE_GEV
+    pick = np.flatnonzero((pt_jet >= lo) & (pt_jet < hi))[:n_jets]
+    if len(pick) < n_jets:
+        pick = np.arange(min(n_jets, len(x)))
+    w, mu, s = model.sample(x[pick], samples, seed)
+    fig, ax = new_figure()
+    grid = np.linspace(300, 1200, 901)
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    for j in range(len(pick)):
+        c = colors[j % len(colors)]
+        xs = np.broadcast_to(grid, (1, len(grid)))
+        for t in range(min(shown_samples, samples)):
+            ax.plot(grid, predictive_density(xs, w[t:t + 1, j:j + 1], mu[t:t + 1, j:j + 1], s[t:t + 1, j:j + 1])[0],
+                    color=c, lw=0.5, alpha=0.4)
+        ax.plot(grid, predictive_density(xs, w[:, j:j + 1], mu[:, j:j + 1], s[:, j:j + 1])[0], color=c, lw=2.5,
+                label=rf"jet {j + 1}: $p_{{T,j}}$ = {pt_jet[pick[j]]:.0f} GeV")
+        ax.axvline(pt_truth[pick[j]], color=c, ls="--", lw=1.5)
+    ax.set_xlabel(r"$p_{T,t}$ [GeV]")
+    ax.set_ylabel(r"$p(p_{T,t})$ [1/GeV]")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", fontsize="x-small", title="thin: weight samples, dashed: truth",
+              title_fontsize="x-small")
+    label(ax)
+    return save(fig, out_dir, "predictive_distribution")
+
+
+def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str | Path) -> list[Path]:
+    """sqrt(MSE) of the network and of the baseline, and the network's mean sigmas, in pT,j bins."""
+    rows = [r for r in network[:-2] if r.get("jets", 0) > 0]
+    base = {(r["pt_jet_lo"], r["pt_jet_hi"]): r for r in baseline[:-2] if r.get("jets", 0) > 0}
+    centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
+    half = np.array([(r["pt_jet_hi"] - r["pt_jet_lo"]) / 2 for r in rows])
+    fig, ax = new_figure()
+    for key, name, style in (("rmse", "sqrt(MSE) network", "o"), ("sigma_tot", r"$\langle\sigma_{tot}\rangle$", "s"),
+                             ("sigma_stoch", r"$\langle\sigma_{stoch}\rangle$", "^"),
+                             ("sigma_pred", r"$\langle\sigma_{pred}\rangle$", "v")):
+        ax.errorbar(centre, [r[key] for r in rows], xerr=half, fmt=style, label=name)
+    ax.errorbar(centre, [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows], xerr=half, fmt="x",
+                color="gray", label=r"sqrt(MSE) fat-jet $p_T$ + linear response")
+    ax.set_xlabel(r"$p_{T,j}$ [GeV]")
+    ax.set_ylabel("[GeV]")
+    ax.set_ylim(bottom=0)
+    allj = network[-1]
+    note = f"68% coverage {allj.get('coverage68', float('nan')):.2f}, pull width {allj.get('pull_width', float('nan')):.2f}"
+    ax.legend(loc="upper right", fontsize="x-small")
+    label(ax, note=note)
+    return save(fig, out_dir, "calibration_summary")

@@ -1,0 +1,120 @@
+"""``topcal predict``: a trained model over DELPHES files -> one ROOT friend file per input file.
+
+The jets are clustered with the model's training configuration (read from the model), every jet above the
+clustering threshold gets a prediction, and jets outside the training range are flagged
+(``FatJet_inTrainingRange``), not dropped. Chunks run on any coffea executor, are staged, and are written
+per input file in entry order; each friend file appears atomically, with exactly as many entries as the
+input's ``Delphes`` tree.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+
+import topcal
+from topcal.config import ProcessConfig
+from topcal.errors import InputFileError, OutputError
+from topcal.io.delphes_reader import TREE_NAME
+from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
+from topcal.process.executors import make_runner
+from topcal.process.fileset import build_fileset, coffea_fileset
+from topcal.process.run import check_inputs
+from topcal.train.model_dir import read_meta
+
+
+@dataclass
+class PredictSummary:
+    out_dir: Path
+    friends: list[Path] = field(default_factory=list)
+    events: int = 0
+    jets: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"wrote {len(self.friends)} friend file(s) to {self.out_dir}: {self.events} events, "
+                 f"{self.jets} fat jets with predictions"]
+        lines += [f"  {p}" for p in self.friends]
+        lines += [f"  skipped bad file: {s}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def model_process_config(meta: dict, model_dir) -> ProcessConfig:
+    """The clustering and selection the model was trained with."""
+    try:
+        return ProcessConfig.from_dict(meta["dataset"]["process_config"])
+    except (KeyError, TypeError) as exc:
+        raise InputFileError(f"{model_dir}: model.json lacks the training dataset's configuration ({exc})") from None
+
+
+def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: int = 1, scheduler: str | None = None,
+            chunksize: int = 20_000, samples: int = 50, seed: int = 0, reference=None, tree_name: str = DEFAULT_TREE,
+            skip_bad_files: bool = False, overwrite: bool = False, progress: bool = True, radius: float | None = None,
+            command: str | None = None) -> PredictSummary:
+    """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring)."""
+    from processors.fatjet_predict import FatJetPredictProcessor
+
+    meta = read_meta(model_dir)
+    if reference is not None:
+        ref_meta = read_meta(reference)
+        if ref_meta["preprocessing"]["n_constituents"] != meta["preprocessing"]["n_constituents"]:
+            raise InputFileError(f"{reference}: reference model has {ref_meta['preprocessing']['n_constituents']} "
+                                 f"constituents, {model_dir} has {meta['preprocessing']['n_constituents']}")
+    cfg = model_process_config(meta, model_dir)
+    if radius is not None and abs(radius - cfg.jet_radius) > 1e-9:
+        raise InputFileError(f"{model_dir}: model was trained on R = {cfg.jet_radius} jets, not R = {radius}")
+    if samples < 2:
+        raise InputFileError(f"samples: {samples} must be >= 2")
+    fileset, entries, skipped = check_inputs(build_fileset(inputs), cfg, skip_bad_files, need_truth=False)
+    files = [f for fs in fileset.values() for f in fs]
+    out_dir = Path(out_dir)
+    targets = {f: out_dir / friend_name(f) for f in files}
+    if len(set(targets.values())) != len(targets):
+        raise InputFileError("two inputs have the same file name; their friends would collide")
+    existing = [str(p) for p in targets.values() if p.exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{existing[0]}: friend exists; pass --overwrite to replace it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
+    metadata = {"topcal_model": json.dumps(meta), "topcal_model_path": str(Path(model_dir).absolute()),
+                "topcal_command": command, "topcal_version": topcal.__version__}
+
+    summary = PredictSummary(out_dir, skipped=skipped)
+    staging = Path(tempfile.mkdtemp(prefix=".topcal-predict-", dir=out_dir))
+    try:
+        proc = FatJetPredictProcessor(model_dir, cfg, {f: i for i, f in enumerate(files)}, staging, samples, seed,
+                                      reference)
+        with make_runner(executor, workers, scheduler, chunksize, progress, skip_bad_files=False,
+                         desc="Predicting") as runner:
+            result = runner(coffea_fileset(fileset, TREE_NAME), processor_instance=proc, treename=TREE_NAME)
+        for f in files:
+            parts = sorted((p for p in result["parts"] if p["file"] == f), key=lambda p: p["entry_start"])
+            _check_coverage(f, parts, entries[f])
+            chunks = (ak.from_parquet(staging / p["name"]) for p in parts)
+            written = write_friend(targets[f], chunks, metadata, tree_name, overwrite)
+            if written != entries[f]:
+                raise OutputError(f"{targets[f]}: wrote {written} entries for {entries[f]} input events")
+            summary.friends.append(targets[f])
+        summary.events = int(result["events"])
+        summary.jets = int(result["jets"])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _check_coverage(file: str, parts: list[dict], entries: int) -> None:
+    """The staged chunks of a file cover its entries 0..N exactly once, in order."""
+    position = 0
+    for p in parts:
+        if p["entry_start"] != position:
+            raise OutputError(f"{file}: entries {position}..{p['entry_start']} were not processed")
+        position = p["entry_stop"]
+    if position != entries:
+        raise OutputError(f"{file}: entries {position}..{entries} were not processed")

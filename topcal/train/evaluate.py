@@ -1,0 +1,139 @@
+"""``topcal evaluate``: a trained model on the test part of a dataset, against the fat-jet pT baseline.
+
+Writes into ``REPORT_DIR``:
+
+* ``report.json`` and ``report.md``: the figures of merit of :mod:`topcal.train.metrics` in 40 GeV pT,j
+  bins, in the 600..620 GeV slice and for all jets; for the network, for the baseline (fat-jet pT with a
+  linear response correction fitted on the training part), and with ``reference`` the calibration
+  uncertainty sigma_cal = sqrt(sigma_stoch^2 - sigma_stoch,0^2); with ``input_smear`` f the input-smearing
+  comparison, half the difference of the predictions on constituents scaled by 1 + f and 1 - f;
+* ``predictions.parquet``: per test jet, pT,j, pT,t(truth), the prediction and its uncertainties (GeV);
+* ``figures/``: the predictive distribution of single jets (paper figure 2) and the calibration summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import topcal
+from topcal.errors import InputFileError
+from topcal.io.atomic import atomic_output
+from topcal.io.dataset import open_dataset, write_part
+from topcal.train.data import load_rows, split_rows
+from topcal.train.metrics import binned, linear_response
+from topcal.train.model import TrainedModel, load_model
+
+REPORT_COLUMNS = ("jets", "rmse", "rmse_rel", "bias", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal",
+                  "sigma_input", "coverage68", "pull_width", "crps")
+
+
+@dataclass
+class EvaluationSummary:
+    path: Path
+    n_jets: int
+    report: dict
+
+    def __str__(self) -> str:
+        net, base = self.report["network"][-1], self.report["baseline"][-1]
+        return (f"evaluated {self.n_jets} test jets -> {self.path}\n"
+                f"  network:  sqrt(MSE) {net['rmse']:.1f} GeV, mean sigma_tot {net['sigma_tot']:.1f} GeV, "
+                f"68% coverage {net['coverage68']:.3f}, pull width {net['pull_width']:.3f}\n"
+                f"  baseline (linear response): sqrt(MSE) {base['rmse']:.1f} GeV")
+
+
+def predict_in_blocks(model: TrainedModel, x: np.ndarray, samples: int, seed: int, block: int = 20_000,
+                      progress: bool = True, desc: str = "sampling the network") -> dict[str, np.ndarray]:
+    """``model.predict`` over blocks of jets (bounded memory), with a progress bar."""
+    parts = []
+    for start in tqdm(range(0, len(x), block), desc=desc, unit="block", disable=not progress):
+        parts.append(model.predict(x[start:start + block], samples, seed + start))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, input_smear: float | None = None,
+             seed: int = 0, max_jets: int | None = None, overwrite: bool = False, progress: bool = True,
+             figures: bool = True, command: str | None = None) -> EvaluationSummary:
+    """Evaluate ``model_dir`` on the test part of ``dataset_dir`` and write the report directory ``out``."""
+    model = load_model(model_dir)
+    ds = open_dataset(dataset_dir)
+    if ds.config.max_constituents != model.n_constituents:
+        raise InputFileError(f"{dataset_dir}: jets have {ds.config.max_constituents} constituents, the model "
+                             f"{model_dir} was trained with {model.n_constituents}")
+    trainable, test = split_rows(ds.n_jets, model.config.test_fraction)
+    if max_jets is not None:
+        test = test[:max_jets]
+    arrays, _ = load_rows(ds, test)
+    pred = predict_in_blocks(model, arrays.x, samples, seed, progress=progress)
+    if reference is not None:
+        ref_model = load_model(reference)
+        ref = predict_in_blocks(ref_model, arrays.x, samples, seed, progress=progress, desc="reference model")
+        pred["sigma_cal"] = np.sqrt(np.maximum(pred["sigma_stoch"] ** 2 - ref["sigma_stoch"] ** 2, 0.0))
+    if input_smear:
+        up = predict_in_blocks(model, arrays.x * (1 + input_smear), samples, seed, progress=progress, desc="inputs up")
+        down = predict_in_blocks(model, arrays.x * (1 - input_smear), samples, seed, progress=progress,
+                                 desc="inputs down")
+        pred["sigma_input"] = 0.5 * np.abs(up["mean"] - down["mean"])
+
+    train_cols = ds.read(["pt", "pt_truth"])
+    a, b, rms = linear_response(train_cols["pt"][trainable], train_cols["pt_truth"][trainable])
+    base_mean = a + b * arrays.pt_jet
+    baseline = {"mean": base_mean, "sigma_tot": np.full_like(base_mean, rms)}
+    report = {
+        "topcal_version": topcal.__version__,
+        "command": command if command is not None else shlex.join(["topcal", *sys.argv[1:]]),
+        "model": str(Path(model_dir).absolute()),
+        "reference": str(Path(reference).absolute()) if reference else None,
+        "dataset": str(Path(dataset_dir).absolute()),
+        "samples": samples,
+        "seed": seed,
+        "input_smear": input_smear,
+        "test_jets": len(test),
+        "baseline_fit": {"offset_gev": a, "slope": b, "residual_rms_gev": rms},
+        "network": binned(arrays.pt_jet, arrays.pt_truth, pred),
+        "baseline": binned(arrays.pt_jet, arrays.pt_truth, baseline),
+    }
+    with atomic_output(out, overwrite) as tmp:
+        tmp.mkdir()
+        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        (tmp / "report.md").write_text(markdown_report(report))
+        write_part(tmp / "predictions.parquet", {"pt_jet": arrays.pt_jet, "pt_truth": arrays.pt_truth,
+                                                  "row": arrays.rows, **pred})
+        if figures and len(test):
+            from topcal.plot.evaluation_figures import calibration_summary, predictive_distribution
+
+            predictive_distribution(model, arrays.x, arrays.pt_jet, arrays.pt_truth, tmp / "figures", seed=seed)
+            calibration_summary(report["network"], report["baseline"], tmp / "figures")
+    return EvaluationSummary(Path(out), len(test), report)
+
+
+def markdown_report(report: dict) -> str:
+    """The report's tables in markdown (GeV)."""
+    lines = ["# topcal evaluation\n", f"- model: `{report['model']}`", f"- dataset: `{report['dataset']}` "
+             f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
+             f"- command: `{report['command']}`", ""]
+    for name in ("network", "baseline"):
+        rows = report[name]
+        cols = [c for c in REPORT_COLUMNS if c in rows[-1]]
+        lines.append(f"## {name}\n")
+        lines.append("| pT,j [GeV] | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        for row in rows:
+            cells = [_fmt(row.get(c)) for c in cols]
+            lines.append(f"| {row['pt_jet_lo']:.0f}..{row['pt_jet_hi']:.0f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4g}"

@@ -192,3 +192,15 @@ def test_json_fileset_and_cli(ttbar_file, tmp_path):
     bad = CliRunner().invoke(main, ["process", str(tmp_path / "nope.root"), "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2
     assert bad.output.strip().endswith("nope.root: file not found")
+
+
+def test_opening_incomplete_datasets(tmp_path):
+    from topcal.io.dataset import write_dataset
+
+    ds = write_dataset(tmp_path / "ds", {"pt": np.arange(10.0)}, ProcessConfig(), part_jets=5)
+    assert open_dataset(ds.path).n_jets == 10
+    (ds.path / "part-00001.parquet").unlink()
+    with pytest.raises(InputFileError, match="part-00001.parquet listed in dataset.json is missing"):
+        open_dataset(ds.path)
+    with pytest.raises(InputFileError, match="not a complete topcal dataset"):
+        open_dataset(tmp_path)

@@ -27,6 +27,21 @@ def _user_errors(fn):
     return wrapper
 
 
+def _runner_options(fn):
+    """The coffea-runner options shared by ``process`` and ``predict``."""
+    options = [
+        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+                     show_default=True, help="coffea executor: one process, a process pool, or dask.distributed."),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
+        click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
+        click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _fail(message: str) -> int:
     click.echo(f"topcal: {message}", err=True)
     return 2
@@ -94,12 +109,7 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 @click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Output dataset directory (Parquet parts, dataset.json, histograms.root, figures/).")
-@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
-              show_default=True, help="coffea executor: one process, a process pool, or dask.distributed.")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Worker processes (futures pool, or dask LocalCluster when no --scheduler).")
-@click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
-@click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk.")
+@_runner_options
 @click.option("--pt-min", type=float, default=None, help="Lower edge of the pT,j window in GeV [400].")
 @click.option("--pt-max", type=float, default=None, help="Upper edge of the pT,j window in GeV [1000].")
 @click.option("--radius", type=float, default=None, help="Anti-kT radius [1.2].")
@@ -212,11 +222,7 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
 @click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Directory for the friend files (<input stem>_topcal.root).")
-@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
-              show_default=True, help="coffea executor: one process, a process pool, or dask.distributed.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
-@click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
-@click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk.")
+@_runner_options
 @click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T per jet.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Sampling seed (results depend on it and the chunk size, not on the executor).")
@@ -259,6 +265,25 @@ def demo(output, sample, epochs, samples, quiet):
     cfg.validate()
     summary = main_job(sample, output, cfg, samples=samples, progress=not quiet,
                        command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
+@click.option("--scale", type=click.Choice(["tiny", "small", "medium", "paper"]), default="small", show_default=True,
+              help="small: under 30 min on 2 cores; medium: about 2 h; paper: the paper's sample sizes; "
+                   "tiny: wiring only.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Directory for samples, dataset, models, reports, plots/ and report.md (reused to resume).")
+@click.option("--sample", type=click.Path(dir_okay=False), default=None,
+              help="Use this DELPHES file (ttbar, no ISR) instead of generating one.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def reproduce(scale, output, sample, quiet):
+    """The paper's studies end to end: generate, process, train, evaluate, figures and a report."""
+    from topcal.reproduce.run import reproduce as run_reproduce
+
+    summary = run_reproduce(scale, output, sample=sample, progress=not quiet,
+                            command=shlex.join(["topcal", *sys.argv[1:]]))
     click.echo(str(summary))
 
 

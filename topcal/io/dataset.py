@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from topcal.config import ProcessConfig
-from topcal.errors import InputFileError
+from topcal.io.manifest import read_manifest
 
 FORMAT = "topcal-jet-dataset/1"
 MANIFEST = "dataset.json"
@@ -150,19 +150,5 @@ class Dataset:
 
 def open_dataset(path: str | Path) -> Dataset:
     """Open a dataset directory written by ``topcal process``; clear errors for anything missing."""
-    path = Path(path)
-    if not path.is_dir():
-        raise InputFileError(f"{path}: dataset directory not found")
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise InputFileError(f"{path}: not a topcal dataset (no {MANIFEST})")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{manifest_path}: not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise InputFileError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    for part in manifest["parts"]:
-        if not (path / part["name"]).is_file():
-            raise InputFileError(f"{path}: part {part['name']} listed in {MANIFEST} is missing")
-    return Dataset(path, manifest)
+    manifest = read_manifest(path, MANIFEST, FORMAT, "dataset", lambda m: [p["name"] for p in m["parts"]])
+    return Dataset(Path(path), manifest)

@@ -40,34 +40,39 @@ def split_rows(n_jets: int, test_fraction: float) -> tuple[np.ndarray, np.ndarra
     return np.arange(n_jets - n_test), np.arange(n_jets - n_test, n_jets)
 
 
-def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = ()) -> tuple[JetArrays, dict]:
+def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=None) -> tuple[JetArrays, dict]:
     """Read the given dataset rows (sorted) into one preallocated array, streaming the parts.
 
-    Returns the arrays and a dict of the ``extra`` columns. Non-finite inputs or labels are errors that say
-    which column and how many jets.
+    Returns the arrays and a dict of the ``extra`` columns. ``x_out``, if given, receives the constituents
+    instead of a new numpy array (anything with ``x_out[a:b] = block``; ``JetArrays.x`` is then ``x_out``).
+    Non-finite inputs or labels are errors that say which column and how many jets.
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64))
     if len(rows) == 0:
         raise InputFileError(f"{ds.path}: no jets to read (dataset has {ds.n_jets})")
     n_max = ds.config.max_constituents
-    x = np.empty((len(rows), n_max, 4), dtype=np.float32)
+    x = np.empty((len(rows), n_max, 4), dtype=np.float32) if x_out is None else x_out
     columns = {name: np.empty(len(rows)) for name in (LABEL, "pt", *extra)}
+    bad_inputs = 0
     filled, offset = 0, 0
     for batch in ds.iter_batches([CONSTITUENTS, *columns]):
         n = len(batch[LABEL])
         lo, hi = np.searchsorted(rows, [offset, offset + n])
         local = rows[lo:hi] - offset
-        x[filled:filled + len(local)] = batch[CONSTITUENTS][local]
+        block = batch[CONSTITUENTS][local]
+        if len(local):
+            bad_inputs += int((~np.isfinite(block).reshape(len(local), -1).all(axis=1)).sum())
+        x[filled:filled + len(local)] = block
         for name in columns:
             columns[name][filled:filled + len(local)] = batch[name][local]
         filled += len(local)
         offset += n
         if filled == len(rows):
             break
-    for name, values in (("constituents", x), (LABEL, columns[LABEL])):
-        bad = ~np.isfinite(values).reshape(len(rows), -1).all(axis=1)
-        if bad.any():
-            raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {int(bad.sum())} jets")
+    bad_labels = int((~np.isfinite(columns[LABEL])).sum())
+    for name, bad in (("constituents", bad_inputs), (LABEL, bad_labels)):
+        if bad:
+            raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {bad} jets")
     arrays = JetArrays(x, columns.pop(LABEL), columns.pop("pt"), rows)
     return arrays, columns
 

@@ -82,14 +82,13 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     subsamples, disjoint = _subsamples(rng, trainable, n_member, members)
     rows = np.unique(np.concatenate(subsamples))
     data, _ = load_rows(ds, rows)
+    n_constituents = data.x.shape[1]
     labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
     label_mean, label_scale = float(labels.mean()), float(labels.std()) or 1.0
 
     tf.keras.utils.set_random_seed(cfg.seed)
-    x_all = tf.constant(data.x)
-    y_all = tf.constant(((labels - label_mean) / label_scale).astype(np.float32))
-    n_constituents = data.x.shape[1]
-    data.x = None  # the tensor holds the only copy from here on
+    x_all = data.x  # the only copy of the inputs: batches are gathered from it (make_batches)
+    y_all = ((labels - label_mean) / label_scale).astype(np.float32)
     results = []
     for m, sub in enumerate(subsamples):
         idx = np.searchsorted(data.rows, sub)  # data.rows is the sorted union of the subsamples
@@ -135,16 +134,30 @@ def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[
     return [np.sort(rng.choice(trainable, n, replace=False)) for _ in range(members)], False
 
 
-def make_batches(x_all, y_all, idx: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
-    """tf.data pipeline of (x, y) batches gathered from the in-memory tensors by (shuffled) index."""
+def make_batches(x_all: np.ndarray, y_all: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
+                 shuffle: bool = True):
+    """tf.data pipeline of (x, y) batches gathered from the numpy arrays by (shuffled) index.
+
+    The arrays stay numpy (one copy of the inputs in memory: ``tf.constant`` of them would need two more
+    at its peak); each batch is gathered by ``tf.numpy_function``, which costs far less than a training step.
+    """
     import tensorflow as tf
 
-    ids = tf.data.Dataset.from_tensor_slices(idx.astype(np.int64))
+    n_constituents = x_all.shape[1]
+
+    def gather(i):
+        return x_all[i], y_all[i]
+
+    def gather_tf(i):
+        x, y = tf.numpy_function(gather, [i], (tf.float32, tf.float32))
+        x.set_shape((None, n_constituents, 4))
+        y.set_shape((None,))
+        return x, y
+
+    ids = tf.data.Dataset.from_tensor_slices(np.sort(idx).astype(np.int64))
     if shuffle:
         ids = ids.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    ids = ids.batch(batch_size)
-    return ids.map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)),
-                   num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ids.batch(batch_size).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_constituents: int, work: Path,

@@ -1,0 +1,113 @@
+"""Figures of the paper's studies (``topcal reproduce``), hist + mplhep, numbers in GeV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hist
+import mplhep
+import numpy as np
+
+from topcal.plot.style import label, new_figure, save
+
+
+def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path, note: str) -> list[Path]:
+    """Figure 3 right: the extracted <pT> against pT,t(truth)."""
+    h = hist.Hist(hist.axis.Regular(45, 300, 1200, label=r"$p_{T,t}^{truth}$ [GeV]"),
+                  hist.axis.Regular(45, 300, 1200, label=r"$\langle p_{T,t}\rangle$ [GeV]"))
+    h.fill(pt_truth, pt_pred)
+    fig, ax = new_figure()
+    mplhep.hist2dplot(h, ax=ax, cmin=1, flow=None)
+    ax.plot([300, 1200], [300, 1200], color="white", ls="--", lw=1)
+    label(ax, note=note)
+    return save(fig, out_dir, "extracted_vs_truth")
+
+
+def versus_training_size(sizes: list[int], series: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
+                         note: str, name: str = "sigmas_vs_training_size") -> list[Path]:
+    """Figure 5 (and 7): quantities (mean, spread over repetitions) against the number of training jets."""
+    fig, ax = new_figure()
+    for (key, (mean, spread)), marker in zip(series.items(), "os^vDx*"):
+        ax.errorbar(sizes, mean, yerr=spread, fmt=f"{marker}-", label=key, capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("training jets")
+    ax.set_ylabel("[GeV]")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", fontsize="small")
+    label(ax, note=note)
+    return save(fig, out_dir, name)
+
+
+def sigma_pred_distribution(sigma_pred: np.ndarray, n_constituents: np.ndarray, out_dir: Path,
+                            note: str) -> list[Path]:
+    """Figure 6: the distribution of sigma_pred, and its mean against the number of constituents."""
+    top = float(np.quantile(sigma_pred, 0.99)) * 1.2 if len(sigma_pred) else 1.0
+    h = hist.Hist(hist.axis.Regular(50, 0, top, label=r"$\sigma_{pred}$ [GeV]"))
+    h.fill(sigma_pred)
+    fig, ax = new_figure()
+    mplhep.histplot(h, ax=ax, histtype="step", yerr=True, flow=None)
+    ax.set_ylabel("jets")
+    label(ax, note=note)
+    paths = save(fig, out_dir, "sigma_pred_distribution")
+    prof = hist.Hist(hist.axis.Regular(15, 0, max(30, float(np.max(n_constituents, initial=30))),
+                                       label="constituents"), storage=hist.storage.Mean())
+    prof.fill(n_constituents, sample=sigma_pred)
+    fig, ax = new_figure()
+    filled = prof.counts() > 0
+    ax.errorbar(prof.axes[0].centers[filled], prof.values()[filled],
+                yerr=np.sqrt(prof.variances()[filled] / prof.counts()[filled]), fmt="o")
+    ax.set_xlabel("constituents")
+    ax.set_ylabel(r"$\langle\sigma_{pred}\rangle$ [GeV]")
+    label(ax, note=note)
+    return paths + save(fig, out_dir, "sigma_pred_vs_constituents")
+
+
+def mixtures_in_slice(pt_truth: np.ndarray, grid: np.ndarray, densities: dict[str, np.ndarray], out_dir: Path,
+                      note: str) -> list[Path]:
+    """Figure 8: the averaged predictive density of 1, 2, 3 Gaussians against pT,t(truth) in the slice."""
+    h = hist.Hist(hist.axis.Regular(40, grid[0], grid[-1], label=r"$p_{T,t}$ [GeV]"))
+    h.fill(pt_truth)
+    fig, ax = new_figure()
+    mplhep.histplot(h, ax=ax, density=True, histtype="fill", alpha=0.3, color="gray", label=r"$p_{T,t}^{truth}$",
+                    flow=None)
+    for name, dens in densities.items():
+        ax.plot(grid, dens, lw=2, label=name)
+    ax.set_ylabel("density [1/GeV]")
+    ax.legend(loc="upper right", fontsize="small")
+    label(ax, note=note)
+    return save(fig, out_dir, "mixtures_narrow_slice")
+
+
+def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, sigma_input: np.ndarray,
+                                fractions: np.ndarray, out_dir: Path, note: str) -> list[Path]:
+    """Figures 10 and 11: sigma_cal against the applied label smearing, and against input smearing."""
+    fig, ax = new_figure()
+    ax.plot(smear_gev, sigma_cal, "o-", label=r"$\langle\sigma_{cal}\rangle$ (label smearing)")
+    ax.plot(smear_gev, sigma_input, "s--", label=r"$\langle\sigma_{input}\rangle$ (inputs scaled by $1\pm f$)")
+    lim = max(float(np.max(smear_gev, initial=1)), float(np.max(sigma_cal, initial=1))) * 1.2
+    ax.plot([0, lim], [0, lim], color="gray", lw=1, ls=":", label="diagonal")
+    for x, y, f in zip(smear_gev, sigma_cal, fractions):
+        ax.annotate(f"{100 * f:.0f}%", (x, y), textcoords="offset points", xytext=(4, -12), fontsize="x-small")
+    ax.set_xlabel(r"$\langle\sigma_{smear}\rangle = f\,\langle p_{T,t}^{truth}\rangle$ [GeV]")
+    ax.set_ylabel("[GeV]")
+    ax.set_xlim(0, lim)
+    ax.set_ylim(0, lim)
+    ax.legend(loc="upper left", fontsize="x-small", bbox_to_anchor=(0.0, 0.85))
+    label(ax, note=note)
+    return save(fig, out_dir, "sigma_cal_vs_smearing")
+
+
+def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]:
+    """The calibration diagnostics the paper lacks: 68% coverage and pull width against pT,j."""
+    rows = [r for r in rows[:-2] if r.get("jets", 0) > 0]
+    centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
+    fig, ax = new_figure()
+    ax.plot(centre, [r["coverage68"] for r in rows], "o-", label="68% interval coverage")
+    ax.plot(centre, [r["pull_width"] for r in rows], "s-", label="pull width")
+    ax.axhline(0.68, color="tab:blue", ls=":", lw=1)
+    ax.axhline(1.0, color="tab:orange", ls=":", lw=1)
+    ax.set_xlabel(r"$p_{T,j}$ [GeV]")
+    ax.set_ylim(0, 1.6)
+    ax.legend(loc="upper right", fontsize="small")
+    label(ax, note=note)
+    return save(fig, out_dir, "coverage_and_pulls")

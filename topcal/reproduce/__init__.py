@@ -1,0 +1,1 @@
+"""The paper's studies end to end (``topcal reproduce``): scales, steps, figures and the report."""

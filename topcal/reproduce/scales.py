@@ -1,0 +1,46 @@
+"""How big each ``topcal reproduce`` run is: events, training sizes, repetitions, epochs.
+
+``small`` finishes on a 2-core laptop in well under 30 minutes; ``medium`` in about two hours; ``paper``
+uses the paper's sample sizes (multi-hour, run it with dask). ``tiny`` only checks the wiring (tests).
+At the small scales the network uses a wider prior and a faster optimiser than the paper's (prior 0.1,
+Adam 1e-4 at 1M jets): with a few thousand jets the KL term, divided by the training size, would dominate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from topcal.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Scale:
+    events: int                      # ttbar events without ISR to generate
+    train_sizes: tuple[int, ...]     # training jets per network for the training-size study (figure 5)
+    repetitions: int                 # independent trainings per point (the paper quotes the spread of five)
+    epochs: int
+    patience: int
+    smear_fractions: tuple[float, ...] = (0.04, 0.06, 0.08, 0.10)
+    likelihoods: tuple[str, ...] = ("gauss", "gmm2", "gmm3")
+    samples: int = 30                # weight samples T per jet in the evaluations
+    prior_sigma: float = 1.0
+    learning_rate: float = 3e-3
+    hidden: tuple[int, ...] = field(default=(100, 100, 50, 50))
+    workers: int = 2
+
+
+SCALES = {
+    "tiny": Scale(events=600, train_sizes=(150, 300), repetitions=2, epochs=1, patience=1,
+                  smear_fractions=(0.05,), likelihoods=("gauss", "gmm2"), samples=4, hidden=(16,)),
+    "small": Scale(events=16_000, train_sizes=(2000, 5000, 10_000), repetitions=2, epochs=40, patience=8),
+    "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 50_000), repetitions=3, epochs=100,
+                    patience=10, samples=50),
+    "paper": Scale(events=1_500_000, train_sizes=(2000, 10_000, 100_000, 1_000_000), repetitions=5, epochs=200,
+                   patience=10, samples=50, prior_sigma=0.1, learning_rate=1e-4, workers=16),
+}
+
+
+def get_scale(name: str) -> Scale:
+    if name not in SCALES:
+        raise ConfigError(f"scale: {name!r} is not one of {tuple(SCALES)}")
+    return SCALES[name]

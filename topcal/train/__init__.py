@@ -4,6 +4,11 @@ TFP 0.25 layers are Keras-2 layers, so ``TF_USE_LEGACY_KERAS=1`` is set here, be
 """
 
 import os
+import warnings
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-plugin noise on CPU-only machines
+
+# Known, harmless deprecation noise from TFP 0.25's Keras-2 layers, filtered so that real warnings show.
+warnings.filterwarnings("ignore", message=r"`layer.add_variable` is deprecated", category=UserWarning)
+warnings.filterwarnings("ignore", message=r"The initializer RandomNormal is unseeded", category=UserWarning)

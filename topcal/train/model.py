@@ -8,6 +8,7 @@ A fixed ``seed`` gives identical numbers on every call.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,18 @@ class TrainedModel:
         return summarize(*self.sample(x, samples, seed))
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+    from absl import logging as absl_logging
+
+    before = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(before)
+
+
 def load_model(path: str | Path) -> TrainedModel:
     """Load a model directory written by ``topcal train``."""
     from topcal.train.network import build_bnn, build_deterministic
@@ -82,7 +95,8 @@ def load_model(path: str | Path) -> TrainedModel:
     for name in meta["weights"]:
         net = build(cfg, n_cons, n_train)
         try:
-            net.load_weights(str(path / name))
+            with _quiet_absl():  # "Skipping variable loading for optimizer": inference needs no optimizer state
+                net.load_weights(str(path / name))
         except Exception as exc:  # h5py / keras raise many types for damaged files
             raise InputFileError(f"{path / name}: cannot load weights ({exc})") from None
         networks.append(net)

@@ -7,7 +7,8 @@ import re
 from topcal.reproduce.run import reproduce
 
 FIGURES = ("extracted_vs_truth", "sigma_pred_distribution", "sigma_pred_vs_constituents", "sigmas_vs_training_size",
-           "mixtures_narrow_slice", "sigma_cal_vs_smearing", "coverage_and_pulls")
+           "bnn_vs_ensemble", "mixtures_narrow_slice", "sigma_cal_vs_smearing", "coverage_and_pulls")
+HEADINGS = ("Training size", "frequentist ensemble", "paper's anchors", "Mixtures", "label smearing", "diagnostics")
 
 
 def test_tiny_scale_produces_every_figure_and_table(tmp_path):
@@ -17,7 +18,7 @@ def test_tiny_scale_produces_every_figure_and_table(tmp_path):
         for ext in ("png", "pdf"):
             assert (plots / f"{name}.{ext}").stat().st_size > 1000, name
     report = (tmp_path / "r" / "report.md").read_text()
-    for heading in ("Training size", "paper's anchors", "Mixtures", "label smearing", "diagnostics"):
+    for heading in HEADINGS:
         assert heading in report
     numbers = re.findall(r"\| (-?\d+\.\d+|nan|inf)", report)
     assert numbers and not any(n in ("nan", "inf") for n in numbers)

@@ -435,7 +435,9 @@ class ProcessConfig(_Serialisable):
                 f"cluster_pt_min_gev: {self.cluster_pt_min_gev} must be in 0..jet_pt_min_gev ({self.jet_pt_min_gev})"
             )
         if not self.jet_pt_min_gev < self.jet_pt_max_gev:
-            raise ConfigError(f"jet_pt_min_gev: {self.jet_pt_min_gev} must be below jet_pt_max_gev ({self.jet_pt_max_gev})")
+            raise ConfigError(
+                f"jet_pt_min_gev: {self.jet_pt_min_gev} must be below jet_pt_max_gev ({self.jet_pt_max_gev})"
+            )
         if self.max_constituents < 1:
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
         if self.seed < 0:

@@ -59,7 +59,8 @@ def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str 
     ax.set_ylabel("[GeV]")
     ax.set_ylim(bottom=0)
     allj = network[-1]
-    note = f"68% coverage {allj.get('coverage68', float('nan')):.2f}, pull width {allj.get('pull_width', float('nan')):.2f}"
+    nan = float("nan")
+    note = f"68% coverage {allj.get('coverage68', nan):.2f}, pull width {allj.get('pull_width', nan):.2f}"
     ax.legend(loc="upper right", fontsize="x-small")
     label(ax, note=note)
     return save(fig, out_dir, "calibration_summary")

@@ -30,10 +30,12 @@ def versus_training_size(sizes: list[int], series: dict[str, tuple[np.ndarray, n
     for (key, (mean, spread)), marker in zip(series.items(), "os^vDx*"):
         ax.errorbar(sizes, mean, yerr=spread, fmt=f"{marker}-", label=key, capsize=3)
     ax.set_xscale("log")
+    ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
     ax.set_xlabel("training jets")
     ax.set_ylabel("[GeV]")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper right", fontsize="small")
+    top = max(float(np.max(np.asarray(m) + np.asarray(s))) for m, s in series.values())
+    ax.set_ylim(0, 1.5 * top)  # room for the label and the legend above the points
+    ax.legend(loc="upper right", fontsize="x-small", ncol=2)
     label(ax, note=note)
     return save(fig, out_dir, name)
 

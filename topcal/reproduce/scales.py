@@ -23,6 +23,7 @@ class Scale:
     smear_fractions: tuple[float, ...] = (0.04, 0.06, 0.08, 0.10)
     likelihoods: tuple[str, ...] = ("gauss", "gmm2", "gmm3")
     samples: int = 30                # weight samples T per jet in the evaluations
+    ensemble_members: int = 5        # deterministic networks per frequentist ensemble (figure 7; paper: 40)
     prior_sigma: float = 1.0
     learning_rate: float = 3e-3
     hidden: tuple[int, ...] = field(default=(100, 100, 50, 50))
@@ -31,12 +32,14 @@ class Scale:
 
 SCALES = {
     "tiny": Scale(events=600, train_sizes=(150, 300), repetitions=2, epochs=1, patience=1,
-                  smear_fractions=(0.05,), likelihoods=("gauss", "gmm2"), samples=4, hidden=(16,)),
+                  smear_fractions=(0.05,), likelihoods=("gauss", "gmm2"), samples=4, hidden=(16,),
+                  ensemble_members=2),
     "small": Scale(events=16_000, train_sizes=(2000, 5000, 10_000), repetitions=2, epochs=40, patience=8),
     "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 50_000), repetitions=3, epochs=100,
-                    patience=10, samples=50),
+                    patience=10, samples=50, ensemble_members=10),
     "paper": Scale(events=1_500_000, train_sizes=(2000, 10_000, 100_000, 1_000_000), repetitions=5, epochs=200,
-                   patience=10, samples=50, prior_sigma=0.1, learning_rate=1e-4, workers=16),
+                   patience=10, samples=50, prior_sigma=0.1, learning_rate=1e-4, workers=16,
+                   ensemble_members=40),
 }
 
 

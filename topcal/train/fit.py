@@ -239,7 +239,8 @@ def _bookkeeping_class():
         def __init__(self, member, state, manager, state_path, weights_path, patience, ckpt_dir):
             super().__init__()
             self.member, self.state, self.manager = member, state, manager
-            self.state_path, self.weights_path, self.patience, self.ckpt_dir = state_path, weights_path, patience, ckpt_dir
+            self.state_path, self.weights_path = state_path, weights_path
+            self.patience, self.ckpt_dir = patience, ckpt_dir
             self.error, self.bar, self.last_save = None, None, time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):

@@ -17,8 +17,11 @@ import numpy as np
 from coffea import processor
 
 from topcal.config import ProcessConfig
+from processors.fatjet_dataset import staged_name
 from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+from topcal.process.selection import jet_acceptance
 from topcal.process.truth import match_tops, truth_tops
+from topcal.train.likelihood import sigma_cal
 
 _MODELS: dict[str, object] = {}
 
@@ -78,11 +81,8 @@ class FatJetPredictProcessor(processor.ProcessorABC):
         }
         if self.reference_dir:
             ref = cached_model(self.reference_dir).predict(x, self.samples, seed)
-            fatjet["sigmaCal"] = np.sqrt(np.maximum(pred["sigma_stoch"] ** 2 - ref["sigma_stoch"] ** 2, 0.0))
-        fatjet["inTrainingRange"] = (
-            (fatjet["pt"] >= cfg.jet_pt_min_gev) & (fatjet["pt"] < cfg.jet_pt_max_gev)
-            & (np.abs(fatjet["eta"]) < cfg.jet_eta_max)
-        )
+            fatjet["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+        fatjet["inTrainingRange"] = ak.to_numpy(ak.flatten(jet_acceptance(jets, cfg)[1]))
         if "Particle" in events.fields:
             tops = truth_tops(events.Particle)
             top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
@@ -93,7 +93,7 @@ class FatJetPredictProcessor(processor.ProcessorABC):
             fatjet["ptTruth"] = truth
 
         table = ak.zip({k: ak.unflatten(np.asarray(v), counts) for k, v in fatjet.items()})
-        name = f"{self.files[meta['filename']]:05d}-{meta['entrystart']:012d}.parquet"
+        name = staged_name(self.files[meta["filename"]], meta["entrystart"])
         ak.to_parquet(table, Path(self.staging_dir) / name)
         part = {"file": meta["filename"], "entry_start": meta["entrystart"], "entry_stop": meta["entrystop"],
                 "name": name, "jets": int(counts.sum())}

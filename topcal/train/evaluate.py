@@ -27,6 +27,7 @@ from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output
 from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
+from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, linear_response
 from topcal.train.model import TrainedModel, load_model
 
@@ -74,7 +75,7 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     if reference is not None:
         ref_model = load_model(reference)
         ref = predict_in_blocks(ref_model, arrays.x, samples, seed, progress=progress, desc="reference model")
-        pred["sigma_cal"] = np.sqrt(np.maximum(pred["sigma_stoch"] ** 2 - ref["sigma_stoch"] ** 2, 0.0))
+        pred["sigma_cal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
     if input_smear:
         up = predict_in_blocks(model, arrays.x * (1 + input_smear), samples, seed, progress=progress, desc="inputs up")
         down = predict_in_blocks(model, arrays.x * (1 - input_smear), samples, seed, progress=progress,

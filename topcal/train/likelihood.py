@@ -83,6 +83,11 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
             "mode": mode, "low": low, "high": high}
 
 
+def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.ndarray:
+    """Calibration uncertainty sqrt(sigma_stoch^2 - sigma_stoch,0^2), zero where the reference is wider."""
+    return np.sqrt(np.maximum(sigma_stoch**2 - sigma_stoch_reference**2, 0.0))
+
+
 def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Density of the sample-averaged mixture at points ``x`` (n_jets, G); parameters (T, n_jets, K)."""
     w = np.moveaxis(weights, 0, 1).reshape(weights.shape[1], 1, -1)          # (n, 1, T*K)

@@ -60,12 +60,12 @@ class FatJetDatasetProcessor(processor.ProcessorABC):
         meta = events.metadata
         entry = meta["entrystart"] + np.arange(len(events), dtype=np.int64)
 
-        inputs = eflow_inputs(events, use_towers=cfg.use_towers)
+        inputs = eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons)
         jets, constituents = cluster(inputs, cfg.jet_radius, cfg.cluster_pt_min_gev)
         tops = truth_tops(events.Particle)
         top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
         central, in_window = jet_acceptance(jets, cfg)
-        selected = in_window & matched
+        selected = in_window & matched if cfg.truth_match else in_window
 
         table = jet_table(jets, constituents, selected, entry, ak.to_numpy(events.Event.Weight), cfg, tops, top_index)
         table["file"] = np.full(len(table["pt"]), meta["filename"], dtype=object)
@@ -83,7 +83,7 @@ class FatJetDatasetProcessor(processor.ProcessorABC):
             "jets above clustering threshold": int(ak.sum(ak.num(jets))),
             "jets with |eta| < max": int(ak.sum(central)),
             "jets in pT,j window": int(ak.sum(in_window)),
-            "jets truth-matched": int(ak.sum(selected)),
+            "jets truth-matched": int(ak.sum(in_window & matched)),
         }
         histograms = fill_histograms(self.empty_histograms(), table)
         return {"cutflow": cutflow, "histograms": histograms, "staged": staged}

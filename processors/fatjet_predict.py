@@ -20,7 +20,7 @@ from topcal.config import ProcessConfig
 from processors.fatjet_dataset import staged_name
 from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
 from topcal.process.selection import jet_acceptance
-from topcal.process.truth import match_tops, truth_tops
+from topcal.process.truth import label_object, match_tops, truth_tops
 from topcal.train.likelihood import sigma_cal
 
 _MODELS: dict[str, object] = {}
@@ -57,7 +57,7 @@ class FatJetPredictProcessor(processor.ProcessorABC):
         meta = events.metadata
         model = cached_model(self.model_dir)
 
-        inputs = eflow_inputs(events, use_towers=cfg.use_towers)
+        inputs = eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons)
         jets, constituents = cluster(inputs, cfg.jet_radius, cfg.cluster_pt_min_gev)
         counts = ak.to_numpy(ak.num(jets))
         flat_jets = ak.flatten(jets)
@@ -87,7 +87,8 @@ class FatJetPredictProcessor(processor.ProcessorABC):
             tops = truth_tops(events.Particle)
             top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
             fatjet["isTruthMatched"] = ak.to_numpy(ak.flatten(matched))
-            pt_truth = ak.flatten(tops.top.pt[top_index[matched]])  # only valid indices of the same event
+            label = tops[label_object(cfg.top_label)]
+            pt_truth = ak.flatten(label.pt[top_index[matched]])  # only valid indices of the same event
             truth = np.full(len(flat_jets), -1.0)
             truth[fatjet["isTruthMatched"]] = ak.to_numpy(pt_truth)
             fatjet["ptTruth"] = truth

@@ -59,3 +59,17 @@ def test_clustering_is_independent_of_slicing_and_blocks(ttbar_file):
     shuffled = np.random.default_rng(2).permutation(len(inputs))
     jets, _ = cluster(inputs[shuffled], 1.2, 100.0, block_events=50)
     assert ak.all(jets.rho == reference.rho[shuffled])
+
+
+def test_leptons_kept_on_request(ttbar_file):
+    """EFlowFilter drops electron and muon tracks; ``leptons=True`` keeps exactly those, and jets with
+    leptons from b and c decays are harder then."""
+    events = open_events(ttbar_file)
+    apid = abs(events.EFlowTrack.PID)
+    n_leptons = int(ak.sum(((apid == 11) | (apid == 13)) & (events.EFlowTrack.PT > 0)))
+    without, with_leptons = eflow_inputs(events), eflow_inputs(events, leptons=True)
+    assert n_leptons > 0
+    assert ak.sum(ak.num(with_leptons)) - ak.sum(ak.num(without)) == n_leptons
+    lead_without = cluster(without, 1.2, 300.0)[0]
+    lead_with = cluster(with_leptons, 1.2, 300.0)[0]
+    assert ak.sum(lead_with.rho) > ak.sum(lead_without.rho)

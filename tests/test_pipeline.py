@@ -20,3 +20,24 @@ def test_main_job_end_to_end_and_resume(ttbar_file, tmp_path):
     again = main_job(ttbar_file, out, cfg, samples=5, progress=False)
     assert sum("reusing" in line for line in again.lines) == 3
     assert "everything is in" in str(summary)
+
+
+def test_plot_command_on_the_main_job_outputs(ttbar_file, tmp_path):
+    """topcal plot recognises a dataset, a report and a friend file, and says which input it cannot read."""
+    from click.testing import CliRunner
+
+    from topcal.cli import main
+
+    cfg = TrainConfig(hidden=[16], epochs=2, learning_rate=3e-3, prior_sigma=1.0)
+    out = tmp_path / "demo"
+    main_job(ttbar_file, out, cfg, samples=5, progress=False)
+    friend = out / "friends" / f"{ttbar_file.stem}_topcal.root"
+    result = CliRunner().invoke(main, ["plot", str(out / "dataset"), str(out / "report"), str(friend),
+                                       "-o", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    for path in ("dataset/pt_truth_vs_pt_jet.png", "dataset/pt_truth_narrow_slice.pdf",
+                 "report/calibration_summary.png", "report/extracted_vs_truth.png",
+                 f"{friend.stem}/friend_sigmas_vs_pt.png"):
+        assert (tmp_path / "figs" / path).stat().st_size > 1000, path
+    bad = CliRunner().invoke(main, ["plot", str(ttbar_file), "-o", str(tmp_path / "figs")])
+    assert bad.exit_code != 0 and "not a topcal friend file" in bad.output

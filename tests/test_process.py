@@ -120,6 +120,26 @@ def test_no_flatten_keeps_every_matched_jet(ttbar_file, tmp_path):
     assert summary.kept_fraction == 1.0
 
 
+def test_background_mode_and_paper_labels(ttbar_file, tmp_path):
+    """--background keeps every jet in the window (truth NaN where no top is near); the hard-process label
+    and leptons in the inputs are what the configuration says."""
+    cfg = ProcessConfig(truth_match=False, flatten=False, top_label="hard-process", jet_leptons=True,
+                        jet_pt_min_gev=100.0)  # a wide window, so that it holds jets without a top
+    summary = process([ttbar_file], tmp_path / "bkg", cfg, progress=False, figures=False)
+    jets = open_dataset(tmp_path / "bkg").read(["pt", "pt_truth", "top_pt", "hard_top_pt"])
+    assert len(jets["pt"]) == summary.cutflow["jets in pT,j window"] > summary.cutflow["jets truth-matched"]
+    matched = np.isfinite(jets["pt_truth"])
+    assert matched.sum() == summary.cutflow["jets truth-matched"]
+    assert np.array_equal(jets["pt_truth"][matched], jets["hard_top_pt"][matched])
+    assert np.all(np.isnan(jets["top_pt"][~matched]))
+    with_leptons = process([ttbar_file], tmp_path / "lep", ProcessConfig(flatten=False, jet_leptons=True),
+                           progress=False, figures=False)
+    without = process([ttbar_file], tmp_path / "nolep", ProcessConfig(flatten=False), progress=False, figures=False)
+    pt_with = open_dataset(tmp_path / "lep").read(["pt"])["pt"]
+    pt_without = open_dataset(tmp_path / "nolep").read(["pt"])["pt"]
+    assert with_leptons.n_jets >= without.n_jets and pt_with.sum() > pt_without.sum()
+
+
 def test_real_delphes_gives_a_valid_empty_dataset(real_delphes, tmp_path):
     summary = process([real_delphes], tmp_path / "real", progress=False)
     assert summary.cutflow["events"] == 25

@@ -7,8 +7,10 @@ import re
 from topcal.reproduce.run import reproduce
 
 FIGURES = ("extracted_vs_truth", "sigma_pred_distribution", "sigma_pred_vs_constituents", "sigmas_vs_training_size",
-           "bnn_vs_ensemble", "mixtures_narrow_slice", "sigma_cal_vs_smearing", "coverage_and_pulls")
-HEADINGS = ("Training size", "frequentist ensemble", "paper's anchors", "Mixtures", "label smearing", "diagnostics")
+           "bnn_vs_ensemble", "mixtures_narrow_slice", "sigma_cal_vs_smearing", "coverage_and_pulls",
+           "pt_truth_slice_isr", "rmse_vs_pt_toplike_noisr", "rmse_vs_pt_toplike_isr")
+HEADINGS = ("Training size", "frequentist ensemble", "paper's anchors", "Mixtures", "label smearing", "diagnostics",
+            "Table 1", "LoLa taggers")
 
 
 def test_tiny_scale_produces_every_figure_and_table(tmp_path):

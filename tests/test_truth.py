@@ -55,3 +55,30 @@ def test_events_without_tops(real_delphes):
     jets, _ = cluster(eflow_inputs(events), 1.2, 20.0)
     index, matched = match_tops(jets, tops, 1.2)
     assert ak.sum(ak.num(tops)) == 0 and not ak.any(matched)
+
+
+def test_hard_process_top_is_the_first_copy(sample):
+    """The hard-process top is the same top before its own radiation: its first copy, with the hard
+    process's two tops back to back in phi without ISR, and at least as hard as the last copy on average."""
+    events, jets, tops = sample
+    particles = events.Particle
+    assert ak.all(tops.hard_top.pt > 0)
+    dphi = ak.to_numpy(abs(tops.hard_top[:, 0].deltaphi(tops.hard_top[:, 1])))
+    assert np.all(dphi > np.pi - 1e-3)  # no ISR: the hard tops balance exactly in the transverse plane
+    last = ak.to_numpy(ak.flatten(tops.top.pt))
+    hard = ak.to_numpy(ak.flatten(tops.hard_top.pt))
+    assert np.mean(hard) > np.mean(last) and np.mean(hard >= last - 1e-3) > 0.6
+    assert ak.sum(abs(particles.PID) == 6) >= ak.sum(ak.num(tops)) * 2  # copies exist to walk through
+
+
+def test_hard_process_label_removes_the_upper_tail(sample):
+    """A gluon the top radiates into its jet makes pT,j exceed the last copy's pT, not the hard process's."""
+    _, jets, tops = sample
+    index, matched = match_tops(jets, tops, 1.2)
+    sel = matched & (jets.rho > 400)
+    safe = ak.where(index >= 0, index, 0)
+    tails = {}
+    for label in ("top", "hard_top"):
+        ratio = ak.to_numpy(ak.flatten(jets.rho[sel] / tops[label].pt[safe][sel]))
+        tails[label] = np.mean(ratio > 1.05)
+    assert tails["hard_top"] < 0.5 * tails["top"]

@@ -116,7 +116,14 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 @click.option("--towers", is_flag=True, help="Cluster calorimeter towers instead of energy-flow objects.")
 @click.option("--match-decay-products", is_flag=True,
               help="Also require the top's b quark and both W-decay quarks inside the jet (Delta R < R).")
+@click.option("--top-label", type=click.Choice(["last-copy", "hard-process"]), default=None,
+              help="pT,t(truth) from the top's last copy before its decay [last-copy] or from the hard process, "
+                   "before the top's own final-state radiation.")
+@click.option("--jet-leptons", is_flag=True,
+              help="Keep electrons and muons among the jet inputs (DELPHES's EFlowFilter drops them).")
 @click.option("--no-flatten", is_flag=True, help="Keep all matched jets (no flattening in pT,t(truth)).")
+@click.option("--background", is_flag=True,
+              help="Keep every jet in the window, top or not (QCD jets for the top tagger); implies --no-flatten.")
 @click.option("--max-constituents", type=int, default=None,
               help="Constituents per jet in the network input [100; 200 when the input was made with ISR].")
 @click.option("--seed", type=int, default=None, help="Seed of the flattening draw [1].")
@@ -128,22 +135,26 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_max, radius, towers,
-            match_decay_products, no_flatten, max_constituents, seed, card, skip_bad_files, no_figures, overwrite,
-            quiet):
+            match_decay_products, top_label, jet_leptons, no_flatten, background, max_constituents, seed, card,
+            skip_bad_files, no_figures, overwrite, quiet):
     """DELPHES files (paths, globs or a JSON fileset) -> flattened, truth-matched fat-jet dataset."""
     from topcal.config import ProcessConfig, load_card
     from topcal.process.run import process as run_process
     from topcal.process.run import suggested_max_constituents
 
     flags = {"jet_pt_min_gev": pt_min, "jet_pt_max_gev": pt_max, "jet_radius": radius,
-             "max_constituents": max_constituents, "seed": seed}
+             "max_constituents": max_constituents, "seed": seed, "top_label": top_label}
     overrides = {k: v for k, v in flags.items() if v is not None}
     if towers:
         overrides["use_towers"] = True
     if match_decay_products:
         overrides["match_decay_products"] = True
-    if no_flatten:
+    if jet_leptons:
+        overrides["jet_leptons"] = True
+    if no_flatten or background:
         overrides["flatten"] = False
+    if background:
+        overrides["truth_match"] = False
     cfg = load_card(card, overrides, cls=ProcessConfig)
     if max_constituents is None and cfg.max_constituents == ProcessConfig.max_constituents:
         cfg.max_constituents = suggested_max_constituents(files)
@@ -187,6 +198,44 @@ def train(dataset, output, likelihood, train_size, epochs, patience, smear, ense
     summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=not quiet,
                         command=shlex.join(["topcal", *sys.argv[1:]]))
     click.echo(str(summary))
+
+
+@main.command()
+@click.argument("top_dataset", type=click.Path(file_okay=False))
+@click.argument("background_dataset", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Tagger directory to write (tagger.json, weights).")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner) [30].")
+@click.option("--max-jets", type=int, default=None, help="Training jets per class at most [all].")
+@click.option("--seed", type=int, default=None, help="Seed of initialisation and subsampling [1].")
+@click.option("--config", "card", type=click.Path(dir_okay=False), default=None,
+              help="TOML card with any topcal.config.TaggerConfig field (constituents, combinations, layers...).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing tagger directory.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@_user_errors
+def tagger(top_dataset, background_dataset, output, epochs, max_jets, seed, card, overwrite, quiet):
+    """Train the LoLa top tagger: top jets (`topcal process`) against background (`topcal process --background`)."""
+    from topcal.config import TaggerConfig, load_card
+    from topcal.tagger.run import train_tagger
+
+    flags = {"epochs": epochs, "max_jets_per_class": max_jets, "seed": seed}
+    cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TaggerConfig)
+    summary = train_tagger(top_dataset, background_dataset, output, cfg, progress=not quiet, overwrite=overwrite,
+                           command=shlex.join(["topcal", *sys.argv[1:]]))
+    click.echo(str(summary))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+              help="Directory for the figures (one subdirectory per input, PNG and PDF).")
+@_user_errors
+def plot(inputs, output):
+    """Figures from datasets (`topcal process`), reports (`topcal evaluate`) and friend files (`topcal predict`)."""
+    from topcal.plot.run import plot as run_plot
+
+    for path in run_plot(inputs, output):
+        click.echo(str(path))
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """The main job: the whole chain on one DELPHES file in a few minutes (``topcal demo``, ``make demo``).
 
-process (fat jets, truth match; no flattening, to keep every jet of a small sample) -> train a Bayesian
+process (fat jets, truth match, the paper's label and inputs: :func:`topcal.config.paper_process_config`;
+no flattening, to keep every jet of a small sample) -> train a Bayesian
 network -> evaluate it on the held-out jets against the fat-jet pT baseline -> predict every fat jet of the
 input into a ROOT friend tree. Every step is the library function behind its ``topcal`` subcommand; the
 step's output directory is reused when it is already complete, so an interrupted run resumes.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from topcal.config import ProcessConfig, TrainConfig
+from topcal.config import TrainConfig, paper_process_config
 
 DEMO_TRAIN = TrainConfig(prior_sigma=1.0, learning_rate=3e-3, epochs=150, patience=10)
 
@@ -42,7 +43,7 @@ def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: i
     out.mkdir(parents=True, exist_ok=True)
     summary = MainJobSummary(out)
     steps = [
-        ("dataset", "dataset.json", lambda p: process([sample], p, ProcessConfig(flatten=False), chunksize=1000,
+        ("dataset", "dataset.json", lambda p: process([sample], p, paper_process_config(flatten=False), chunksize=1000,
                                                       progress=progress, command=command)),
         ("model", "model.json", lambda p: train(out / "dataset", p, train_config, progress=progress,
                                                 command=command)),

@@ -113,3 +113,39 @@ def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]
     ax.legend(loc="upper right", fontsize="small")
     label(ax, note=note)
     return save(fig, out_dir, "coverage_and_pulls")
+
+
+def truth_in_slice_with_and_without_isr(pt_truth: dict[str, np.ndarray], out_dir: Path, note: str) -> list[Path]:
+    """Figure 4 left: pT,t(truth) of the jets with pT,j 600..620 GeV, one normalised curve per sample."""
+    fig, ax = new_figure()
+    for name, values in pt_truth.items():
+        h = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}^{truth}$ [GeV]"))
+        h.fill(values)
+        mplhep.histplot(h, ax=ax, histtype="step", density=True, label=f"{name} ({len(values)} jets)", flow=None)
+    ax.axvspan(600, 620, color="grey", alpha=0.2, label=r"$p_{T,j}$ slice")
+    ax.set_ylabel("normalised")
+    ax.legend(loc="upper right", fontsize="x-small")
+    label(ax, note=note)
+    return save(fig, out_dir, "pt_truth_slice_isr")
+
+
+def regression_vs_pt_by_toplikeness(edges: np.ndarray, curves: dict[str, dict[str, np.ndarray]], out_dir: Path,
+                                    note: str, name: str) -> list[Path]:
+    """Figure 4 right: sqrt(MSE) (solid) and the mean sigma_stoch (dashed) against pT,j for top-like subsets.
+
+    ``curves[subset] = {"rmse": ..., "sigma_stoch": ...}`` per pT,j bin of ``edges`` (GeV)."""
+    fig, ax = new_figure()
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for i, (subset, values) in enumerate(curves.items()):
+        colour = f"C{i}"
+        ax.plot(centres, values["rmse"], "-", color=colour, label=f"sqrt(MSE), {subset}")
+        ax.plot(centres, values["sigma_stoch"], "--", color=colour,
+                label=rf"$\langle\sigma_{{stoch}}\rangle$, {subset}")
+    ax.set_xlabel(r"$p_{T,j}$ [GeV]")
+    ax.set_ylabel("[GeV]")
+    finite = [v[np.isfinite(v)] for c in curves.values() for v in c.values()]
+    top = max((float(v.max()) for v in finite if len(v)), default=1.0)
+    ax.set_ylim(0, 1.6 * top)
+    ax.legend(loc="upper right", fontsize="xx-small", ncol=2)
+    label(ax, note=note)
+    return save(fig, out_dir, name)

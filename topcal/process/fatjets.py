@@ -34,8 +34,11 @@ def _valid(pt, eta, phi, energy) -> ak.Array:
     return (pt > 0) & (energy > 0) & np.isfinite(eta) & np.isfinite(phi) & np.isfinite(energy) & (abs(eta) < 50)
 
 
-def eflow_inputs(events, use_towers: bool = False) -> ak.Array:
-    """Per-event list of clustering inputs (Momentum4D records, GeV), filtered for PT > 0 and finite values."""
+def eflow_inputs(events, use_towers: bool = False, leptons: bool = False) -> ak.Array:
+    """Per-event list of clustering inputs (Momentum4D records, GeV), filtered for PT > 0 and finite values.
+
+    Electrons and muons among the tracks are dropped (DELPHES's EFlowFilter) unless ``leptons``.
+    """
     if use_towers:
         names = ("Tower",)
     else:
@@ -43,16 +46,18 @@ def eflow_inputs(events, use_towers: bool = False) -> ak.Array:
     parts = []
     for name in names:
         with np.errstate(over="ignore", invalid="ignore"):  # Eta = 999.9 entries, dropped by _valid
-            parts.append(_inputs_of(events[name], name))
+            parts.append(_inputs_of(events[name], name, leptons))
     return parts[0] if len(parts) == 1 else ak.concatenate(parts, axis=1)
 
 
-def _inputs_of(c: ak.Array, name: str) -> ak.Array:
-    """Usable objects of one collection as four-vectors; tracks without electrons and muons."""
+def _inputs_of(c: ak.Array, name: str, leptons: bool = False) -> ak.Array:
+    """Usable objects of one collection as four-vectors; tracks without electrons and muons unless ``leptons``."""
     if name == "EFlowTrack":
         pt, eta, phi, apid = c.PT, c.Eta, c.Phi, abs(c.PID)
         energy = np.sqrt((pt * np.cosh(eta)) ** 2 + c.mass**2)
-        ok = _valid(pt, eta, phi, energy) & (apid != LEPTON_PIDS[0]) & (apid != LEPTON_PIDS[1])
+        ok = _valid(pt, eta, phi, energy)
+        if not leptons:
+            ok = ok & (apid != LEPTON_PIDS[0]) & (apid != LEPTON_PIDS[1])
     else:
         pt, eta, phi = c.ET, c.Eta, c.Phi
         energy = pt * np.cosh(eta)

@@ -60,8 +60,9 @@ class ProcessSummary:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table(),
-                 f"  flattening kept {100 * self.kept_fraction:.1f}% of the matched jets"]
+        lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table()]
+        if self.cutflow.get("jets truth-matched"):
+            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the matched jets")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
         return "\n".join(lines)
@@ -149,8 +150,9 @@ def process(
         summary, dataset_hists = finalize(tmp, cfg, result, cutflow, manifest, proc.flatten_edges)
         shutil.rmtree(staging)
         summary.skipped = skipped
-        if figures and summary.n_jets:  # an empty dataset is valid, but has nothing to draw
-            summary.figures = _figures(dataset_hists["pt_truth_vs_pt_jet"], tmp / "figures", summary.n_jets)
+        truth = dataset_hists["pt_truth_vs_pt_jet"]
+        if figures and float(truth.sum()) > 0:  # an empty or a background dataset has no truth to draw
+            summary.figures = _figures(truth, tmp / "figures", int(truth.sum()))
     summary.path = Path(out)
     summary.figures = [Path(out) / p.relative_to(tmp) for p in summary.figures]
     return summary

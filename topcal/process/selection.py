@@ -4,7 +4,8 @@ Columns (momenta in GeV, angles in radians):
 
 * ``pt``, ``eta``, ``phi``, ``mass``: the fat jet; ``n_constituents``: its constituent count (all of them);
 * ``constituents``: ``(max_constituents, 4)`` float32, (E, px, py, pz) / input scale, pT-ordered, zero-padded;
-* ``pt_truth``: pT,t(truth), the label; ``top_*``, ``b_*``, ``w_*`` (pt, eta, phi, mass): truth four-vectors;
+* ``pt_truth``: pT,t(truth), the label (``ProcessConfig.top_label``); ``top_*`` (last copy), ``hard_top_*``
+  (first copy), ``b_*``, ``w_*`` (pt, eta, phi, mass): truth four-vectors;
 * ``file``, ``entry``, ``jet_index``: where the jet came from (tree entry, index among the file's jets
   above ``cluster_pt_min_gev`` by falling pT); ``weight``: the event weight.
 """
@@ -16,8 +17,9 @@ import numpy as np
 
 from topcal.config import ProcessConfig
 from topcal.process.fatjets import padded_constituents
+from topcal.process.truth import label_object
 
-TRUTH_OBJECTS = ("top", "b", "w")
+TRUTH_OBJECTS = ("top", "hard_top", "b", "w")
 KINEMATICS = ("pt", "eta", "phi", "mass")
 
 
@@ -58,13 +60,16 @@ def jet_table(
     out["weight"] = np.repeat(np.asarray(event_weight, dtype=np.float64), counts)
     out["constituents"] = padded_constituents(ak.flatten(cons, axis=1), cfg.max_constituents, cfg.input_scale_gev)
     if tops is not None:
-        # ``selected`` implies matched, so every index used here is a valid top of the same event
-        matched_top = ak.flatten(tops[top_index[selected]])
+        # jets without a top (``truth_match = False``) take the event's first top, or None, then NaN
+        index = top_index[selected]
+        matched = ak.to_numpy(ak.flatten(index >= 0))
+        matched_top = ak.flatten(ak.pad_none(tops, 1, axis=1)[ak.where(index >= 0, index, 0)])
         for obj in TRUTH_OBJECTS:
             p4 = matched_top[obj]
             for kin in KINEMATICS:
-                out[f"{obj}_{kin}"] = ak.to_numpy(getattr(p4, kin)).astype(np.float64)
-        out["pt_truth"] = out["top_pt"]
+                values = ak.to_numpy(ak.fill_none(getattr(p4, kin), np.nan)).astype(np.float64)
+                out[f"{obj}_{kin}"] = np.where(matched, values, np.nan)
+        out["pt_truth"] = out[f"{label_object(cfg.top_label)}_pt"]
     return out
 
 

@@ -1,8 +1,10 @@
 """Truth tops and jet-top matching from the DELPHES ``Particle`` collection.
 
-The label is the last copy of the top quark before its decay (``|PID| = 6`` whose first daughter is not a
-top), matched to a fat jet when it lies within Delta R < R of the jet axis; optionally its b quark and the
-two W-decay quarks must lie inside too. Columnar over whole chunks.
+A fat jet is matched to the last copy of the top quark before its decay (``|PID| = 6`` whose first daughter
+is not a top) when that top lies within Delta R < R of the jet axis; optionally its b quark and the two
+W-decay quarks must lie inside too. The label pT,t(truth) is the pT of that last copy (DESIGN.md) or of the
+same top as the hard process produced it, before its own final-state radiation (``hard_top``, the first
+copy; ``ProcessConfig.top_label``). Columnar over whole chunks.
 """
 
 from __future__ import annotations
@@ -34,28 +36,42 @@ def _daughter(particles: ak.Array, parents: ak.Array, abs_pid: int) -> ak.Array:
     return ak.where(abs(first.PID) == abs_pid, first, ak.where(abs(second.PID) == abs_pid, second, first))
 
 
+def _walk(particles: ak.Array, start: ak.Array, link: str, abs_pid: int, steps: int = 20) -> ak.Array:
+    """From each particle in ``start``, follow ``link`` (``"D1"`` down, ``"M1"`` up) while the next particle
+    still has ``|PID| == abs_pid``; a shower changes a heavy particle's copy only a few times."""
+    current = start
+    for _ in range(steps):
+        idx = current[link]
+        nxt = particles[ak.where(idx >= 0, idx, 0)]
+        same = (abs(nxt.PID) == abs_pid) & (idx >= 0)
+        if not ak.any(same):
+            break
+        current = ak.where(same, nxt, current)
+    return current
+
+
 def _p4(p: ak.Array) -> ak.Array:
     return ak.zip({"pt": p.PT, "eta": p.Eta, "phi": p.Phi, "mass": p.Mass}, with_name="Momentum4D")
 
 
 def truth_tops(particles: ak.Array) -> ak.Array:
-    """Last-copy tops with their b and W (last copies) and the W's two daughter quarks, as Momentum4D."""
+    """Last-copy tops with their first (hard-process) copy, their b and W (last copies) and the W's two
+    daughter quarks, as Momentum4D records ``top``, ``hard_top``, ``b``, ``w``, ``q1``, ``q2``."""
     tops = last_copies(particles, 6)
+    hard = _walk(particles, tops, "M1", 6)
     b = _daughter(particles, tops, 5)
-    w_first = _daughter(particles, tops, 24)
-    # follow the W to its last copy: walk down D1 while the daughter is still a W (a few steps at most)
-    w = w_first
-    for _ in range(10):
-        nxt = particles[ak.where(w.D1 >= 0, w.D1, 0)]
-        still_w = (abs(nxt.PID) == 24) & (w.D1 >= 0)
-        if not ak.any(still_w):
-            break
-        w = ak.where(still_w, nxt, w)
+    w = _walk(particles, _daughter(particles, tops, 24), "D1", 24)
     q1 = particles[ak.where(w.D1 >= 0, w.D1, 0)]
     q2 = particles[ak.where(w.D2 >= 0, w.D2, 0)]
     return ak.zip(
-        {"top": _p4(tops), "b": _p4(b), "w": _p4(w), "q1": _p4(q1), "q2": _p4(q2)}, depth_limit=2
+        {"top": _p4(tops), "hard_top": _p4(hard), "b": _p4(b), "w": _p4(w), "q1": _p4(q1), "q2": _p4(q2)},
+        depth_limit=2,
     )
+
+
+def label_object(top_label: str) -> str:
+    """The ``truth_tops`` field whose pT is the label for ``ProcessConfig.top_label``."""
+    return {"last-copy": "top", "hard-process": "hard_top"}[top_label]
 
 
 def match_tops(jets: ak.Array, tops: ak.Array, radius: float, require_decay_products: bool = False):

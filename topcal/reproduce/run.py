@@ -10,9 +10,9 @@ Steps (each output is reused when it is already complete, so an interrupted run 
    and the nominal network with inputs scaled by 1 +- f (``input<pct>``);
 5. ``plots/`` (PNG and PDF) and ``report.md`` with our numbers next to the paper's.
 
-Covered: figure 3 (right), figure 5, figure 6, figure 7 (the ensemble has ``Scale.ensemble_members``
-networks), figure 8 with table 2, figures 9-11 and the calibration diagnostics (coverage, pull width).
-Not yet: the ISR sample and the LoLa top tagger (table 1 and figure 4 with top-like fractions).
+Covered: figure 3 (right), figure 4 with table 1 (:mod:`topcal.reproduce.isr_study`: the ISR sample, QCD
+samples and the LoLa top tagger), figure 5, figure 6, figure 7 (the ensemble has ``Scale.ensemble_members``
+networks), figure 8 with table 2, figures 10 and 11 and the calibration diagnostics (coverage, pull width).
 """
 
 from __future__ import annotations
@@ -25,9 +25,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from topcal.config import ProcessConfig, RunConfig, TrainConfig
+from topcal.config import SLIM_COLLECTIONS, RunConfig, TrainConfig, paper_process_config
 from topcal.errors import ConfigError
+from topcal.reproduce import isr_study
 from topcal.reproduce.scales import Scale, get_scale
+
+PAPER_DATASET = paper_process_config()
+
+def sample_config(seed: int, process: str = "ttbar", isr: bool = False) -> RunConfig:
+    """Generation for the studies: the truth record compacted to tops, Ws and their daughters, and only the
+    collections the studies read (a tenth of the full record's size, and faster to process)."""
+    cfg = RunConfig(seed=seed)
+    cfg.generator.process, cfg.generator.isr = process, isr
+    cfg.output.truth, cfg.output.collections = "compact", list(SLIM_COLLECTIONS)
+    return cfg
+
 
 PAPER = {  # DESIGN.md section 7, pT,j 600..620 GeV, without ISR
     "rmse_noisr_gev": 50.6,
@@ -76,10 +88,10 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     sample_path = Path(sample) if sample else out / "samples" / "ttbar_noisr.root"
     if sample is None:
         sample_path.parent.mkdir(exist_ok=True)
-        step("generate", sample_path, lambda: generate(sample_path, scale.events, RunConfig(seed=1),
+        step("generate", sample_path, lambda: generate(sample_path, scale.events, sample_config(seed=1),
                                                        workers=scale.workers, progress=progress))
     step("process", out / "dataset" / "dataset.json",
-         lambda: process([sample_path], out / "dataset", ProcessConfig(), progress=progress, command=command))
+         lambda: process([sample_path], out / "dataset", PAPER_DATASET, progress=progress, command=command))
     ds = open_dataset(out / "dataset")
     trainable = len(split_rows(ds.n_jets, TrainConfig().test_fraction)[0])
     sizes = [n for n in scale.train_sizes if n <= trainable]
@@ -117,6 +129,8 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
                  model, out / "dataset", out / "reports" / name, samples=scale.samples,
                  reference=opts.get("reference"), input_smear=opts.get("input_smear"), progress=progress,
                  figures=False, command=command))
+    if scale.isr_events:
+        isr_study.run_steps(out, scale, sizes, base, PAPER_DATASET, step, sample_config, progress, command)
     t0 = time.perf_counter()
     write_studies(out, scale, sizes, nominal, ds)
     summary.steps.append(("figures and report", time.perf_counter() - t0, "done"))
@@ -237,5 +251,6 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
         if r.get("jets"):
             lines.append(f"| {r['pt_jet_lo']:.0f}..{r['pt_jet_hi']:.0f} | {r['jets']} | {r['coverage68']:.3f} | "
                          f"{r['pull_width']:.3f} |")
-    lines += ["\nNot yet reproduced: table 1 and figure 4 with ISR and the LoLa top-likeness fractions.\n"]
+    if scale.isr_events:
+        lines += isr_study.write(out, scale, sizes, _predictions, note.replace("without ISR, ", ""))
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -28,18 +28,22 @@ class Scale:
     learning_rate: float = 3e-3
     hidden: tuple[int, ...] = field(default=(100, 100, 50, 50))
     workers: int = 2
+    isr_events: int = 0              # ttbar events with ISR (table 1, figure 4); 0 leaves the ISR study out
+    qcd_events: int = 0              # QCD dijet events per ISR setting, background for the LoLa tagger
+    tagger_epochs: int = 20
 
 
 SCALES = {
     "tiny": Scale(events=600, train_sizes=(150, 300), repetitions=2, epochs=1, patience=1,
                   smear_fractions=(0.05,), likelihoods=("gauss", "gmm2"), samples=4, hidden=(16,),
-                  ensemble_members=2),
-    "small": Scale(events=16_000, train_sizes=(2000, 5000, 10_000), repetitions=2, epochs=40, patience=8),
-    "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 50_000), repetitions=3, epochs=100,
-                    patience=10, samples=50, ensemble_members=10),
+                  ensemble_members=2, isr_events=600, qcd_events=600, tagger_epochs=1),
+    "small": Scale(events=16_000, train_sizes=(2000, 5000, 10_000), repetitions=2, epochs=40, patience=8,
+                   isr_events=8000, qcd_events=8000, tagger_epochs=15),
+    "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 40_000), repetitions=3, epochs=60,
+                    patience=10, isr_events=30_000, qcd_events=25_000),
     "paper": Scale(events=1_500_000, train_sizes=(2000, 10_000, 100_000, 1_000_000), repetitions=5, epochs=200,
                    patience=10, samples=50, prior_sigma=0.1, learning_rate=1e-4, workers=16,
-                   ensemble_members=40),
+                   ensemble_members=40, isr_events=1_500_000, qcd_events=1_000_000, tagger_epochs=30),
 }
 
 

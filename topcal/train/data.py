@@ -40,12 +40,14 @@ def split_rows(n_jets: int, test_fraction: float) -> tuple[np.ndarray, np.ndarra
     return np.arange(n_jets - n_test), np.arange(n_jets - n_test, n_jets)
 
 
-def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=None) -> tuple[JetArrays, dict]:
+def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=None,
+              need_label: bool = True) -> tuple[JetArrays, dict]:
     """Read the given dataset rows (sorted) into one preallocated array, streaming the parts.
 
     Returns the arrays and a dict of the ``extra`` columns. ``x_out``, if given, receives the constituents
     instead of a new numpy array (anything with ``x_out[a:b] = block``; ``JetArrays.x`` is then ``x_out``).
-    Non-finite inputs or labels are errors that say which column and how many jets.
+    Non-finite inputs or labels are errors that say which column and how many jets (labels only when
+    ``need_label``: background jets, for the top tagger, have none).
     """
     rows = np.sort(np.asarray(rows, dtype=np.int64))
     if len(rows) == 0:
@@ -69,7 +71,7 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         offset += n
         if filled == len(rows):
             break
-    bad_labels = int((~np.isfinite(columns[LABEL])).sum())
+    bad_labels = int((~np.isfinite(columns[LABEL])).sum()) if need_label else 0
     for name, bad in (("constituents", bad_inputs), (LABEL, bad_labels)):
         if bad:
             raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {bad} jets")

@@ -1,0 +1,152 @@
+"""Table 1 and figure 4 of the paper: the regression with and without ISR, for all jets and for the 75, 50
+and 25% most top-like jets, top-likeness from a LoLa tagger trained on top against QCD jets.
+
+Steps (reused when complete): ``samples/ttbar_isr.root``, ``samples/qcd_noisr.root``, ``samples/qcd_isr.root``
+(``topcal generate``); ``dataset_isr/`` (200 constituents), ``dataset_qcd_noisr/``, ``dataset_qcd_isr/``
+(``topcal process``, the QCD ones with ``--background``); ``taggers/noisr``, ``taggers/isr``
+(``topcal tagger``: each top sample against the QCD sample with the same ISR setting); ``models/isr_rep<r>``
+and their reports. Without ISR the study reuses the training-size networks at the largest size.
+The top-like subsets are a tagger working point: the highest-scoring 75, 50 or 25% of all test jets of the
+sample; sqrt(MSE) is then taken in the pT,j 600..620 GeV slice (table 1) and in 40 GeV pT,j bins (figure 4).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from topcal.config import ProcessConfig, TaggerConfig, TrainConfig
+
+FRACTIONS = (1.0, 0.75, 0.5, 0.25)
+PAPER_TABLE1 = {  # DESIGN.md section 7: sqrt(MSE) [GeV], pT,j 600..620 GeV
+    "with ISR": {1.0: 69.7, 0.75: 67.8, 0.5: 66.5, 0.25: 66.5},
+    "without ISR": {1.0: 50.6, 0.75: 45.5, 0.5: 41.8, 0.25: 40.4},
+}
+SLICE_GEV = (600.0, 620.0)
+MIN_SLICE_JETS = 20
+BIN_EDGES_GEV = np.arange(400.0, 1000.1, 40.0)
+
+
+def _subset_name(f: float) -> str:
+    return "all jets" if f == 1.0 else f"{round(100 * f)}% most top-like"
+
+
+def settings(out: Path, sizes: list[int], repetitions: int) -> dict[str, tuple[Path, Path, list[str]]]:
+    """Per ISR setting: (dataset, tagger, regression reports)."""
+    return {
+        "without ISR": (out / "dataset", out / "taggers" / "noisr",
+                        [f"size{sizes[-1]}_rep{r}" for r in range(repetitions)]),
+        "with ISR": (out / "dataset_isr", out / "taggers" / "isr", [f"isr_rep{r}" for r in range(repetitions)]),
+    }
+
+
+def run_steps(out: Path, scale, sizes: list[int], base: dict, dataset_config: ProcessConfig, step, sample_config,
+              progress: bool, command: str | None) -> None:
+    """Generate, process, train the taggers and the ISR networks, and evaluate them (each step reused)."""
+    from topcal.generate.run import generate
+    from topcal.io.dataset import open_dataset
+    from topcal.process.run import process
+    from topcal.tagger.run import train_tagger
+    from topcal.train.data import split_rows
+    from topcal.train.evaluate import evaluate
+    from topcal.train.fit import train
+
+    samples = out / "samples"
+    samples.mkdir(exist_ok=True)
+    generated = {"ttbar_isr": (scale.isr_events, sample_config(2, "ttbar", True)),
+                 "qcd_noisr": (scale.qcd_events, sample_config(3, "qcd", False)),
+                 "qcd_isr": (scale.qcd_events, sample_config(4, "qcd", True))}
+    for name, (n, cfg) in generated.items():
+        path = samples / f"{name}.root"
+        step(f"generate {name}", path, lambda path=path, n=n, cfg=cfg: generate(
+            path, n, cfg, workers=scale.workers, progress=progress))
+    background = replace(dataset_config, truth_match=False, flatten=False)
+    datasets = {"dataset_isr": ("ttbar_isr", replace(dataset_config, max_constituents=200)),
+                "dataset_qcd_noisr": ("qcd_noisr", background),
+                "dataset_qcd_isr": ("qcd_isr", replace(background, max_constituents=200))}
+    for name, (sample, cfg) in datasets.items():
+        step(f"process {sample}", out / name / "dataset.json", lambda name=name, sample=sample, cfg=cfg: process(
+            [samples / f"{sample}.root"], out / name, cfg, progress=progress, command=command))
+    tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
+    (out / "taggers").mkdir(exist_ok=True)
+    pairs = {"noisr": ("dataset", "dataset_qcd_noisr"), "isr": ("dataset_isr", "dataset_qcd_isr")}
+    for name, (tops, qcd) in pairs.items():
+        step(f"tagger {name}", out / "taggers" / name / "tagger.json",
+             lambda name=name, tops=tops, qcd=qcd: train_tagger(out / tops, out / qcd, out / "taggers" / name,
+                                                                tagger_cfg, progress=progress, command=command))
+    trainable = len(split_rows(open_dataset(out / "dataset_isr").n_jets, TrainConfig().test_fraction)[0])
+    n_train = min(sizes[-1], trainable)
+    for r in range(scale.repetitions):
+        name = f"isr_rep{r}"
+        cfg = TrainConfig(train_size=n_train, seed=r + 1, **base)
+        step(f"train {name}", out / "models" / name / "model.json", lambda name=name, cfg=cfg: train(
+            out / "dataset_isr", out / "models" / name, cfg, progress=progress, command=command))
+        step(f"evaluate {name}", out / "reports" / name / "report.json", lambda name=name: evaluate(
+            out / "models" / name, out / "dataset_isr", out / "reports" / name, samples=scale.samples,
+            progress=progress, figures=False, command=command))
+
+
+def _rmse(pred: dict, mask: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred["mean"][mask] - pred["pt_truth"][mask]) ** 2))) if mask.any() else np.nan
+
+
+def write(out: Path, scale, sizes: list[int], predictions, note: str) -> list[str]:
+    """Figure 4 (left and right) in ``out/plots`` and the table 1 lines of the report."""
+    from topcal.io.dataset import open_dataset
+    from topcal.plot import study_figures as fig
+    from topcal.tagger.run import Tagger, top_like_subsets
+    from topcal.train.data import load_rows
+
+    table: dict[str, dict[float, list[float]]] = {}
+    truth_in_slice, taggers = {}, {}
+    slice_note = ""
+    for setting, (dataset, tagger_dir, reports) in settings(out, sizes, scale.repetitions).items():
+        ds = open_dataset(dataset)
+        tagger = Tagger(tagger_dir)
+        taggers[setting] = tagger.meta["held_out"]
+        jets = ds.read(["pt", "pt_truth"])
+        truth_in_slice[setting] = jets["pt_truth"][(jets["pt"] >= SLICE_GEV[0]) & (jets["pt"] < SLICE_GEV[1])]
+        curves = {_subset_name(f): {"rmse": [], "sigma_stoch": []} for f in FRACTIONS}
+        table[setting] = {f: [] for f in FRACTIONS}
+        scores = None
+        for name in reports:
+            pred = predictions(out, name)
+            if scores is None:  # every repetition is evaluated on the same test jets
+                order = np.argsort(pred["row"])
+                scores = np.empty(len(order))
+                scores[order] = tagger.score(load_rows(ds, pred["row"][order])[0].x)
+            in_slice = (pred["pt_jet"] >= SLICE_GEV[0]) & (pred["pt_jet"] < SLICE_GEV[1])
+            if in_slice.sum() < MIN_SLICE_JETS:  # tiny test runs: all test jets instead of the slice
+                in_slice[:] = True
+                slice_note = f" (fewer than {MIN_SLICE_JETS} jets in the slice: all test jets)"
+            bins = np.digitize(pred["pt_jet"], BIN_EDGES_GEV) - 1
+            for f, top_like in top_like_subsets(scores, FRACTIONS).items():
+                table[setting][f].append(_rmse(pred, top_like & in_slice))
+                per_bin = [(top_like & (bins == b)) for b in range(len(BIN_EDGES_GEV) - 1)]
+                curves[_subset_name(f)]["rmse"].append([_rmse(pred, m) for m in per_bin])
+                curves[_subset_name(f)]["sigma_stoch"].append(
+                    [float(np.mean(pred["sigma_stoch"][m])) if m.any() else np.nan for m in per_bin])
+        with warnings.catch_warnings():  # bins without jets stay NaN (not drawn)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_curves = {k: {q: np.nanmean(np.array(v), axis=0) for q, v in c.items()} for k, c in curves.items()}
+        tag = "isr" if setting == "with ISR" else "noisr"
+        fig.regression_vs_pt_by_toplikeness(BIN_EDGES_GEV, mean_curves, out / "plots", f"{setting}, {note}",
+                                            name=f"rmse_vs_pt_toplike_{tag}")
+    fig.truth_in_slice_with_and_without_isr(truth_in_slice, out / "plots", "anti-$k_T$ R = 1.2, $p_{T,j}$ 600..620 GeV")
+
+    lines = [f"\n## Table 1: sqrt(MSE) [GeV] for pT,j 600..620 GeV{slice_note}, mean +- spread of "
+             f"{scale.repetitions} trainings\n",
+             "| jets | with ISR | paper | without ISR | paper |", "|---|---|---|---|---|"]
+    for f in FRACTIONS:
+        cells = []
+        for setting in ("with ISR", "without ISR"):
+            vals = np.array(table[setting][f])
+            cells += [f"{np.nanmean(vals):.1f} +- {np.nanstd(vals):.1f}", f"{PAPER_TABLE1[setting][f]}"]
+        lines.append(f"| {_subset_name(f)} | " + " | ".join(cells) + " |")
+    lines.append("\nLoLa taggers on held-out jets: " + "; ".join(
+        f"{s}: AUC {m['auc']:.3f}, background rejection {m['background_rejection_at_50']:.1f} at 50% top efficiency"
+        for s, m in taggers.items()) + ".")
+    return lines

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from topcal.config import TrainConfig, paper_process_config
 
-DEMO_TRAIN = TrainConfig(prior_sigma=1.0, learning_rate=3e-3, epochs=150, patience=10)
+DEMO_TRAIN = TrainConfig(prior_sigma=1.0, learning_rate=3e-3, epochs=300, patience=10)
 
 
 @dataclass

@@ -81,10 +81,13 @@ def mixtures_in_slice(pt_truth: np.ndarray, grid: np.ndarray, densities: dict[st
 
 
 def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, sigma_input: np.ndarray,
-                                fractions: np.ndarray, out_dir: Path, note: str) -> list[Path]:
-    """Figures 10 and 11: sigma_cal against the applied label smearing, and against input smearing."""
+                                fractions: np.ndarray, out_dir: Path, note: str,
+                                sigma_cal_spread: np.ndarray | None = None) -> list[Path]:
+    """Figures 10 and 11: sigma_cal (spread of the repeated trainings as error bars) against the applied
+    label smearing, and against input smearing."""
     fig, ax = new_figure()
-    ax.plot(smear_gev, sigma_cal, "o-", label=r"$\langle\sigma_{cal}\rangle$ (label smearing)")
+    ax.errorbar(smear_gev, sigma_cal, yerr=sigma_cal_spread, fmt="o-", capsize=3,
+                label=r"$\langle\sigma_{cal}\rangle$ (label smearing)")
     ax.plot(smear_gev, sigma_input, "s--", label=r"$\langle\sigma_{input}\rangle$ (inputs scaled by $1\pm f$)")
     lim = max(float(np.max(smear_gev, initial=1)), float(np.max(sigma_cal, initial=1))) * 1.2
     ax.plot([0, lim], [0, lim], color="gray", lw=1, ls=":", label="diagonal")
@@ -149,3 +152,47 @@ def regression_vs_pt_by_toplikeness(edges: np.ndarray, curves: dict[str, dict[st
     ax.legend(loc="upper right", fontsize="xx-small", ncol=2)
     label(ax, note=note)
     return save(fig, out_dir, name)
+
+
+def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray, fraction: float, out_dir: Path,
+                         note: str) -> list[Path]:
+    """Figure 9: the smeared label against pT,j with, per 20 GeV bin of pT,j, the label's median and 16..84%
+    band (orange) and the network's mean prediction and its mean 68% interval (blue); and the smeared
+    label in the 600..620 GeV slice against the network's output there (a Gaussian draw per jet from
+    <pT> and sigma_tot)."""
+    fig, (top, bottom) = new_figure(figsize=(8, 11), nrows=2, height_ratios=(3, 2))
+    h = hist.Hist(hist.axis.Regular(30, 400, 1000, label=r"$p_{T,j}$ [GeV]"),
+                  hist.axis.Regular(45, 300, 1200, label=r"smeared $p_{T,t}^{truth}$ [GeV]"))
+    h.fill(pred["pt_jet"], smeared_label)
+    mplhep.hist2dplot(h, ax=top, cmin=1, flow=None, cbar=False)
+    edges = np.arange(400, 1001, 20.0)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    idx = np.digitize(pred["pt_jet"], edges) - 1
+    bands = {"truth": [], "network": []}
+    for b in range(len(centres)):
+        sel = idx == b
+        if sel.sum() < 5:
+            bands["truth"].append((np.nan,) * 3)
+            bands["network"].append((np.nan,) * 3)
+            continue
+        bands["truth"].append(tuple(np.quantile(smeared_label[sel], (0.16, 0.5, 0.84))))
+        bands["network"].append((np.mean(pred["low"][sel]), np.mean(pred["mean"][sel]), np.mean(pred["high"][sel])))
+    for key, colour, name in (("truth", "tab:orange", "label: median, 16..84%"),
+                              ("network", "tab:blue", r"network: $\langle p_T\rangle$, 68% interval")):
+        lo, mid, hi = np.array(bands[key]).T
+        top.plot(centres, mid, color=colour, label=name)
+        top.plot(centres, lo, color=colour, ls="--")
+        top.plot(centres, hi, color=colour, ls="--")
+    top.legend(loc="upper left", fontsize="x-small")
+    label(top, note=f"labels smeared by {100 * fraction:.0f}%")
+    in_slice = (pred["pt_jet"] >= 600) & (pred["pt_jet"] < 620)
+    rng = np.random.default_rng(1)
+    drawn = pred["mean"][in_slice] + pred["sigma_tot"][in_slice] * rng.standard_normal(int(in_slice.sum()))
+    for values, name, colour in ((smeared_label[in_slice], "smeared label", "black"),
+                                 (drawn, "network output", "tab:blue")):
+        hs = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}$ [GeV], $p_{T,j}$ 600..620 GeV"))
+        hs.fill(values)
+        mplhep.histplot(hs, ax=bottom, histtype="step", density=True, color=colour, label=name, flow=None)
+    bottom.set_ylabel("normalised")
+    bottom.legend(loc="upper right", fontsize="x-small")
+    return save(fig, out_dir, f"smeared_labels_{round(100 * fraction):02d}")

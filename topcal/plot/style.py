@@ -18,10 +18,10 @@ COM_TEV = 14
 FORMATS = ("png", "pdf")
 
 
-def new_figure(figsize=(8, 7)):
-    """A figure and axes in ATLAS style."""
+def new_figure(figsize=(8, 7), **subplots):
+    """A figure and axes in ATLAS style (``subplots``: more panels, e.g. ``nrows=2``)."""
     plt.style.use(mplhep.style.ATLAS)
-    return plt.subplots(figsize=figsize)
+    return plt.subplots(figsize=figsize, **subplots)
 
 
 def label(ax, note: str | None = None) -> None:

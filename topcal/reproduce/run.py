@@ -5,19 +5,20 @@ Steps (each output is reused when it is already complete, so an interrupted run 
 1. ``samples/ttbar_noisr.root``: ``topcal generate`` (or ``--sample FILE``);
 2. ``dataset/``: ``topcal process`` (flattened in pT,t(truth));
 3. ``models/``: Bayesian networks for the training-size study (``size<N>_rep<r>``), the mixtures
-   (``gmm2``, ``gmm3``) and the label smearing (``smear<pct>``); frequentist ensembles (``ensemble<N>``);
+   (``gmm2``, ``gmm3``) and the label smearing (``smear<pct>[_rep<r>]``); frequentist ensembles (``ensemble<N>``);
 4. ``reports/``: ``topcal evaluate`` of each, the smeared ones against the nominal network (sigma_cal),
    and the nominal network with inputs scaled by 1 +- f (``input<pct>``);
 5. ``plots/`` (PNG and PDF) and ``report.md`` with our numbers next to the paper's.
 
 Covered: figure 3 (right), figure 4 with table 1 (:mod:`topcal.reproduce.isr_study`: the ISR sample, QCD
 samples and the LoLa top tagger), figure 5, figure 6, figure 7 (the ensemble has ``Scale.ensemble_members``
-networks), figure 8 with table 2, figures 10 and 11 and the calibration diagnostics (coverage, pull width).
+networks), figure 8 with table 2, figures 9 to 11 and the calibration diagnostics (coverage, pull width).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
         if lik != "gauss":
             models[lik] = TrainConfig(train_size=sizes[-1], likelihood=lik, seed=1, **base)
     for f in scale.smear_fractions:
-        models[f"smear{_pct(f)}"] = TrainConfig(train_size=sizes[-1], smear=f, seed=1, **base)
+        for rep in range(scale.repetitions):
+            models[_smear_name(f, rep)] = TrainConfig(train_size=sizes[-1], smear=f, seed=rep + 1, **base)
     for n in sizes:
         models[f"ensemble{n}"] = TrainConfig(train_size=n, ensemble=scale.ensemble_members, seed=1, **base)
     for name, cfg in models.items():
@@ -117,9 +119,9 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
              lambda name=name, cfg=cfg: train(out / "dataset", out / "models" / name, cfg, progress=progress,
                                               command=command))
     reports = {name: {} for name in models}
-    for name in models:
-        if name.startswith("smear"):
-            reports[name] = {"reference": out / "models" / nominal}
+    for f in scale.smear_fractions:  # sigma_cal against the unsmeared network of the same seed
+        for rep in range(scale.repetitions):
+            reports[_smear_name(f, rep)] = {"reference": out / "models" / f"size{sizes[-1]}_rep{rep}"}
     for f in scale.smear_fractions:
         reports[f"input{_pct(f)}"] = {"model": nominal, "input_smear": f}
     for name, opts in reports.items():
@@ -137,6 +139,11 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     return summary
 
 
+def _smear_name(f: float, rep: int) -> str:
+    """Model name of the label-smearing training ``rep`` at fraction ``f`` (rep 0 keeps the plain name)."""
+    return f"smear{_pct(f)}" + (f"_rep{rep}" if rep else "")
+
+
 def _report(out: Path, name: str) -> dict:
     return json.loads((out / "reports" / name / "report.json").read_text())
 
@@ -149,13 +156,17 @@ def _predictions(out: Path, name: str) -> dict[str, np.ndarray]:
 def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -> None:
     """Figures in ``out/plots`` and ``out/report.md`` from the finished models and reports."""
     from topcal.plot import study_figures as fig
-    from topcal.train.data import load_rows
+    from topcal.train.data import load_rows, smeared_labels
     from topcal.train.likelihood import predictive_density
     from topcal.train.model import load_model
 
     plots = out / "plots"
     note = f"$t\\bar t$ without ISR, anti-$k_T$ R = 1.2, {scale.samples} weight samples"
     lines = ["# topcal reproduce\n", f"Scale: {scale}\n"]
+
+    # figure 3 left (and the slice): the dataset's own figures from topcal process
+    for figure in sorted((out / "dataset" / "figures").glob("*")):
+        shutil.copy2(figure, plots / figure.name)
 
     # figure 3 right and figure 6: the nominal network on the test jets
     pred = _predictions(out, nominal)
@@ -233,13 +244,21 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     # figures 10 and 11: label smearing against the smearing applied, and against input smearing
     fracs = np.array(scale.smear_fractions)
     mean_truth = float(np.mean(pred["pt_truth"]))
-    cal = np.array([_report(out, f"smear{_pct(f)}")["network"][-1]["sigma_cal"] for f in fracs])
+    cals = np.array([[_report(out, _smear_name(f, r))["network"][-1]["sigma_cal"] for r in range(scale.repetitions)]
+                     for f in fracs])
+    cal, cal_spread = cals.mean(axis=1), cals.std(axis=1)
     inp = np.array([_report(out, f"input{_pct(f)}")["network"][-1]["sigma_input"] for f in fracs])
-    fig.calibration_versus_smearing(fracs * mean_truth, cal, inp, fracs, plots, note)
-    lines += ["\n## Calibration by label smearing (figures 10, 11), all test jets [GeV]\n",
+    fig.calibration_versus_smearing(fracs * mean_truth, cal, inp, fracs, plots, note, sigma_cal_spread=cal_spread)
+    lines += [f"\n## Calibration by label smearing (figures 10, 11), all test jets, mean +- spread of "
+              f"{scale.repetitions} trainings [GeV]\n",
               "| f | sigma_smear = f <pT,t> | <sigma_cal> | <sigma_input> |", "|---|---|---|---|"]
-    for f, c, i in zip(fracs, cal, inp):
-        lines.append(f"| {f:.2f} | {f * mean_truth:.1f} | {c:.1f} | {i:.1f} |")
+    for f, c, cs, i in zip(fracs, cal, cal_spread, inp):
+        lines.append(f"| {f:.2f} | {f * mean_truth:.1f} | {c:.1f} +- {cs:.1f} | {i:.1f} |")
+    # figure 9: the smeared labels against pT,j, for the smallest and the largest smearing
+    for f in (fracs[0], fracs[-1]) if len(fracs) > 1 else fracs:
+        smeared = _predictions(out, _smear_name(f, 0))
+        label_values = smeared_labels(smeared["pt_truth"], smeared["row"], float(f), seed=1)
+        fig.smeared_truth_vs_jet(smeared, label_values, float(f), plots, note)
 
     # the calibration diagnostics the paper lacks
     rows = _report(out, nominal)["network"]

@@ -61,8 +61,9 @@ def _layers():
     return CoLa, LoLa
 
 
-def build_lola(cfg: TaggerConfig):
-    """The compiled tagger for ``cfg`` (input ``(cfg.n_constituents, 4)``, output P(top))."""
+def build_lola(cfg: TaggerConfig, compile: bool = True):
+    """The tagger for ``cfg`` (input ``(cfg.n_constituents, 4)``, output P(top)), compiled for training
+    unless ``compile`` is false (scoring only)."""
     import tf_keras as keras
 
     cola, lola = _layers()
@@ -73,6 +74,7 @@ def build_lola(cfg: TaggerConfig):
     layers += [keras.layers.Dense(width, activation="relu") for width in cfg.hidden]
     layers.append(keras.layers.Dense(1, activation="sigmoid"))
     model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
+    if compile:
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="binary_crossentropy",
+                      metrics=[keras.metrics.AUC(name="auc")])
     return model

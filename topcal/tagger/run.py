@@ -136,7 +136,7 @@ class Tagger:
         self.path = Path(path)
         self.meta = read_manifest(self.path, META, FORMAT, "tagger", lambda m: m["weights"])
         self.config = TaggerConfig.from_dict(self.meta["config"])
-        self.model = build_lola(self.config)
+        self.model = build_lola(self.config, compile=False)
         self.model.load_weights(self.path / WEIGHTS)
 
     def score(self, x: np.ndarray) -> np.ndarray:

@@ -183,7 +183,7 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         top.plot(centres, mid, color=colour, label=name)
         top.plot(centres, lo, color=colour, ls="--")
         top.plot(centres, hi, color=colour, ls="--")
-    top.legend(loc="upper left", fontsize="x-small")
+    top.legend(loc="lower right", fontsize="x-small")
     label(top, note=f"labels smeared by {100 * fraction:.0f}%")
     in_slice = (pred["pt_jet"] >= 600) & (pred["pt_jet"] < 620)
     rng = np.random.default_rng(1)

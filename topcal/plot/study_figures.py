@@ -9,6 +9,7 @@ import mplhep
 import numpy as np
 
 from topcal.plot.style import label, new_figure, save
+from topcal.train.metrics import NARROW_SLICE_GEV
 
 
 def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path, note: str) -> list[Path]:
@@ -125,7 +126,7 @@ def truth_in_slice_with_and_without_isr(pt_truth: dict[str, np.ndarray], out_dir
         h = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}^{truth}$ [GeV]"))
         h.fill(values)
         mplhep.histplot(h, ax=ax, histtype="step", density=True, label=f"{name} ({len(values)} jets)", flow=None)
-    ax.axvspan(600, 620, color="grey", alpha=0.2, label=r"$p_{T,j}$ slice")
+    ax.axvspan(*NARROW_SLICE_GEV, color="grey", alpha=0.2, label=r"$p_{T,j}$ slice")
     ax.set_ylabel("normalised")
     ax.legend(loc="upper right", fontsize="x-small")
     label(ax, note=note)
@@ -185,12 +186,14 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         top.plot(centres, hi, color=colour, ls="--")
     top.legend(loc="lower right", fontsize="x-small")
     label(top, note=f"labels smeared by {100 * fraction:.0f}%")
-    in_slice = (pred["pt_jet"] >= 600) & (pred["pt_jet"] < 620)
+    lo, hi = NARROW_SLICE_GEV
+    in_slice = (pred["pt_jet"] >= lo) & (pred["pt_jet"] < hi)
     rng = np.random.default_rng(1)
     drawn = pred["mean"][in_slice] + pred["sigma_tot"][in_slice] * rng.standard_normal(int(in_slice.sum()))
     for values, name, colour in ((smeared_label[in_slice], "smeared label", "black"),
                                  (drawn, "network output", "tab:blue")):
-        hs = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}$ [GeV], $p_{T,j}$ 600..620 GeV"))
+        axis_label = rf"$p_{{T,t}}$ [GeV], $p_{{T,j}}$ {lo:.0f}..{hi:.0f} GeV"
+        hs = hist.Hist(hist.axis.Regular(40, 400, 1000, label=axis_label))
         hs.fill(values)
         mplhep.histplot(hs, ax=bottom, histtype="step", density=True, color=colour, label=name, flow=None)
     bottom.set_ylabel("normalised")

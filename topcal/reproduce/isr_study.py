@@ -25,21 +25,20 @@ PAPER_TABLE1 = {  # DESIGN.md section 7: sqrt(MSE) [GeV], pT,j 600..620 GeV
     "with ISR": {1.0: 69.7, 0.75: 67.8, 0.5: 66.5, 0.25: 66.5},
     "without ISR": {1.0: 50.6, 0.75: 45.5, 0.5: 41.8, 0.25: 40.4},
 }
-SLICE_GEV = (600.0, 620.0)
 MIN_SLICE_JETS = 20
-BIN_EDGES_GEV = np.arange(400.0, 1000.1, 40.0)
 
 
 def _subset_name(f: float) -> str:
     return "all jets" if f == 1.0 else f"{round(100 * f)}% most top-like"
 
 
-def settings(out: Path, sizes: list[int], repetitions: int) -> dict[str, tuple[Path, Path, list[str]]]:
-    """Per ISR setting: (dataset, tagger, regression reports)."""
+def settings(out: Path, sizes: list[int], repetitions: int) -> dict[str, tuple[Path, Path, Path, list[str]]]:
+    """Per ISR setting: (top dataset, QCD dataset, tagger, regression reports)."""
     return {
-        "without ISR": (out / "dataset", out / "taggers" / "noisr",
+        "without ISR": (out / "dataset", out / "dataset_qcd_noisr", out / "taggers" / "noisr",
                         [f"size{sizes[-1]}_rep{r}" for r in range(repetitions)]),
-        "with ISR": (out / "dataset_isr", out / "taggers" / "isr", [f"isr_rep{r}" for r in range(repetitions)]),
+        "with ISR": (out / "dataset_isr", out / "dataset_qcd_isr", out / "taggers" / "isr",
+                     [f"isr_rep{r}" for r in range(repetitions)]),
     }
 
 
@@ -72,11 +71,10 @@ def run_steps(out: Path, scale, sizes: list[int], base: dict, dataset_config: Pr
             [samples / f"{sample}.root"], out / name, cfg, progress=progress, command=command))
     tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
     (out / "taggers").mkdir(exist_ok=True)
-    pairs = {"noisr": ("dataset", "dataset_qcd_noisr"), "isr": ("dataset_isr", "dataset_qcd_isr")}
-    for name, (tops, qcd) in pairs.items():
-        step(f"tagger {name}", out / "taggers" / name / "tagger.json",
-             lambda name=name, tops=tops, qcd=qcd: train_tagger(out / tops, out / qcd, out / "taggers" / name,
-                                                                tagger_cfg, progress=progress, command=command))
+    for tops, qcd, tagger, _ in settings(out, sizes, scale.repetitions).values():
+        step(f"tagger {tagger.name}", tagger / "tagger.json",
+             lambda tops=tops, qcd=qcd, tagger=tagger: train_tagger(tops, qcd, tagger, tagger_cfg, progress=progress,
+                                                                    command=command))
     trainable = len(split_rows(open_dataset(out / "dataset_isr").n_jets, TrainConfig().test_fraction)[0])
     n_train = min(sizes[-1], trainable)
     for r in range(scale.repetitions):
@@ -89,26 +87,24 @@ def run_steps(out: Path, scale, sizes: list[int], base: dict, dataset_config: Pr
             progress=progress, figures=False, command=command))
 
 
-def _rmse(pred: dict, mask: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((pred["mean"][mask] - pred["pt_truth"][mask]) ** 2))) if mask.any() else np.nan
-
-
 def write(out: Path, scale, sizes: list[int], predictions, note: str) -> list[str]:
     """Figure 4 (left and right) in ``out/plots`` and the table 1 lines of the report."""
     from topcal.io.dataset import open_dataset
     from topcal.plot import study_figures as fig
     from topcal.tagger.run import Tagger, top_like_subsets
     from topcal.train.data import load_rows
+    from topcal.train.metrics import NARROW_SLICE_GEV, PT_BINS_GEV, binned
 
+    lo, hi = NARROW_SLICE_GEV
     table: dict[str, dict[float, list[float]]] = {}
     truth_in_slice, taggers = {}, {}
     slice_note = ""
-    for setting, (dataset, tagger_dir, reports) in settings(out, sizes, scale.repetitions).items():
+    for setting, (dataset, _, tagger_dir, reports) in settings(out, sizes, scale.repetitions).items():
         ds = open_dataset(dataset)
         tagger = Tagger(tagger_dir)
         taggers[setting] = tagger.meta["held_out"]
         jets = ds.read(["pt", "pt_truth"])
-        truth_in_slice[setting] = jets["pt_truth"][(jets["pt"] >= SLICE_GEV[0]) & (jets["pt"] < SLICE_GEV[1])]
+        truth_in_slice[setting] = jets["pt_truth"][(jets["pt"] >= lo) & (jets["pt"] < hi)]
         curves = {_subset_name(f): {"rmse": [], "sigma_stoch": []} for f in FRACTIONS}
         table[setting] = {f: [] for f in FRACTIONS}
         scores = None
@@ -118,26 +114,27 @@ def write(out: Path, scale, sizes: list[int], predictions, note: str) -> list[st
                 order = np.argsort(pred["row"])
                 scores = np.empty(len(order))
                 scores[order] = tagger.score(load_rows(ds, pred["row"][order])[0].x)
-            in_slice = (pred["pt_jet"] >= SLICE_GEV[0]) & (pred["pt_jet"] < SLICE_GEV[1])
-            if in_slice.sum() < MIN_SLICE_JETS:  # tiny test runs: all test jets instead of the slice
-                in_slice[:] = True
-                slice_note = f" (fewer than {MIN_SLICE_JETS} jets in the slice: all test jets)"
-            bins = np.digitize(pred["pt_jet"], BIN_EDGES_GEV) - 1
             for f, top_like in top_like_subsets(scores, FRACTIONS).items():
-                table[setting][f].append(_rmse(pred, top_like & in_slice))
-                per_bin = [(top_like & (bins == b)) for b in range(len(BIN_EDGES_GEV) - 1)]
-                curves[_subset_name(f)]["rmse"].append([_rmse(pred, m) for m in per_bin])
-                curves[_subset_name(f)]["sigma_stoch"].append(
-                    [float(np.mean(pred["sigma_stoch"][m])) if m.any() else np.nan for m in per_bin])
+                rows = binned(pred["pt_jet"][top_like], pred["pt_truth"][top_like],
+                              {"mean": pred["mean"][top_like], "sigma_stoch": pred["sigma_stoch"][top_like]})
+                per_bin, in_slice = rows[:len(PT_BINS_GEV) - 1], rows[-2]
+                if f == 1.0:  # tiny test runs: all test jets instead of a slice with too few jets
+                    use_all = in_slice["jets"] < MIN_SLICE_JETS
+                    if use_all:
+                        slice_note = f" (fewer than {MIN_SLICE_JETS} jets in the slice: all test jets)"
+                table[setting][f].append((rows[-1] if use_all else in_slice).get("rmse", np.nan))
+                for key in ("rmse", "sigma_stoch"):
+                    curves[_subset_name(f)][key].append([r.get(key, np.nan) for r in per_bin])
         with warnings.catch_warnings():  # bins without jets stay NaN (not drawn)
             warnings.simplefilter("ignore", RuntimeWarning)
             mean_curves = {k: {q: np.nanmean(np.array(v), axis=0) for q, v in c.items()} for k, c in curves.items()}
         tag = "isr" if setting == "with ISR" else "noisr"
-        fig.regression_vs_pt_by_toplikeness(BIN_EDGES_GEV, mean_curves, out / "plots", f"{setting}, {note}",
+        fig.regression_vs_pt_by_toplikeness(np.array(PT_BINS_GEV), mean_curves, out / "plots", f"{setting}, {note}",
                                             name=f"rmse_vs_pt_toplike_{tag}")
-    fig.truth_in_slice_with_and_without_isr(truth_in_slice, out / "plots", "anti-$k_T$ R = 1.2, $p_{T,j}$ 600..620 GeV")
+    fig.truth_in_slice_with_and_without_isr(truth_in_slice, out / "plots",
+                                            f"anti-$k_T$ R = 1.2, $p_{{T,j}}$ {lo:.0f}..{hi:.0f} GeV")
 
-    lines = [f"\n## Table 1: sqrt(MSE) [GeV] for pT,j 600..620 GeV{slice_note}, mean +- spread of "
+    lines = [f"\n## Table 1: sqrt(MSE) [GeV] for pT,j {lo:.0f}..{hi:.0f} GeV{slice_note}, mean +- spread of "
              f"{scale.repetitions} trainings\n",
              "| jets | with ISR | paper | without ISR | paper |", "|---|---|---|---|---|"]
     for f in FRACTIONS:

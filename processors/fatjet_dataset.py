@@ -24,7 +24,7 @@ from topcal.process.fatjets import cluster, eflow_inputs
 from topcal.process.flatten import jet_uniforms
 from topcal.process.histograms import fill_histograms, make_histograms
 from topcal.process.selection import jet_acceptance, jet_table
-from topcal.process.truth import match_tops, truth_tops
+from topcal.process.truth import match_tops, matched_label_pt, truth_tops
 
 CUTFLOW = (
     "events",
@@ -33,6 +33,7 @@ CUTFLOW = (
     "jets with |eta| < max",
     "jets in pT,j window",
     "jets truth-matched",
+    "jets with finite pT,t(truth) in window",
 )
 
 
@@ -65,7 +66,9 @@ class FatJetDatasetProcessor(processor.ProcessorABC):
         tops = truth_tops(events.Particle)
         top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
         central, in_window = jet_acceptance(jets, cfg)
-        selected = in_window & matched if cfg.truth_match else in_window
+        label_pt = matched_label_pt(tops, top_index, cfg.top_label)  # NaN where unmatched or not finite
+        in_truth_window = matched & (label_pt >= cfg.truth_pt_min_gev) & (label_pt < cfg.truth_pt_max_gev)
+        selected = in_window & in_truth_window if cfg.truth_match else in_window
 
         table = jet_table(jets, constituents, selected, entry, ak.to_numpy(events.Event.Weight), cfg, tops, top_index)
         table["file"] = np.full(len(table["pt"]), meta["filename"], dtype=object)
@@ -84,6 +87,7 @@ class FatJetDatasetProcessor(processor.ProcessorABC):
             "jets with |eta| < max": int(ak.sum(central)),
             "jets in pT,j window": int(ak.sum(in_window)),
             "jets truth-matched": int(ak.sum(in_window & matched)),
+            "jets with finite pT,t(truth) in window": int(ak.sum(in_window & in_truth_window)),
         }
         histograms = fill_histograms(self.empty_histograms(), table)
         return {"cutflow": cutflow, "histograms": histograms, "staged": staged}

@@ -20,7 +20,8 @@ from topcal.config import ProcessConfig
 from processors.fatjet_dataset import staged_name
 from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
 from topcal.process.selection import jet_acceptance
-from topcal.process.truth import label_object, match_tops, truth_tops
+from topcal.process.truth import match_tops, matched_label_pt, truth_tops
+from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
 
 _MODELS: dict[str, object] = {}
@@ -61,16 +62,19 @@ class FatJetPredictProcessor(processor.ProcessorABC):
         jets, constituents = cluster(inputs, cfg.jet_radius, cfg.cluster_pt_min_gev)
         counts = ak.to_numpy(ak.num(jets))
         flat_jets = ak.flatten(jets)
-        x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
-        seed = chunk_seed(self.seed, meta["filename"], meta["entrystart"])
-        pred = model.predict(x, self.samples, seed)
-
         fatjet = {
             "pt": ak.to_numpy(flat_jets.rho),
             "eta": ak.to_numpy(flat_jets.eta),
             "phi": ak.to_numpy(flat_jets.phi),
             "mass": ak.to_numpy(flat_jets.tau),
             "nConstituents": ak.to_numpy(ak.flatten(ak.num(constituents, axis=2))).astype(np.int32),
+        }
+        x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
+        network_jets = Jets(x, fatjet["pt"], fatjet["eta"], fatjet["phi"], fatjet["mass"], fatjet["nConstituents"],
+                            cfg.input_scale_gev)
+        seed = chunk_seed(self.seed, meta["filename"], meta["entrystart"])
+        pred = model.predict(network_jets, self.samples, seed)
+        fatjet.update({
             "ptPred": pred["mean"],
             "sigmaStoch": pred["sigma_stoch"],
             "sigmaPred": pred["sigma_pred"],
@@ -78,20 +82,17 @@ class FatJetPredictProcessor(processor.ProcessorABC):
             "ptMode": pred["mode"],
             "ptLow68": pred["low"],
             "ptHigh68": pred["high"],
-        }
+        })
         if self.reference_dir:
-            ref = cached_model(self.reference_dir).predict(x, self.samples, seed)
+            ref = cached_model(self.reference_dir).predict(network_jets, self.samples, seed)
             fatjet["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
         fatjet["inTrainingRange"] = ak.to_numpy(ak.flatten(jet_acceptance(jets, cfg)[1]))
         if "Particle" in events.fields:
             tops = truth_tops(events.Particle)
             top_index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
             fatjet["isTruthMatched"] = ak.to_numpy(ak.flatten(matched))
-            label = tops[label_object(cfg.top_label)]
-            pt_truth = ak.flatten(label.pt[top_index[matched]])  # only valid indices of the same event
-            truth = np.full(len(flat_jets), -1.0)
-            truth[fatjet["isTruthMatched"]] = ak.to_numpy(pt_truth)
-            fatjet["ptTruth"] = truth
+            pt_truth = ak.to_numpy(ak.flatten(matched_label_pt(tops, top_index, cfg.top_label)))
+            fatjet["ptTruth"] = np.where(fatjet["isTruthMatched"] & np.isfinite(pt_truth), pt_truth, -1.0)
 
         table = ak.zip({k: ak.unflatten(np.asarray(v), counts) for k, v in fatjet.items()})
         name = staged_name(self.files[meta["filename"]], meta["entrystart"])

@@ -15,7 +15,7 @@ from topcal.train.evaluate import evaluate
 from topcal.train.fit import train
 from topcal.train.metrics import crps_gaussian, linear_response
 
-QUICK = dict(hidden=[16], epochs=3, learning_rate=3e-3, prior_sigma=1.0)
+QUICK = dict(phi_hidden=[16], hidden=[16], epochs=3)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,12 @@ def test_report_tables_predictions_and_figures(models, tmp_path):
     assert report["test_jets"] == 600 == summary.n_jets
     everything = report["network"][-1]
     assert everything["jets"] == 600
-    for key in ("rmse", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input", "coverage68",
-                "pull_width", "crps"):
+    for key in ("rmse", "rmse_err", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input",
+                "coverage68", "coverage95", "pull_width", "pull_iqr", "crps"):
         assert np.isfinite(everything[key]), key
     assert 0 <= everything["coverage68"] <= 1
-    # the toy's fat-jet pT is the label's mean, so the linear baseline recovers slope 1, offset 0
-    assert report["baseline_fit"]["slope"] == pytest.approx(1.0, abs=0.1)
+    # the toy's label is pT,j (1 + 0.3 a), a ~ U(0, 1) independent of pT,j: the linear baseline has slope 1.15
+    assert report["baseline_fit"]["slope"] == pytest.approx(1.15, abs=0.1)
     assert "| 600..620 |" in (tmp_path / "r" / "report.md").read_text()
     assert {p.name for p in (tmp_path / "r" / "figures").iterdir()} >= {"predictive_distribution.png",
                                                                          "calibration_summary.png"}
@@ -51,7 +51,7 @@ def test_constituent_mismatch_is_refused(models, tmp_path):
     table = {"constituents": np.zeros((50, 7, 4), np.float32), "pt": np.full(50, 600.0),
              "pt_truth": np.full(50, 610.0)}
     other = write_dataset(tmp_path / "other", table, ProcessConfig(max_constituents=7, flatten=False))
-    with pytest.raises(InputFileError, match="jets have 7 constituents, the model .* was trained with 4"):
+    with pytest.raises(InputFileError, match="jets have 7 constituents, the model .* was trained with 12"):
         evaluate(base / "nominal", other.path, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
 

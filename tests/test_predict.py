@@ -23,10 +23,10 @@ def _per_jet(arrays: ak.Array) -> ak.Array:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A small network on 4 constituents (the toy dataset's), enough to exercise the whole chain."""
+    """A small network on 12 constituents (the toy dataset's), enough to exercise the whole chain."""
     base = tmp_path_factory.mktemp("predict_model")
     ds = toy_dataset(base / "ds", 2000, seed=1)
-    train(ds.path, base / "model", TrainConfig(hidden=[16], epochs=2, learning_rate=3e-3, prior_sigma=1.0),
+    train(ds.path, base / "model", TrainConfig(phi_hidden=[16], hidden=[16], epochs=2),
           progress=False)
     return base / "model"
 

@@ -1,29 +1,50 @@
-"""Toy per-jet datasets with known truth for the training tests: the label depends on one input feature."""
+"""Toy per-jet datasets with known truth for the training tests.
+
+Each toy jet is three prongs of ``N_CONSTITUENTS / 3`` massless constituents each, at distance
+``0.1 + 0.3 a`` from the axis, with ``a`` ~ U(0, 1) hidden: the jet mass grows with ``a``. The fat-jet
+kinematics (pt, eta, phi, mass) are computed from the constituents, as ``topcal process`` would. The label is
+``pT,j (1 + response_slope a)`` plus Gaussian noise of width ``noise_gev(a)``, so the truth depends on the jet
+mass at fixed pT,j, which a linear correction of pT,j cannot see (or, ``bimodal``, 600 or 750 GeV with
+probabilities 0.7 / 0.3 and width 25 GeV, independent of everything).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import vector
 
 from topcal.config import ProcessConfig
 from topcal.io.dataset import write_dataset
 
-N_CONSTITUENTS = 4
+N_CONSTITUENTS = 12
 
 
-def toy_table(n: int, seed: int, noise_gev=lambda a: 20.0 + 40.0 * a, bimodal: bool = False) -> dict:
-    """Jets whose feature ``a`` ~ U(0, 1) sits in every constituent's energy slot; the label is
-    600 + 200 a GeV plus Gaussian noise of width ``noise_gev(a)`` (or, ``bimodal``, 600 or 750 GeV with
-    probabilities 0.7 / 0.3 and width 25 GeV, independent of ``a``)."""
+def toy_table(n: int, seed: int, noise_gev=lambda a: 20.0 + 40.0 * a, bimodal: bool = False,
+              response_slope: float = 0.3, pt_range=(450.0, 950.0)) -> dict:
     rng = np.random.default_rng(seed)
     a = rng.uniform(0.0, 1.0, n)
-    x = np.zeros((n, N_CONSTITUENTS, 4), dtype=np.float32)
-    x[:, :, 0] = a[:, None]
+    pt_j = rng.uniform(*pt_range, n)
+    eta_j = rng.uniform(-1.5, 1.5, n)
+    phi_j = rng.uniform(-np.pi, np.pi, n)
+    per = N_CONSTITUENTS // 3
+    radius = 0.1 + 0.3 * a
+    angle = rng.uniform(0, 2 * np.pi, n)[:, None] + np.repeat(2 * np.pi / 3 * np.arange(3), per)[None, :]
+    eta = eta_j[:, None] + radius[:, None] * np.cos(angle) + 0.02 * rng.standard_normal((n, N_CONSTITUENTS))
+    phi = phi_j[:, None] + radius[:, None] * np.sin(angle) + 0.02 * rng.standard_normal((n, N_CONSTITUENTS))
+    share = rng.dirichlet(np.full(N_CONSTITUENTS, 2.0), n)
+    pt = pt_j[:, None] * share
+    order = np.argsort(-pt, axis=1)
+    pt, eta, phi = (np.take_along_axis(v, order, axis=1) for v in (pt, eta, phi))
+    p4 = vector.array({"pt": pt, "eta": eta, "phi": phi, "mass": np.zeros_like(pt)})
+    x = np.stack([p4.E, p4.px, p4.py, p4.pz], axis=-1) / 1000.0
+    jet = vector.array({"px": p4.px.sum(axis=1), "py": p4.py.sum(axis=1), "pz": p4.pz.sum(axis=1),
+                        "E": p4.E.sum(axis=1)})
     if bimodal:
         label = np.where(rng.uniform(size=n) < 0.7, 600.0, 750.0) + 25.0 * rng.standard_normal(n)
     else:
-        label = 600.0 + 200.0 * a + noise_gev(a) * rng.standard_normal(n)
-    return {"constituents": x, "pt": 600.0 + 200.0 * a, "eta": np.zeros(n), "pt_truth": label,
-            "feature": a}
+        label = jet.pt * (1.0 + response_slope * a) + noise_gev(a) * rng.standard_normal(n)
+    return {"constituents": x.astype(np.float32), "pt": jet.pt, "eta": jet.eta, "phi": jet.phi, "mass": jet.mass,
+            "n_constituents": np.full(n, N_CONSTITUENTS, dtype=np.int32), "pt_truth": label, "feature": a}
 
 
 def toy_dataset(path, n: int, seed: int = 0, **kwargs):

@@ -5,8 +5,10 @@ Bad input ends with exit code 2 and one line ``topcal: <what is wrong>`` on stde
 
 from __future__ import annotations
 
+import errno
 import functools
 import shlex
+import signal
 import sys
 
 import click
@@ -15,16 +17,33 @@ from topcal.errors import TopcalError
 
 
 def _user_errors(fn):
-    """Turn TopcalError (bad input) into a one-line message and exit code 2."""
+    """Turn TopcalError (bad input) into a one-line message and exit code 2; an interruption (Ctrl-C or
+    SIGTERM, which is handled like Ctrl-C so that every partial output is removed) into exit code 130; a
+    full disk or an unwritable place into one line and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
         except TopcalError as exc:
             raise click.exceptions.Exit(_fail(str(exc))) from None
+        except KeyboardInterrupt:
+            click.echo("topcal: interrupted; nothing partial was left behind", err=True)
+            raise click.exceptions.Exit(130) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+                name = f"{exc.filename}: " if exc.filename else ""
+                raise click.exceptions.Exit(_fail(f"{name}{exc.strerror}", code=1)) from None
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _runner_options(fn):
@@ -42,9 +61,9 @@ def _runner_options(fn):
     return fn
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 2) -> int:
     click.echo(f"topcal: {message}", err=True)
-    return 2
+    return code
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,11 +76,11 @@ def main():
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Output DELPHES-format ROOT file.")
 @click.option("-n", "--events", required=True, type=int, help="Number of events to generate (> 0).")
-@click.option("--process", type=click.Choice(["ttbar", "qcd"]), default="ttbar", show_default=True,
-              help="pp -> t tbar (hadronic tops) or QCD dijets (HardQCD:all), 14 TeV.")
-@click.option("--isr/--no-isr", default=False, show_default=True, help="Initial-state radiation.")
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Master seed; the output depends only on it, the event count and the chunk size.")
+@click.option("--process", type=click.Choice(["ttbar", "qcd"]), default=None,
+              help="pp -> t tbar (hadronic tops) or QCD dijets (HardQCD:all), 14 TeV [ttbar, or the card's].")
+@click.option("--isr/--no-isr", default=None, help="Initial-state radiation [off, or the card's].")
+@click.option("--seed", type=int, default=None,
+              help="Master seed; the output depends only on it, the event count and the chunk size [1].")
 @click.option("-j", "--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--chunk-events", type=int, default=None,
               help="Events per reproducible chunk [default: 250].")
@@ -82,12 +101,11 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
     from topcal.config import load_card
     from topcal.generate.run import generate as run_generate
 
-    gen = {"process": process, "isr": isr}
-    if pthat_min is not None:
-        gen["pthat_min_gev"] = pthat_min
-    if pthat_max is not None:
-        gen["pthat_max_gev"] = pthat_max
-    overrides = {"generator": gen, "seed": seed}
+    # only what the user gave overrides the card (and is recorded in the file's configuration)
+    given = {"process": process, "isr": isr, "pthat_min_gev": pthat_min, "pthat_max_gev": pthat_max}
+    overrides = {"generator": {k: v for k, v in given.items() if v is not None}}
+    if seed is not None:
+        overrides["seed"] = seed
     if chunk_events is not None:
         overrides["chunk_events"] = chunk_events
     if slim:
@@ -114,13 +132,19 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 @click.option("--pt-max", type=float, default=None, help="Upper edge of the pT,j window in GeV [1000].")
 @click.option("--radius", type=float, default=None, help="Anti-kT radius [1.2].")
 @click.option("--towers", is_flag=True, help="Cluster calorimeter towers instead of energy-flow objects.")
-@click.option("--match-decay-products", is_flag=True,
-              help="Also require the top's b quark and both W-decay quarks inside the jet (Delta R < R).")
+@click.option("--match-decay-products/--match-top-only", default=None,
+              help="Require the top's b quark and both W-decay quarks inside the jet (Delta R < R), as the "
+                   "public top-tagging data set does, or the top alone [decay products].")
 @click.option("--top-label", type=click.Choice(["last-copy", "hard-process"]), default=None,
-              help="pT,t(truth) from the top's last copy before its decay [last-copy] or from the hard process, "
-                   "before the top's own final-state radiation.")
-@click.option("--jet-leptons", is_flag=True,
-              help="Keep electrons and muons among the jet inputs (DELPHES's EFlowFilter drops them).")
+              help="pT,t(truth) from the top as the hard process made it, before its own final-state radiation "
+                   "[hard-process], or from its last copy before its decay.")
+@click.option("--jet-leptons/--no-jet-leptons", default=None,
+              help="Keep electrons and muons among the jet inputs [keep], or drop them as DELPHES's EFlowFilter "
+                   "does.")
+@click.option("--truth-pt-min", type=float, default=None,
+              help="Drop jets whose pT,t(truth) is below this, in GeV [400].")
+@click.option("--truth-pt-max", type=float, default=None,
+              help="Drop jets whose pT,t(truth) is at or above this, in GeV [1000].")
 @click.option("--no-flatten", is_flag=True, help="Keep all matched jets (no flattening in pT,t(truth)).")
 @click.option("--background", is_flag=True,
               help="Keep every jet in the window, top or not (QCD jets for the top tagger); implies --no-flatten.")
@@ -135,7 +159,7 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_max, radius, towers,
-            match_decay_products, top_label, jet_leptons, no_flatten, background, max_constituents, seed, card,
+            match_decay_products, top_label, jet_leptons, truth_pt_min, truth_pt_max, no_flatten, background, max_constituents, seed, card,
             skip_bad_files, no_figures, overwrite, quiet):
     """DELPHES files (paths, globs or a JSON fileset) -> flattened, truth-matched fat-jet dataset."""
     from topcal.config import ProcessConfig, load_card
@@ -143,14 +167,12 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
     from topcal.process.run import suggested_max_constituents
 
     flags = {"jet_pt_min_gev": pt_min, "jet_pt_max_gev": pt_max, "jet_radius": radius,
-             "max_constituents": max_constituents, "seed": seed, "top_label": top_label}
+             "max_constituents": max_constituents, "seed": seed, "top_label": top_label,
+             "match_decay_products": match_decay_products, "jet_leptons": jet_leptons,
+             "truth_pt_min_gev": truth_pt_min, "truth_pt_max_gev": truth_pt_max}
     overrides = {k: v for k, v in flags.items() if v is not None}
     if towers:
         overrides["use_towers"] = True
-    if match_decay_products:
-        overrides["match_decay_products"] = True
-    if jet_leptons:
-        overrides["jet_leptons"] = True
     if no_flatten or background:
         overrides["flatten"] = False
     if background:
@@ -170,11 +192,16 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (model.json, weights, history.json).")
+@click.option("--network", type=click.Choice(["default", "paper"]), default="default", show_default=True,
+              help="topcal's Bayesian deep set on jet-frame inputs with the response as target, or the paper's "
+                   "dense network on lab-frame four-vectors (topcal.config.paper_train_config); a --config "
+                   "card and the flags below override either.")
 @click.option("--likelihood", type=click.Choice(["gauss", "gmm2", "gmm3"]), default=None,
               help="Gaussian, or a mixture of 2 or 3 Gaussians [gauss].")
 @click.option("--train-size", type=int, default=None, help="Training jets per network [all trainable jets].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner) [200].")
-@click.option("--patience", type=int, default=None, help="Epochs without validation improvement [10].")
+@click.option("--patience", type=int, default=None,
+              help="Epochs without a better validation negative log-likelihood before stopping [12; paper 10].")
 @click.option("--smear", type=float, default=None,
               help="Label smearing: Gaussian width as a fraction of pT,t(truth), e.g. 0.05 [0].")
 @click.option("--ensemble", type=int, default=None,
@@ -186,15 +213,16 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def train(dataset, output, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, resume, overwrite,
+def train(dataset, output, network, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, resume, overwrite,
           quiet):
     """Train the Bayesian network (or the ensemble) on a per-jet dataset from `topcal process`."""
-    from topcal.config import TrainConfig, load_card
+    from topcal.config import TrainConfig, load_card, paper_train_config
     from topcal.train.fit import train as run_train
 
     flags = {"likelihood": likelihood, "train_size": train_size, "epochs": epochs, "patience": patience,
              "smear": smear, "ensemble": ensemble, "seed": seed}
-    cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig)
+    base = paper_train_config() if network == "paper" else TrainConfig()
+    cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig, base=base)
     summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=not quiet,
                         command=shlex.join(["topcal", *sys.argv[1:]]))
     click.echo(str(summary))
@@ -300,7 +328,7 @@ def predict(model, files, output, executor, workers, scheduler, chunksize, sampl
               help="Directory for the dataset, model, report, friend trees and figures.")
 @click.option("--sample", default="data/ttbar_noisr_2000ev.root", show_default=True,
               type=click.Path(dir_okay=False), help="DELPHES file to run on (the embedded sample by default).")
-@click.option("--epochs", type=int, default=None, help="Maximum training epochs [150].")
+@click.option("--epochs", type=int, default=None, help="Maximum training epochs (early stopping ends sooner) [200].")
 @click.option("--samples", type=int, default=30, show_default=True, help="Weight samples T per jet.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
@@ -337,14 +365,15 @@ def reproduce(scale, output, sample, quiet):
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--check", is_flag=True, help="Read and decompress every basket of DELPHES files (finds damaged data).")
 @_user_errors
-def info(files):
-    """Summarise DELPHES files (topcal's or DELPHES's own): events, collections, provenance."""
-    from topcal.io.delphes_reader import summarize
+def info(paths, check):
+    """Summarise DELPHES files (topcal's or DELPHES's own), datasets, model directories and friend files."""
+    from topcal.info import describe
 
-    for path in files:
-        click.echo(summarize(path))
+    for path in paths:
+        click.echo(describe(path, check=check))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,8 @@ import dataclasses
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,19 +409,21 @@ class ProcessConfig(_Serialisable):
     towers with ``use_towers``); jets above ``cluster_pt_min_gev`` are kept from the clustering and numbered
     by falling pT (``jet_index``), which is how predictions find their jet again. A jet enters the dataset
     when ``|eta| < jet_eta_max``, ``jet_pt_min_gev <= pT,j < jet_pt_max_gev`` and a truth top lies within
-    Delta R < ``jet_radius`` (with ``match_decay_products``, also its b and both W-decay quarks).
-    The label pT,t(truth) is that top's last copy before its decay (``top_label = "last-copy"``, DESIGN.md)
-    or the same top as the hard process made it, before its own final-state radiation (``"hard-process"``:
-    a gluon the top radiates into the jet then no longer makes pT,j exceed the label). Electrons and muons
-    are left out of the energy-flow inputs as DELPHES's EFlowFilter does, unless ``jet_leptons``
-    (the EFlowTrack branch itself carries them; leptons from semi-leptonic b and c decays then stay in the jet).
+    Delta R < ``jet_radius``, with (``match_decay_products``, the default, as in the public top-tagging data
+    set) its b quark and both W-decay quarks inside too, and its label pT,t(truth) in
+    ``truth_pt_min_gev <= pT,t < truth_pt_max_gev`` (jets whose top lies outside are dropped, not kept).
+    The defaults are the paper's data set (DESIGN.md section 5): the label is the top as the hard process
+    made it, before its own final-state radiation (``top_label = "hard-process"``; ``"last-copy"``, the top
+    just before its decay, stays available), and electrons and muons stay in the jet inputs
+    (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the top; ``False`` drops them as
+    DELPHES's EFlowFilter does).
     ``truth_match = False`` keeps every jet in the window, top or not (background such as QCD dijets for the
     top tagger): the truth columns of unmatched jets are NaN, and flattening in pT,t(truth) must be off.
     ``flatten`` keeps each jet with probability ``min(1, n_min / n_bin)`` from the histogram of pT,t(truth)
-    in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin;
-    jets outside the window take their edge bin's probability); the draw is a hash of
-    (``seed``, file name, entry, jet index), so it does not depend on chunking or executor. The network input
-    is the leading ``max_constituents`` constituents by pT, (E, px, py, pz) / ``input_scale_gev``.
+    in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin);
+    the draw is a hash of (``seed``, file name, entry, jet index), so it does not depend on chunking or
+    executor. The stored network input is the leading ``max_constituents`` constituents by pT,
+    (E, px, py, pz) / ``input_scale_gev``.
     """
 
     jet_radius: float = 1.2
@@ -428,10 +432,12 @@ class ProcessConfig(_Serialisable):
     jet_eta_max: float = 2.0
     jet_pt_min_gev: float = 400.0
     jet_pt_max_gev: float = 1000.0
-    match_decay_products: bool = False
-    top_label: str = "last-copy"
-    jet_leptons: bool = False
+    match_decay_products: bool = True
+    top_label: str = "hard-process"
+    jet_leptons: bool = True
     truth_match: bool = True
+    truth_pt_min_gev: float = 400.0
+    truth_pt_max_gev: float = 1000.0
     max_constituents: int = 100
     input_scale_gev: float = 1000.0
     flatten: bool = True
@@ -449,6 +455,9 @@ class ProcessConfig(_Serialisable):
             raise ConfigError(
                 f"jet_pt_min_gev: {self.jet_pt_min_gev} must be below jet_pt_max_gev ({self.jet_pt_max_gev})"
             )
+        if not self.truth_pt_min_gev < self.truth_pt_max_gev:
+            raise ConfigError(f"truth_pt_min_gev: {self.truth_pt_min_gev} must be below truth_pt_max_gev "
+                              f"({self.truth_pt_max_gev})")
         if self.flatten and not self.truth_match:
             raise ConfigError("flatten: flattening in pT,t(truth) needs truth_match; set flatten = false")
         if self.top_label not in TOP_LABELS:
@@ -460,15 +469,20 @@ class ProcessConfig(_Serialisable):
 
 
 def paper_process_config(**overrides) -> ProcessConfig:
-    """The paper's data set definition (its section 3, "essentially the public top tagging data set"): the
-    label is the top as the hard process made it (the paper: "the jet clustering can only miss top decay
-    constituents, so we are more likely to observe pT,j < pT,t"), and the jet inputs are all energy-flow
-    objects, leptons included. Used by ``topcal demo`` and ``topcal reproduce``.
+    """The paper's data set definition (its section 3, "essentially the public top tagging data set"), which
+    is the default: hard-process label, leptons in the jet inputs, the b and both W-decay quarks inside the
+    jet, pT,t(truth) in 400..1000 GeV. Measured on a fresh 30k-event sample (DESIGN.md section 5): the spread
+    of pT,t(truth) for pT,j 600..620 GeV is 64.5 GeV with the last copy, 56.2 GeV with the hard-process top,
+    51.3 GeV when the decay quarks must be inside the jet (paper: 50.6 GeV sqrt(MSE))."""
+    return ProcessConfig(**overrides)
 
-    Measured on 6000 generated events (no flattening): the spread of pT,t(truth) for pT,j 600..620 GeV is
-    91 GeV with the defaults (last copy, EFlowFilter), 67 GeV with leptons kept, 59 GeV with both changes.
-    """
-    return ProcessConfig(**{"top_label": "hard-process", "jet_leptons": True, **overrides})
+
+def design_v1_process_config(**overrides) -> ProcessConfig:
+    """The data set of topcal 0.1 (DESIGN.md before section 5 changed): last-copy label, EFlowFilter (no
+    leptons in the jet inputs), the top alone matched, no pT,t(truth) window."""
+    old = dict(top_label="last-copy", jet_leptons=False, match_decay_products=False, truth_pt_min_gev=0.0,
+               truth_pt_max_gev=INF)
+    return ProcessConfig(**{**old, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -522,37 +536,68 @@ def _training_fields(cfg, prefix: str, counts: tuple[str, ...]) -> None:
             raise ConfigError(f"{prefix}{name}: {getattr(cfg, name)} must be between 0 and 1")
 
 
+ARCHITECTURES = ("deepset", "dense")
+INPUT_KINDS = ("jet-frame", "lab-4vectors")
+TARGETS = ("response", "pt")
+
+
 @dataclass
 class TrainConfig(_Serialisable):
-    """The network, its likelihood, the optimiser and the data used (``topcal train``).
+    """The network, its inputs and target, its likelihood, the optimiser and the data used (``topcal train``).
 
-    Inputs are the dataset's constituents, (E, px, py, pz) in GeV / 1000. The label pT,t(truth) (GeV) is
-    standardised with the training sample's mean and width; predictions are given back in GeV.
-    ``prior_sigma`` is the width of the Gaussian prior N(0, prior_sigma) of every Flipout weight; the KL
-    term is divided by the number of training jets. ``likelihood`` is ``gauss`` (mean, SoftPlus width) or
-    ``gmmK`` (K Gaussians: SoftMax weights, SoftPlus widths). ``smear`` > 0 trains on pT,t(truth) smeared
-    per jet by a Gaussian of width ``smear`` x pT,t(truth), drawn once per jet from ``seed``.
-    ``ensemble`` > 0 trains that many deterministic networks instead (NLL loss, L2 = 1 / (2 prior_sigma N),
-    dropout ``ensemble_dropout`` on the inner layers), each on its own subsample of ``train_size`` jets.
-    The last ``test_fraction`` of the dataset is never used in training (``topcal evaluate`` uses it);
-    ``validation_fraction`` of the training jets drive early stopping (``patience`` epochs).
+    The defaults are topcal's network, the best configuration measured (README, ``benchmarks/bench_physics.py``):
+    a Bayesian deep set (``architecture = "deepset"``: a Flipout map ``phi_hidden`` applied to every
+    constituent, summed, joined with the jet-level features, a Flipout head ``hidden``) on jet-frame inputs
+    (``inputs = "jet-frame"``, :mod:`topcal.train.inputs`; the leading ``n_constituents`` constituents)
+    with the response pT,t(truth) / pT,j as target (``target = "response"``: the mean and every sigma scale
+    back to GeV with pT,j). :func:`paper_train_config` gives the paper's network: dense 100-100-50-50 on the
+    flattened lab-frame (E, px, py, pz) / 1000 (``"dense"``, ``"lab-4vectors"``), target pT,t (``"pt"``),
+    prior 0.1, learning rate 1e-4, batch 100.
+
+    The target is standardised with the training sample's mean and width. ``prior_sigma`` is the width of
+    the Gaussian prior N(0, prior_sigma) of every Flipout kernel weight; the KL term is multiplied by
+    ``kl_weight`` and divided by the number of training jets (``kl_weight = 1``: the evidence lower bound;
+    smaller values make sigma_pred smaller than the posterior's). ``likelihood`` is ``gauss`` (mean, SoftPlus
+    width) or ``gmmK`` (K Gaussians); the default, three Gaussians, describes the long tails of the response
+    that a single Gaussian cannot, so that the 68% intervals cover 68% of the jets. The posterior widths are
+    softplus(``width_speed`` x rho): with Adam, whose steps do not depend on a gradient's size, the widths
+    then learn ``width_speed`` times faster than the weights (1: TFP's own parametrisation). Adam with ``learning_rate``, gradients clipped to a global norm
+    ``clip_norm``; the learning rate is halved after ``lr_patience`` epochs without a better validation
+    negative log-likelihood, and training stops after ``patience`` such epochs (the best weights are kept).
+    ``smear`` > 0 trains on pT,t(truth) smeared per jet by a Gaussian of width ``smear`` x pT,t(truth), drawn
+    once per jet from ``seed``. ``ensemble`` > 0 trains that many deterministic networks instead (NLL loss,
+    L2 = 1 / (2 prior_sigma N), dropout ``ensemble_dropout`` on the inner layers), each on its own subsample
+    of ``train_size`` jets. The last ``test_fraction`` of the dataset is never used in training (``topcal
+    evaluate`` uses it); ``validation_fraction`` of the training jets drive early stopping. ``recalibrate``
+    fits one factor on the validation jets that scales sigma_stoch and sigma_pred so that the pulls have
+    unit width (``model.json`` records it; reports give the raw figures beside the recalibrated ones).
     """
 
-    hidden: list[int] = field(default_factory=lambda: [100, 100, 50, 50])
+    architecture: str = "deepset"
+    inputs: str = "jet-frame"
+    target: str = "response"
+    n_constituents: int | None = 64
+    phi_hidden: list[int] = field(default_factory=lambda: [64, 64, 64])
+    hidden: list[int] = field(default_factory=lambda: [100, 100, 50])
     activation: str = "relu"
-    prior_sigma: float = 0.1
-    likelihood: str = "gauss"
-    sigma_floor: float = 1e-3  # in units of the standardised label
-    learning_rate: float = 1e-4
-    batch_size: int = 100
+    prior_sigma: float = 1.0
+    kl_weight: float = 1.0
+    likelihood: str = "gmm3"
+    sigma_floor: float = 1e-3  # in units of the standardised target
+    learning_rate: float = 1e-3
+    clip_norm: float = 1.0
+    batch_size: int = 128
     epochs: int = 200
-    patience: int = 10
+    patience: int = 12
+    lr_patience: int | None = 5
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
     train_size: int | None = None
     smear: float = 0.0
     ensemble: int = 0
     ensemble_dropout: float = 0.1
+    recalibrate: bool = True
+    width_speed: float = 10.0
     seed: int = 1
 
     @property
@@ -560,12 +605,22 @@ class TrainConfig(_Serialisable):
         return 1 if self.likelihood == "gauss" else int(self.likelihood[3:])
 
     def validate(self) -> None:
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"likelihood: {self.likelihood!r} is not one of {LIKELIHOODS}")
+        for name, allowed in (("architecture", ARCHITECTURES), ("inputs", INPUT_KINDS), ("target", TARGETS),
+                              ("likelihood", LIKELIHOODS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
+        if self.architecture == "deepset" and self.inputs != "jet-frame":
+            raise ConfigError(f"inputs: the deepset architecture needs 'jet-frame' inputs, not {self.inputs!r}")
         _training_fields(self, "", ("batch_size", "epochs", "patience"))
+        if self.lr_patience is not None and self.lr_patience < 1:
+            raise ConfigError(f"lr_patience: {self.lr_patience} must be >= 1 (or unset: never lowered)")
+        if self.architecture == "deepset" and (not self.phi_hidden or any(int(n) < 1 for n in self.phi_hidden)):
+            raise ConfigError(f"phi_hidden: {self.phi_hidden} must be a non-empty list of positive layer widths")
+        if self.n_constituents is not None and self.n_constituents < 1:
+            raise ConfigError(f"n_constituents: {self.n_constituents} must be >= 1 (or unset: all stored)")
         if self.activation not in ("relu", "tanh", "elu", "selu", "gelu", "softplus"):
             raise ConfigError(f"activation: {self.activation!r} is not a supported activation")
-        for name in ("prior_sigma", "sigma_floor"):
+        for name in ("prior_sigma", "sigma_floor", "kl_weight", "clip_norm", "width_speed"):
             _positive(name, getattr(self, name))
         if self.train_size is not None and self.train_size < 10:
             raise ConfigError(f"train_size: {self.train_size} must be >= 10 jets")
@@ -579,17 +634,28 @@ class TrainConfig(_Serialisable):
             raise ConfigError(f"seed: {self.seed} must be >= 0")
 
 
+def paper_train_config(**overrides) -> TrainConfig:
+    """The paper's network (DESIGN.md section 6): dense 100-100-50-50 Flipout layers on the flattened
+    lab-frame constituents (E, px, py, pz) / 1000, target pT,t(truth), prior N(0, 0.1), Adam 1e-4, batch 100,
+    early stopping on the validation loss (patience 10)."""
+    paper = dict(architecture="dense", inputs="lab-4vectors", target="pt", n_constituents=None,
+                 hidden=[100, 100, 50, 50], prior_sigma=0.1, learning_rate=1e-4, batch_size=100, patience=10,
+                 lr_patience=None, likelihood="gauss", recalibrate=False, width_speed=1.0)
+    return TrainConfig(**{**paper, **overrides})
+
+
 # ---------------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, cls=None):
+def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, cls=None, base=None):
     """A configuration (``cls``: :class:`RunConfig` by default, or :class:`ProcessConfig`,
-    :class:`TrainConfig`) from the defaults, updated by a TOML card and then by ``overrides`` (a nested
-    dict), validated. Unknown keys are errors that name the key."""
+    :class:`TrainConfig`) from the defaults (or ``base``, an instance of ``cls``), updated by a TOML card and
+    then by ``overrides`` (a nested dict: only what the user really gave), validated. Unknown keys are errors
+    that name the key."""
     cls = RunConfig if cls is None else cls
-    data = cls().to_dict()
+    data = (cls() if base is None else base).to_dict()
     if path is not None:
         path = Path(path)
         try:
@@ -599,6 +665,10 @@ def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, 
             raise ConfigError(f"{path}: configuration card not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (TOML cards are UTF-8)") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory, not a TOML card") from None
         _merge(data, card, "")
     if overrides:
         _merge(data, overrides, "")
@@ -612,6 +682,8 @@ def _merge(base: dict, update: dict, prefix: str) -> None:
         name = f"{prefix}{key}"
         if key not in base:
             raise ConfigError(f"{name}: unknown configuration key")
+        if isinstance(base[key], dict) and not isinstance(value, dict):
+            raise ConfigError(f"{name}: {value!r} must be a table of settings")
         if isinstance(base[key], dict) and isinstance(value, dict) and key != "energy_fractions":
             _merge(base[key], value, name + ".")
         elif key == "energy_fractions" and isinstance(value, dict):
@@ -621,26 +693,62 @@ def _merge(base: dict, update: dict, prefix: str) -> None:
 
 
 def _build(cls, data: dict, prefix: str):
+    """An instance of ``cls`` from ``data``; every value is checked against the field's type (a wrong type
+    is a ConfigError naming the key and the value, never silently accepted or converted)."""
     kwargs = {}
-    hints = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    types = typing.get_type_hints(cls)
     for key, value in data.items():
-        if key not in hints:
+        if key not in fields:
             raise ConfigError(f"{prefix}{key}: unknown configuration key")
-        default = hints[key].default_factory() if hints[key].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = _build(type(default), value, f"{prefix}{key}.")
-        elif isinstance(value, list):
-            value = [_float_or_inf(v) for v in value]
+        hint = types[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{key}: {value!r} must be a table of settings")
+            value = _build(hint, value, f"{prefix}{key}.")
+        else:
+            value = _typed(f"{prefix}{key}", value, hint)
         kwargs[key] = value
     return cls(**kwargs)
 
 
-def _float_or_inf(v):
-    if isinstance(v, str) and v.lower() in ("inf", "+inf", "infinity"):
-        return INF
-    if isinstance(v, list):
-        return [_float_or_inf(x) for x in v]
-    return v
+def _typed(name: str, value, hint):
+    """``value`` checked against the type ``hint`` (bool, int, float, str, lists, dicts, optionals)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _typed(name, value, options[0])
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: {value!r} must be true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: {value!r} must be a whole number")
+        return value
+    if hint is float:
+        if isinstance(value, str) and value.lower() in ("inf", "+inf", "infinity"):
+            return INF
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: {value!r} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: {value!r} must be a string")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{name}: {value!r} must be a list")
+        return [_typed(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: {value!r} must be a table")
+        return {str(k): _typed(f"{name}.{k}", v, args[1]) for k, v in value.items()}
+    return value
 
 
 def _json_default(obj):

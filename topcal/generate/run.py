@@ -41,6 +41,8 @@ def chunk_seeds(master_seed: int, chunk_index: int) -> tuple[int, np.random.Gene
     return pythia_seed, det_rng
 
 
+MAX_EVENTS = 1_000_000_000  # events in one file: far beyond any sample; more is a typo
+
 def generate_chunk(cfg: RunConfig, chunk_index: int, n_events: int) -> dict[str, ak.Array]:
     """All DELPHES collections for chunk ``chunk_index`` of ``n_events`` events."""
     pythia_seed, rng = chunk_seeds(cfg.seed, chunk_index)
@@ -93,8 +95,12 @@ def generate(
         raise ConfigError(f"--events: {n_events} must be a positive number of events")
     if workers < 1:
         raise ConfigError(f"--workers: {workers} must be >= 1")
+    if n_events > MAX_EVENTS:
+        raise ConfigError(f"--events: {n_events} is more than one file should hold ({MAX_EVENTS}); generate "
+                          f"several files with different --seed values instead")
     out = check_output(out, overwrite)
-    sizes = [min(cfg.chunk_events, n_events - start) for start in range(0, n_events, cfg.chunk_events)]
+    n_chunks = -(-n_events // cfg.chunk_events)
+    sizes = _LazySizes(n_events, cfg.chunk_events, n_chunks)
     metadata = {
         "topcal_config": cfg.to_json(),
         "topcal_version": topcal.__version__,
@@ -123,7 +129,23 @@ def generate(
     )
 
 
-def _chunks(cfg: RunConfig, sizes: list[int], workers: int):
+class _LazySizes:
+    """The event count of every chunk, computed on demand (a list would not fit for absurd event counts)."""
+
+    def __init__(self, n_events: int, chunk: int, n_chunks: int):
+        self.n_events, self.chunk, self.n_chunks = n_events, chunk, n_chunks
+
+    def __len__(self) -> int:
+        return self.n_chunks
+
+    def __getitem__(self, k: int) -> int:
+        return min(self.chunk, self.n_events - k * self.chunk)
+
+    def __iter__(self):
+        return (self[k] for k in range(self.n_chunks))
+
+
+def _chunks(cfg: RunConfig, sizes, workers: int):
     """Yield the chunks in order; with several workers, keep at most 2 x workers chunks in flight."""
     if workers == 1 or len(sizes) == 1:
         for k, n in enumerate(sizes):
@@ -131,7 +153,7 @@ def _chunks(cfg: RunConfig, sizes: list[int], workers: int):
         return
     # fork starts workers at once; spawn is the safe choice once threaded libraries (TensorFlow) are loaded
     ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent) as pool:
         pending: deque[cf.Future] = deque()
         k = 0
         while k < len(sizes) or pending:
@@ -139,6 +161,25 @@ def _chunks(cfg: RunConfig, sizes: list[int], workers: int):
                 pending.append(pool.submit(generate_chunk, cfg, k, sizes[k]))
                 k += 1
             yield pending.popleft().result()
+
+
+def die_with_parent() -> None:
+    """In a worker process: the default SIGTERM action (not the parent's handler, which a forked worker
+    inherits), and death by SIGKILL when the parent dies, even by SIGKILL itself (Linux's PR_SET_PDEATHSIG)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which shuts the pool down
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - no glibc
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def default_workers() -> int:

@@ -58,11 +58,15 @@ def branch_names(tree: uproot.TTree) -> set[str]:
     return {k.rsplit("/", 1)[-1] for k in tree.keys()}
 
 
-def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields: Iterable[str] = ()) -> int:
-    """Open ``path`` and check it is a DELPHES file with the given collections and ``Coll.Field`` leaves.
+def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields: Iterable[str] = (),
+                       deep: bool = False) -> int:
+    """Open ``path`` and check it is a DELPHES file with the given collections and ``Coll.Field`` leaves;
+    ``deep`` also reads and decompresses every basket of those leaves and of the collections' counters
+    (of every branch when neither is given), which finds damaged data inside an intact file.
 
     Returns the number of entries. Raises :class:`InputFileError` naming the file and what is wrong.
     """
+    collections, fields = tuple(collections), tuple(fields)
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: file not found")
@@ -86,7 +90,37 @@ def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields
         for leaf in fields:
             if leaf not in names:
                 raise InputFileError(f"{path}: branch '{leaf}' missing")
+        if deep:
+            check_baskets(path, tree, (*fields, *(f"{c}_size" for c in collections)))
     return entries
+
+
+def check_baskets(path: Path, tree: uproot.TTree, leaves: Iterable[str] = ()) -> None:
+    """Read and decompress every basket of the ``leaves`` (``Coll.Field``, ``Coll_size``; every branch when
+    none are given)."""
+    wanted = set(leaves)
+    for branch in tree.itervalues(recursive=True):
+        leaf = branch.name.rsplit("/", 1)[-1]
+        if wanted and leaf not in wanted:
+            continue
+        for i in range(branch.num_baskets):
+            try:
+                branch.basket(i)
+            except Exception as exc:  # cramjam, zlib, lzma and uproot raise many types for damaged data
+                raise InputFileError(f"{path}: branch '{leaf}' is damaged in basket {i} "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def diagnose_read_error(files: Iterable[str | Path], collections: Iterable[str],
+                        fields: Iterable[str]) -> InputFileError | None:
+    """After a run failed: the one-line error of the first file whose used leaves cannot be read, or None
+    when every file reads (then the failure was something else)."""
+    for f in files:
+        try:
+            check_delphes_file(f, collections, fields, deep=True)
+        except InputFileError as exc:
+            return exc
+    return None
 
 
 def _check_complete(path: Path, tree: uproot.TTree) -> None:
@@ -123,9 +157,10 @@ def read_metadata(path: str | Path, key: str) -> str | None:
         return str(file[key])
 
 
-def summarize(path: str | Path) -> str:
-    """A few lines describing a DELPHES file: entries, collections with mean multiplicities, provenance."""
-    entries = check_delphes_file(path)
+def summarize(path: str | Path, check: bool = False) -> str:
+    """A few lines describing a DELPHES file: entries, collections with mean multiplicities, provenance;
+    ``check`` first reads every basket of every branch (damaged data is an InputFileError naming it)."""
+    entries = check_delphes_file(path, deep=check)
     lines = [f"{path}: {entries} events in tree '{TREE_NAME}'"]
     with uproot.open(path) as file:
         tree = file[TREE_NAME]
@@ -136,6 +171,8 @@ def summarize(path: str | Path) -> str:
             lines.append(f"  {name:<20s} {mean:8.1f} per event")
     command = read_metadata(path, "topcal_command")
     lines.append(f"  made by: {command}" if command else "  made by: not topcal (no topcal_command)")
+    if check:
+        lines.append("  every basket of every branch reads")
     return "\n".join(lines)
 
 

@@ -1,1 +1,1 @@
-"""Publication-style figures (hist + mplhep, ATLAS style, "Simulation", 14 TeV)."""
+"""Publication-style figures (hist + mplhep, ROOT style, neutral "topcal Simulation" label, 14 TeV)."""

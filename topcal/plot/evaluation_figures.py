@@ -12,15 +12,16 @@ from topcal.train.likelihood import predictive_density
 from topcal.train.metrics import NARROW_SLICE_GEV
 
 
-def predictive_distribution(model, x: np.ndarray, pt_jet: np.ndarray, pt_truth: np.ndarray, out_dir: str | Path,
+def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Path,
                             seed: int = 0, samples: int = 50, n_jets: int = 3, shown_samples: int = 15) -> list[Path]:
     """For a few jets (from the 600..620 GeV slice when there are any): the predicted density of individual
     weight samples (thin) and their average (thick), with pT,t(truth) marked."""
     lo, hi = NARROW_SLICE_GEV
+    pt_jet = jets.pt
     pick = np.flatnonzero((pt_jet >= lo) & (pt_jet < hi))[:n_jets]
     if len(pick) < n_jets:
-        pick = np.arange(min(n_jets, len(x)))
-    w, mu, s = model.sample(x[pick], samples, seed)
+        pick = np.arange(min(n_jets, len(jets)))
+    w, mu, s = model.sample(jets.take(pick), samples, seed)
     fig, ax = new_figure()
     grid = np.linspace(300, 1200, 901)
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")

@@ -1,4 +1,6 @@
-"""One figure style for every topcal plot: mplhep ATLAS style, "Simulation" label, sqrt(s) = 14 TeV.
+"""One figure style for every topcal plot: mplhep's ROOT style and a neutral label, "topcal Simulation",
+sqrt(s) = 14 TeV. topcal is not an experiment's result: its figures never carry an experiment's name, which
+the collaborations reserve for their approved results (DESIGN.md section 10).
 
 Figures are saved as PNG and PDF side by side. Matplotlib runs headless (Agg), so plotting works on
 batch nodes and in CI.
@@ -16,17 +18,18 @@ import mplhep  # noqa: E402
 
 COM_TEV = 14
 FORMATS = ("png", "pdf")
+NAME = "topcal"
 
 
 def new_figure(figsize=(8, 7), **subplots):
-    """A figure and axes in ATLAS style (``subplots``: more panels, e.g. ``nrows=2``)."""
-    plt.style.use(mplhep.style.ATLAS)
+    """A figure and axes in mplhep's ROOT style (``subplots``: more panels, e.g. ``nrows=2``)."""
+    plt.style.use(mplhep.style.ROOT)
     return plt.subplots(figsize=figsize, **subplots)
 
 
 def label(ax, note: str | None = None) -> None:
-    """The experiment-style label "Simulation", sqrt(s) = 14 TeV, and an optional note below it."""
-    mplhep.atlas.label(ax=ax, data=False, com=COM_TEV, loc=0)
+    """The neutral label "topcal Simulation", sqrt(s) = 14 TeV, and an optional note below it."""
+    mplhep.label.exp_label(exp=NAME, text="Simulation", data=True, com=COM_TEV, loc=0, ax=ax)
     if note:
         ax.text(0.04, 0.86, note, transform=ax.transAxes, va="top", fontsize="small")
 

@@ -10,10 +10,10 @@ input's ``Delphes`` tree.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +22,15 @@ import awkward as ak
 import topcal
 from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
-from topcal.io.delphes_reader import TREE_NAME
+from topcal.io.atomic import refuse_overlap, remove_stale_temporaries, temporary_name
 from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
 from topcal.process.executors import make_runner
-from topcal.process.fileset import build_fileset, coffea_fileset
-from topcal.process.run import check_inputs
+from topcal.process.fileset import build_fileset
+from topcal.process.run import check_inputs, run_or_diagnose
 from topcal.train.model_dir import read_meta
+
+
+STAGING = "topcal-predict-staging"
 
 
 @dataclass
@@ -61,6 +64,8 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
     """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring)."""
     from processors.fatjet_predict import FatJetPredictProcessor
 
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tree_name or ""):
+        raise InputFileError(f"--tree-name: {tree_name!r} is not a valid tree name (letters, digits, '_')")
     meta = read_meta(model_dir)
     if reference is not None:
         ref_meta = read_meta(reference)
@@ -78,6 +83,9 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
     targets = {f: out_dir / friend_name(f) for f in files}
     if len(set(targets.values())) != len(targets):
         raise InputFileError("two inputs have the same file name; their friends would collide")
+    for target in targets.values():
+        refuse_overlap(target, [*files, model_dir, *([reference] if reference else [])])
+    refuse_overlap(out_dir, [model_dir, *([reference] if reference else [])])
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"{existing[0]}: friend exists; pass --overwrite to replace it")
@@ -87,13 +95,15 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
                 "topcal_command": command, "topcal_version": topcal.__version__}
 
     summary = PredictSummary(out_dir, skipped=skipped)
-    staging = Path(tempfile.mkdtemp(prefix=".topcal-predict-", dir=out_dir))
+    remove_stale_temporaries(out_dir / STAGING)
+    staging = temporary_name(out_dir / STAGING)
+    staging.mkdir()
     try:
         proc = FatJetPredictProcessor(model_dir, cfg, {f: i for i, f in enumerate(files)}, staging, samples, seed,
                                       reference)
         with make_runner(executor, workers, scheduler, chunksize, progress, skip_bad_files=False,
                          desc="Predicting") as runner:
-            result = runner(coffea_fileset(fileset, TREE_NAME), processor_instance=proc, treename=TREE_NAME)
+            result = run_or_diagnose(runner, fileset, proc, cfg, need_truth=False)
         for f in files:
             parts = sorted((p for p in result["parts"] if p["file"] == f), key=lambda p: p["entry_start"])
             _check_coverage(f, parts, entries[f])

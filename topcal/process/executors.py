@@ -75,7 +75,7 @@ def _dask_client(workers: int, scheduler: str | None):
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"scheduler {scheduler}: cannot connect ({exc})") from None
         with client:
             yield client

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +24,8 @@ DEFAULT_DATASET = "inputs"
 def build_fileset(inputs: Iterable[str | Path]) -> dict[str, list[str]]:
     """``{dataset: [absolute file paths]}`` from paths, globs and JSON filesets, in the order given.
 
-    A glob that matches nothing and a JSON file that cannot be read are errors naming the input.
+    A glob that matches nothing and a JSON file that cannot be read are errors naming the input, and so is
+    a file given twice, also under another name (``..``, a symbolic link): it would be processed twice.
     """
     fileset: dict[str, list[str]] = {}
     for item in inputs:
@@ -40,12 +42,14 @@ def build_fileset(inputs: Iterable[str | Path]) -> dict[str, list[str]]:
             fileset.setdefault(DEFAULT_DATASET, []).append(str(Path(item).absolute()))
     if not fileset:
         raise InputFileError("no input files given")
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for dataset, files in fileset.items():
         for f in files:
-            if f in seen:
-                raise InputFileError(f"{f}: given twice (dataset {dataset!r})")
-            seen.add(f)
+            real = os.path.realpath(f)
+            if real in seen:
+                same = "" if seen[real] == f else f" (the same file as {seen[real]})"
+                raise InputFileError(f"{f}: given twice{same} (dataset {dataset!r})")
+            seen[real] = f
     return fileset
 
 

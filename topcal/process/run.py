@@ -27,7 +27,8 @@ from topcal.config import ProcessConfig
 from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output, check_output
 from topcal.io.dataset import HISTOGRAMS, part_name, read_part, write_manifest, write_part
-from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, read_metadata
+from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, diagnose_read_error, read_metadata
+from topcal.process.truth import TRUTH_FIELDS
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset, coffea_fileset
 from topcal.process.flatten import acceptance, keep
@@ -81,19 +82,48 @@ def suggested_max_constituents(inputs) -> int:
     return ProcessConfig.max_constituents
 
 
+USED_FIELDS = {"Event": ("Weight",), "Particle": TRUTH_FIELDS, "EFlowTrack": ("PT", "Eta", "Phi", "PID"),
+               "EFlowPhoton": ("ET", "Eta", "Phi"), "EFlowNeutralHadron": ("ET", "Eta", "Phi"),
+               "Tower": ("ET", "Eta", "Phi")}
+
+
+def used_collections(cfg: ProcessConfig, need_truth: bool = True) -> tuple[str, ...]:
+    """The DELPHES collections a run reads (``Particle`` only when ``need_truth``)."""
+    collections = TOWER_COLLECTIONS if cfg.use_towers else REQUIRED_COLLECTIONS
+    return collections if need_truth else tuple(c for c in collections if c != "Particle")
+
+
+def used_leaves(collections: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``Coll.Field`` leaves topcal reads from ``collections`` (others may be absent or unreadable)."""
+    return tuple(f"{c}.{f}" for c in collections for f in USED_FIELDS[c])
+
+
+def run_or_diagnose(runner, fileset: dict, proc, cfg: ProcessConfig, need_truth: bool = True):
+    """``runner`` over ``fileset``; when it fails because an input's data is damaged, the error is one line
+    naming the file and the branch (coffea's executors wrap and, across processes, flatten the original)."""
+
+    try:
+        return runner(coffea_fileset(fileset, TREE_NAME), processor_instance=proc, treename=TREE_NAME)
+    except Exception as exc:
+        files = [f for fs in fileset.values() for f in fs]
+        collections = used_collections(cfg, need_truth)
+        diagnosis = diagnose_read_error(files, collections, used_leaves(collections))
+        if diagnosis is None:
+            raise
+        raise diagnosis from None
+
+
 def check_inputs(fileset: dict[str, list[str]], cfg: ProcessConfig, skip_bad_files: bool, need_truth: bool = True):
     """Drop (with ``skip_bad_files``) or reject files that are not readable DELPHES files with the needed
     collections (``Particle`` only when ``need_truth``). Returns ``(fileset, entries per file, skipped)``."""
-    collections = TOWER_COLLECTIONS if cfg.use_towers else REQUIRED_COLLECTIONS
-    if not need_truth:
-        collections = tuple(c for c in collections if c != "Particle")
+    collections = used_collections(cfg, need_truth)
     good: dict[str, list[str]] = {}
     entries: dict[str, int] = {}
     skipped: list[str] = []
     for dataset, files in fileset.items():
         for f in files:
             try:
-                entries[f] = check_delphes_file(f, collections=collections)
+                entries[f] = check_delphes_file(f, collections, used_leaves(collections), deep=skip_bad_files)
             except InputFileError as exc:
                 if not skip_bad_files:
                     raise
@@ -124,17 +154,18 @@ def process(
 
     cfg = cfg or ProcessConfig()
     cfg.validate()
-    check_output(out, overwrite)
-    fileset, entries, skipped = check_inputs(build_fileset(inputs), cfg, skip_bad_files)
+    fileset = build_fileset(inputs)
+    check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs])
+    fileset, entries, skipped = check_inputs(fileset, cfg, skip_bad_files)
     files = [f for fs in fileset.values() for f in fs]
     command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
 
-    with atomic_output(out, overwrite) as tmp:
+    with atomic_output(out, overwrite, inputs=files) as tmp:
         staging = tmp / STAGING
         staging.mkdir(parents=True)
         proc = FatJetDatasetProcessor(cfg, {f: i for i, f in enumerate(files)}, staging)
         with make_runner(executor, workers, scheduler, chunksize, progress, skip_bad_files) as runner:
-            result = runner(coffea_fileset(fileset, TREE_NAME), processor_instance=proc, treename=TREE_NAME)
+            result = run_or_diagnose(runner, fileset, proc, cfg)
         if not result:  # every chunk failed and was skipped
             result = {"cutflow": {}, "staged": [], "histograms": proc.empty_histograms()}
         cutflow = {name: int(result["cutflow"].get(name, 0)) for name in CUTFLOW}

@@ -54,9 +54,20 @@ def _p4(p: ak.Array) -> ak.Array:
     return ak.zip({"pt": p.PT, "eta": p.Eta, "phi": p.Phi, "mass": p.Mass}, with_name="Momentum4D")
 
 
+TRUTH_FIELDS = ("PID", "M1", "D1", "D2", "PT", "Eta", "Phi", "Mass")
+
+
+def only_fields(collection: ak.Array, fields: tuple[str, ...]) -> ak.Array:
+    """The collection with just ``fields``: whole-record operations (``ak.where``) then read nothing else,
+    so files whose collections also carry unreadable leaves (older DELPHES's ``Particle.Constituents``)
+    or extra ones work."""
+    return ak.zip({f: collection[f] for f in fields})
+
+
 def truth_tops(particles: ak.Array) -> ak.Array:
     """Last-copy tops with their first (hard-process) copy, their b and W (last copies) and the W's two
     daughter quarks, as Momentum4D records ``top``, ``hard_top``, ``b``, ``w``, ``q1``, ``q2``."""
+    particles = only_fields(particles, TRUTH_FIELDS)
     tops = last_copies(particles, 6)
     hard = _walk(particles, tops, "M1", 6)
     b = _daughter(particles, tops, 5)
@@ -72,6 +83,14 @@ def truth_tops(particles: ak.Array) -> ak.Array:
 def label_object(top_label: str) -> str:
     """The ``truth_tops`` field whose pT is the label for ``ProcessConfig.top_label``."""
     return {"last-copy": "top", "hard-process": "hard_top"}[top_label]
+
+
+def matched_label_pt(tops: ak.Array, top_index: ak.Array, top_label: str) -> ak.Array:
+    """pT,t(truth) in GeV of each jet's matched top (``top_label``), NaN for unmatched jets;
+    ``n_events * var(jets)`` like ``top_index``."""
+    label = ak.pad_none(tops[label_object(top_label)].pt, 1, axis=1)
+    values = ak.fill_none(label[ak.where(top_index >= 0, top_index, 0)], np.nan)
+    return ak.where(top_index >= 0, values, np.nan)
 
 
 def match_tops(jets: ak.Array, tops: ak.Array, radius: float, require_decay_products: bool = False):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.config import ProcessConfig, TaggerConfig, TrainConfig
+from topcal.config import ProcessConfig, TaggerConfig, TrainConfig, paper_train_config
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 PAPER_TABLE1 = {  # DESIGN.md section 7: sqrt(MSE) [GeV], pT,j 600..620 GeV
@@ -79,7 +79,7 @@ def run_steps(out: Path, scale, sizes: list[int], base: dict, dataset_config: Pr
     n_train = min(sizes[-1], trainable)
     for r in range(scale.repetitions):
         name = f"isr_rep{r}"
-        cfg = TrainConfig(train_size=n_train, seed=r + 1, **base)
+        cfg = paper_train_config(train_size=n_train, seed=r + 1, **base)
         step(f"train {name}", out / "models" / name / "model.json", lambda name=name, cfg=cfg: train(
             out / "dataset_isr", out / "models" / name, cfg, progress=progress, command=command))
         step(f"evaluate {name}", out / "reports" / name / "report.json", lambda name=name: evaluate(

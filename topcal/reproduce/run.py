@@ -4,8 +4,11 @@ Steps (each output is reused when it is already complete, so an interrupted run 
 
 1. ``samples/ttbar_noisr.root``: ``topcal generate`` (or ``--sample FILE``);
 2. ``dataset/``: ``topcal process`` (flattened in pT,t(truth));
-3. ``models/``: Bayesian networks for the training-size study (``size<N>_rep<r>``), the mixtures
-   (``gmm2``, ``gmm3``) and the label smearing (``smear<pct>[_rep<r>]``); frequentist ensembles (``ensemble<N>``);
+3. ``models/``: the paper's Bayesian network (:func:`topcal.config.paper_train_config`, with the scale's
+   prior, learning rate and epochs) for the training-size study (``size<N>_rep<r>``), the mixtures
+   (``gmm2``, ``gmm3``) and the label smearing (``smear<pct>[_rep<r>]``); frequentist ensembles
+   (``ensemble<N>``); and topcal's default network at every training size (``default<N>``), reported
+   side by side with the paper's and the linear baseline;
 4. ``reports/``: ``topcal evaluate`` of each, the smeared ones against the nominal network (sigma_cal),
    and the nominal network with inputs scaled by 1 +- f (``input<pct>``);
 5. ``plots/`` (PNG and PDF) and ``report.md`` with our numbers next to the paper's.
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from topcal.config import SLIM_COLLECTIONS, RunConfig, TrainConfig, paper_process_config
+from topcal.config import SLIM_COLLECTIONS, RunConfig, TrainConfig, paper_process_config, paper_train_config
 from topcal.errors import ConfigError
 from topcal.reproduce import isr_study
 from topcal.reproduce.scales import Scale, get_scale
@@ -104,16 +107,18 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     models: dict[str, TrainConfig] = {}
     for n in sizes:
         for rep in range(scale.repetitions):
-            models[f"size{n}_rep{rep}"] = TrainConfig(train_size=n, seed=rep + 1, **base)
+            models[f"size{n}_rep{rep}"] = paper_train_config(train_size=n, seed=rep + 1, **base)
     nominal = f"size{sizes[-1]}_rep0"
     for lik in scale.likelihoods:
         if lik != "gauss":
-            models[lik] = TrainConfig(train_size=sizes[-1], likelihood=lik, seed=1, **base)
+            models[lik] = paper_train_config(train_size=sizes[-1], likelihood=lik, seed=1, **base)
     for f in scale.smear_fractions:
         for rep in range(scale.repetitions):
-            models[_smear_name(f, rep)] = TrainConfig(train_size=sizes[-1], smear=f, seed=rep + 1, **base)
+            models[_smear_name(f, rep)] = paper_train_config(train_size=sizes[-1], smear=f, seed=rep + 1, **base)
     for n in sizes:
-        models[f"ensemble{n}"] = TrainConfig(train_size=n, ensemble=scale.ensemble_members, seed=1, **base)
+        models[f"ensemble{n}"] = paper_train_config(train_size=n, ensemble=scale.ensemble_members, seed=1, **base)
+    for n in sizes:
+        models[f"default{n}"] = TrainConfig(train_size=n, seed=1, epochs=scale.default_epochs, **scale.default_network)
     for name, cfg in models.items():
         step(f"train {name}", out / "models" / name / "model.json",
              lambda name=name, cfg=cfg: train(out / "dataset", out / "models" / name, cfg, progress=progress,
@@ -137,6 +142,23 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     write_studies(out, scale, sizes, nominal, ds)
     summary.steps.append(("figures and report", time.perf_counter() - t0, "done"))
     return summary
+
+
+def default_network_table(out: Path, sizes: list[int]) -> list[str]:
+    """report.md lines: sqrt(MSE) (bootstrap error) on all test jets and in the 600..620 GeV slice, and 68%
+    coverage, for the paper's network (rep 0), topcal's default network and the linear baseline."""
+    lines = ["\n## topcal's default network beside the paper's (same test jets) [GeV]\n",
+             "| training jets | paper net, all | default net, all | linear pT,j, all | paper net, 600..620 | "
+             "default net, 600..620 | linear pT,j, 600..620 | coverage68 paper / default |",
+             "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda r: f"{r['rmse']:.1f} +- {r['rmse_err']:.1f}" if r.get("jets") else "-"  # noqa: E731
+    for n in sizes:
+        paper, default = _report(out, f"size{n}_rep0"), _report(out, f"default{n}")
+        cov = f"{paper['network'][-1]['coverage68']:.3f} / {default['network'][-1]['coverage68']:.3f}"
+        lines.append(f"| {n} | {fmt(paper['network'][-1])} | {fmt(default['network'][-1])} | "
+                     f"{fmt(paper['baseline'][-1])} | {fmt(paper['network'][-2])} | {fmt(default['network'][-2])} | "
+                     f"{fmt(paper['baseline'][-2])} | {cov} |")
+    return lines
 
 
 def _smear_name(f: float, rep: int) -> str:
@@ -225,7 +247,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     for lik in scale.likelihoods:
         name = nominal if lik == "gauss" else lik
         model = load_model(out / "models" / name)
-        w, mu, s = model.sample(arrays.x, scale.samples, seed=1)
+        w, mu, s = model.sample(arrays.jets, scale.samples, seed=1)
         dens = predictive_density(np.broadcast_to(grid, (len(arrays.x), len(grid))), w, mu, s).mean(axis=0)
         densities[f"{model.config.components} Gaussian(s)"] = dens
         order = np.argsort(mu, axis=-1)
@@ -259,6 +281,9 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
         smeared = _predictions(out, _smear_name(f, 0))
         label_values = smeared_labels(smeared["pt_truth"], smeared["row"], float(f), seed=1)
         fig.smeared_truth_vs_jet(smeared, label_values, float(f), plots, note)
+
+    # topcal's default network against the paper's and the linear baseline, same test jets
+    lines += default_network_table(out, sizes)
 
     # the calibration diagnostics the paper lacks
     rows = _report(out, nominal)["network"]

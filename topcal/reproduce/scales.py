@@ -2,8 +2,9 @@
 
 ``small`` finishes on a 2-core laptop in well under 30 minutes; ``medium`` in about two hours; ``paper``
 uses the paper's sample sizes (multi-hour, run it with dask). ``tiny`` only checks the wiring (tests).
-At the small scales the network uses a wider prior and a faster optimiser than the paper's (prior 0.1,
+At the small scales the paper's network uses a wider prior and a faster optimiser than the paper's (prior 0.1,
 Adam 1e-4 at 1M jets): with a few thousand jets the KL term, divided by the training size, would dominate.
+topcal's default network (``default<N>`` models) keeps its own defaults at every scale.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ class Scale:
     isr_events: int = 0              # ttbar events with ISR (table 1, figure 4); 0 leaves the ISR study out
     qcd_events: int = 0              # QCD dijet events per ISR setting, background for the LoLa tagger
     tagger_epochs: int = 20
+    default_epochs: int = 200        # topcal's default network (early stopping ends it sooner)
+    default_network: dict = field(default_factory=dict)  # TrainConfig overrides of the default network
 
 
 SCALES = {
     "tiny": Scale(events=600, train_sizes=(150, 300), repetitions=2, epochs=1, patience=1,
                   smear_fractions=(0.05,), likelihoods=("gauss", "gmm2"), samples=4, hidden=(16,),
-                  ensemble_members=2, isr_events=600, qcd_events=600, tagger_epochs=1),
+                  ensemble_members=2, isr_events=600, qcd_events=600, tagger_epochs=1, default_epochs=1,
+                  default_network={"phi_hidden": [8], "hidden": [8]}),
     "small": Scale(events=16_000, train_sizes=(2000, 5000, 10_000), repetitions=2, epochs=40, patience=8,
                    isr_events=8000, qcd_events=8000, tagger_epochs=15),
     "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 40_000), repetitions=3, epochs=60,

@@ -122,7 +122,7 @@ def train_tagger(top_dataset, background_dataset, out, cfg: TaggerConfig | None 
                      "background_rejection_at_50": rejection},
         "weights": [WEIGHTS],
     }
-    with atomic_output(out, overwrite) as tmp:
+    with atomic_output(out, overwrite, inputs=[top_dataset, background_dataset]) as tmp:
         tmp.mkdir()
         model.save_weights(tmp / WEIGHTS)
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")

@@ -12,3 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-plugin noise on CP
 # Known, harmless deprecation noise from TFP 0.25's Keras-2 layers, filtered so that real warnings show.
 warnings.filterwarnings("ignore", message=r"`layer.add_variable` is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r"The initializer RandomNormal is unseeded", category=UserWarning)
+
+
+def deterministic() -> None:
+    """TensorFlow op determinism: with the seeds topcal sets, the same seed gives the same training and the
+    same predictions, run after run (a few ops become slower; none that topcal's networks use much)."""
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()

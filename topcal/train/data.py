@@ -13,25 +13,36 @@ import numpy as np
 
 from topcal.errors import InputFileError
 from topcal.io.dataset import CONSTITUENTS, Dataset
+from topcal.train.inputs import Jets
 
 LABEL = "pt_truth"
+JET_COLUMNS = ("pt", "eta", "phi", "mass", "n_constituents")
 SMEAR_STREAM = 0x5EA2
 
 
 @dataclass
 class JetArrays:
-    """Network input ``x`` (n, N, 4) float32 in GeV/1000, label ``pt_truth`` (GeV), jet pT (GeV), rows."""
+    """Jets as the networks take them (:class:`topcal.train.inputs.Jets`), their label ``pt_truth`` (GeV)
+    and their ``rows`` in the dataset."""
 
-    x: np.ndarray
+    jets: Jets
     pt_truth: np.ndarray
-    pt_jet: np.ndarray
     rows: np.ndarray
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def x(self) -> np.ndarray:
+        """The padded constituents, (n, N, 4) float32, (E, px, py, pz) / the dataset's input scale."""
+        return self.jets.constituents
+
+    @property
+    def pt_jet(self) -> np.ndarray:
+        return self.jets.pt
+
     def subset(self, idx: np.ndarray) -> JetArrays:
-        return JetArrays(self.x[idx], self.pt_truth[idx], self.pt_jet[idx], self.rows[idx])
+        return JetArrays(self.jets.take(idx), self.pt_truth[idx], self.rows[idx])
 
 
 def split_rows(n_jets: int, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +65,7 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         raise InputFileError(f"{ds.path}: no jets to read (dataset has {ds.n_jets})")
     n_max = ds.config.max_constituents
     x = np.empty((len(rows), n_max, 4), dtype=np.float32) if x_out is None else x_out
-    columns = {name: np.empty(len(rows)) for name in (LABEL, "pt", *extra)}
+    columns = {name: np.empty(len(rows)) for name in dict.fromkeys((LABEL, *JET_COLUMNS, *extra))}
     bad_inputs = 0
     filled, offset = 0, 0
     for batch in ds.iter_batches([CONSTITUENTS, *columns]):
@@ -75,8 +86,9 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
     for name, bad in (("constituents", bad_inputs), (LABEL, bad_labels)):
         if bad:
             raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {bad} jets")
-    arrays = JetArrays(x, columns.pop(LABEL), columns.pop("pt"), rows)
-    return arrays, columns
+    jets = Jets(x, *(columns[name] for name in JET_COLUMNS), input_scale_gev=ds.config.input_scale_gev)
+    arrays = JetArrays(jets, columns[LABEL], rows)
+    return arrays, {name: columns[name] for name in extra}
 
 
 def smeared_labels(pt_truth: np.ndarray, rows: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -27,12 +27,13 @@ from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output
 from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
+from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, linear_response
 from topcal.train.model import TrainedModel, load_model
 
-REPORT_COLUMNS = ("jets", "rmse", "rmse_rel", "bias", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal",
-                  "sigma_input", "coverage68", "pull_width", "crps")
+REPORT_COLUMNS = ("jets", "rmse", "rmse_err", "rmse_rel", "bias", "sigma_stoch", "sigma_pred", "sigma_tot",
+                  "sigma_cal", "sigma_input", "coverage68", "coverage95", "pull_width", "pull_iqr", "crps")
 
 
 @dataclass
@@ -43,18 +44,24 @@ class EvaluationSummary:
 
     def __str__(self) -> str:
         net, base = self.report["network"][-1], self.report["baseline"][-1]
+        raw = ""
+        if "network_raw" in self.report:
+            r = self.report["network_raw"][-1]
+            raw = (f"\n  without the recalibration (x{self.report['width_factor']:.3f}): 68% coverage "
+                   f"{r['coverage68']:.3f}, 95% coverage {r['coverage95']:.3f}, pull width {r['pull_width']:.3f}")
         return (f"evaluated {self.n_jets} test jets -> {self.path}\n"
                 f"  network:  sqrt(MSE) {net['rmse']:.1f} GeV, mean sigma_tot {net['sigma_tot']:.1f} GeV, "
-                f"68% coverage {net['coverage68']:.3f}, pull width {net['pull_width']:.3f}\n"
-                f"  baseline (linear response): sqrt(MSE) {base['rmse']:.1f} GeV")
+                f"68% coverage {net['coverage68']:.3f}, 95% coverage {net['coverage95']:.3f}, "
+                f"pull width {net['pull_width']:.3f}\n"
+                f"  baseline (linear response): sqrt(MSE) {base['rmse']:.1f} GeV" + raw)
 
 
-def predict_in_blocks(model: TrainedModel, x: np.ndarray, samples: int, seed: int, block: int = 20_000,
+def predict_in_blocks(model: TrainedModel, jets: Jets, samples: int, seed: int, block: int = 20_000,
                       progress: bool = True, desc: str = "sampling the network") -> dict[str, np.ndarray]:
     """``model.predict`` over blocks of jets (bounded memory), with a progress bar."""
     parts = []
-    for start in tqdm(range(0, len(x), block), desc=desc, unit="block", disable=not progress):
-        parts.append(model.predict(x[start:start + block], samples, seed + start))
+    for start in tqdm(range(0, len(jets), block), desc=desc, unit="block", disable=not progress):
+        parts.append(model.predict(jets.take(slice(start, start + block)), samples, seed + start))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -71,14 +78,15 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     if max_jets is not None:
         test = test[:max_jets]
     arrays, _ = load_rows(ds, test)
-    pred = predict_in_blocks(model, arrays.x, samples, seed, progress=progress)
+    pred = predict_in_blocks(model, arrays.jets, samples, seed, progress=progress)
     if reference is not None:
         ref_model = load_model(reference)
-        ref = predict_in_blocks(ref_model, arrays.x, samples, seed, progress=progress, desc="reference model")
+        ref = predict_in_blocks(ref_model, arrays.jets, samples, seed, progress=progress, desc="reference model")
         pred["sigma_cal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
     if input_smear:
-        up = predict_in_blocks(model, arrays.x * (1 + input_smear), samples, seed, progress=progress, desc="inputs up")
-        down = predict_in_blocks(model, arrays.x * (1 - input_smear), samples, seed, progress=progress,
+        up = predict_in_blocks(model, arrays.jets.scaled(1 + input_smear), samples, seed, progress=progress,
+                               desc="inputs up")
+        down = predict_in_blocks(model, arrays.jets.scaled(1 - input_smear), samples, seed, progress=progress,
                                  desc="inputs down")
         pred["sigma_input"] = 0.5 * np.abs(up["mean"] - down["mean"])
 
@@ -97,10 +105,13 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
         "input_smear": input_smear,
         "test_jets": len(test),
         "baseline_fit": {"offset_gev": a, "slope": b, "residual_rms_gev": rms},
+        "width_factor": model.width_factor,
         "network": binned(arrays.pt_jet, arrays.pt_truth, pred),
         "baseline": binned(arrays.pt_jet, arrays.pt_truth, baseline),
     }
-    with atomic_output(out, overwrite) as tmp:
+    if model.width_factor != 1.0:  # the raw network's figures beside the recalibrated ones
+        report["network_raw"] = binned(arrays.pt_jet, arrays.pt_truth, unstretched(pred, model.width_factor))
+    with atomic_output(out, overwrite, inputs=[model_dir, dataset_dir, *([reference] if reference else [])]) as tmp:
         tmp.mkdir()
         (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         (tmp / "report.md").write_text(markdown_report(report))
@@ -109,9 +120,20 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
         if figures and len(test):
             from topcal.plot.evaluation_figures import calibration_summary, predictive_distribution
 
-            predictive_distribution(model, arrays.x, arrays.pt_jet, arrays.pt_truth, tmp / "figures", seed=seed)
+            predictive_distribution(model, arrays.jets, arrays.pt_truth, tmp / "figures", seed=seed)
             calibration_summary(report["network"], report["baseline"], tmp / "figures")
     return EvaluationSummary(Path(out), len(test), report)
+
+
+def unstretched(pred: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
+    """The raw network's summaries from recalibrated ones: widths and interval ends back by ``factor``
+    about each jet's mean (:meth:`TrainedModel.sample`)."""
+    out = {"mean": pred["mean"]}
+    for key in ("sigma_stoch", "sigma_pred", "sigma_tot"):
+        out[key] = pred[key] / factor
+    for key in ("low", "high", "low95", "high95"):
+        out[key] = pred["mean"] + (pred[key] - pred["mean"]) / factor
+    return out
 
 
 def markdown_report(report: dict) -> str:
@@ -119,7 +141,12 @@ def markdown_report(report: dict) -> str:
     lines = ["# topcal evaluation\n", f"- model: `{report['model']}`", f"- dataset: `{report['dataset']}` "
              f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
              f"- command: `{report['command']}`", ""]
-    for name in ("network", "baseline"):
+    if report.get("width_factor", 1.0) != 1.0:
+        lines += [f"The network's widths are recalibrated by a factor {report['width_factor']:.3f} fitted on its "
+                  f"validation jets; `network_raw` gives the figures without it.", ""]
+    for name in ("network", "network_raw", "baseline"):
+        if name not in report:
+            continue
         rows = report[name]
         cols = [c for c in REPORT_COLUMNS if c in rows[-1]]
         lines.append(f"## {name}\n")

@@ -1,16 +1,21 @@
 """``topcal train``: fit the Bayesian network (or the frequentist ensemble) on a per-jet dataset.
 
-The training jets are read once into one array (streamed part by part) and batched inside TensorFlow by
-gathering shuffled indices, so the data is never copied per epoch. Early stopping on the validation loss
-restores the best weights. The weights, the optimiser state and the history go to a
-checkpoint in ``MODEL_DIR.partial`` (at most every 30 s, and at the end); ``resume=True`` continues from
-there. A NaN loss stops training with a message and keeps the last good checkpoint.
+The training jets are read once (streamed part by part), encoded once into the network's arrays
+(:mod:`topcal.train.inputs`, standardised with statistics that ``model.json`` keeps), and batched inside
+TensorFlow by gathering shuffled indices, so the data is never copied per epoch. The target is the response
+pT,t(truth) / pT,j or pT,t(truth) itself (``TrainConfig.target``), standardised.
+
+Early stopping watches the validation negative log-likelihood (not the total loss, whose KL part does not
+measure the fit), halves the learning rate after ``lr_patience`` epochs without improvement, stops after
+``patience`` and restores the best weights. TensorFlow runs with op determinism and fixed seeds, so the same
+seed gives the same model. The weights, the optimiser state and the history go to a checkpoint in
+``MODEL_DIR.partial`` (at most every 30 s, and at the end); ``resume=True`` continues from there. A NaN loss
+stops training with a message and keeps the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -24,13 +29,15 @@ from tqdm.auto import tqdm
 import topcal
 import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from topcal.config import TrainConfig
-from topcal.errors import ConfigError, InputFileError, TopcalError
-from topcal.io.atomic import check_output
+from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
+from topcal.io.atomic import check_output, publish, refuse_overlap
 from topcal.io.dataset import open_dataset
 from topcal.train.data import load_rows, smeared_labels, split_rows
+from topcal.train.inputs import Standardiser, raw_inputs
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 
 CHECKPOINT = "checkpoint"
+META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
 CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 
 
@@ -45,13 +52,19 @@ class TrainSummary:
     n_val: int
     members: list[dict]
     seconds: float
+    calibration: dict | None = None
 
     def __str__(self) -> str:
         lines = [f"wrote model to {self.path} ({self.n_train} training jets, {self.n_val} validation jets, "
                  f"{self.seconds:.0f} s)"]
         for i, m in enumerate(self.members):
-            lines.append(f"  network {i}: {m['epochs']} epochs, best validation loss {m['best_val_loss']:.4f} "
+            lines.append(f"  network {i}: {m['epochs']} epochs, best validation NLL {m['best_val_loss']:.4f} "
                          f"at epoch {m['best_epoch']}")
+        if self.calibration:
+            c = self.calibration
+            lines.append(f"  validation jets: 68% coverage {c['coverage68_raw']:.3f}, 95% coverage "
+                         f"{c['coverage95_raw']:.3f}, pull width {c['pull_width_raw']:.3f}"
+                         + (f"; widths recalibrated by x{c['width_factor']:.3f}" if c["width_factor"] != 1 else ""))
         return "\n".join(lines)
 
 
@@ -60,13 +73,27 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     """Train on ``dataset_dir`` and write the model directory ``out``."""
     import tensorflow as tf
 
+    from topcal.train import deterministic
+
+    deterministic()
     cfg = cfg or TrainConfig()
     cfg.validate()
-    out = check_output(out, overwrite)
+    out = check_output(out, overwrite, inputs=[dataset_dir])
     work = partial_dir(out)
+    refuse_overlap(work, [dataset_dir])
+    if work.is_symlink() or (work.exists() and not work.is_dir()):
+        raise OutputError(f"{work}: exists and is not a training checkpoint directory; move it away")
     if work.exists() and not resume:
+        if not overwrite:
+            raise OutputError(f"{work}: an interrupted training's checkpoint is there; pass --resume to continue "
+                              f"it or --overwrite to start again")
         shutil.rmtree(work)
+    if resume and (work / META_STARTED).is_file() and \
+            json.loads((work / META_STARTED).read_text()) != cfg.to_dict():
+        raise ConfigError(f"{work}: --resume with a configuration different from the interrupted run's; "
+                          f"pass --overwrite to start again")
     work.mkdir(exist_ok=True)
+    (work / META_STARTED).write_text(json.dumps(cfg.to_dict()))
     t0 = time.perf_counter()
 
     ds = open_dataset(dataset_dir)
@@ -84,15 +111,27 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     data, _ = load_rows(ds, rows)
     n_constituents = data.x.shape[1]
     labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
-    label_mean, label_scale = float(labels.mean()), float(labels.std()) or 1.0
+    target = labels / data.pt_jet if cfg.target == "response" else labels
+    target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
 
+    raw = raw_inputs(data.jets, cfg.inputs, cfg.n_constituents)
+    standardiser = Standardiser.fit(raw)
+    x_all = standardiser.apply(raw) if standardiser else raw  # batches are gathered from it (make_batches)
+    del raw
+    splits = []
+    for sub in subsamples:
+        idx = rng.permutation(np.searchsorted(data.rows, sub))  # data.rows: the sorted union of the subsamples
+        n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
+        splits.append((idx[n_val:], idx[:n_val]))
+    val_jets, val_labels = data.jets.take(splits[0][1]), labels[splits[0][1]]
+    del data
     tf.keras.utils.set_random_seed(cfg.seed)
-    x_all = data.x  # the only copy of the inputs: batches are gathered from it (make_batches)
-    y_all = ((labels - label_mean) / label_scale).astype(np.float32)
+    y_all = ((target - target_mean) / target_scale).astype(np.float32)
     results = []
-    for m, sub in enumerate(subsamples):
-        idx = np.searchsorted(data.rows, sub)  # data.rows is the sorted union of the subsamples
-        results.append(_fit_member(cfg, m, idx, x_all, y_all, n_constituents, work, progress, rng))
+    for m, (trn, val) in enumerate(splits):
+        results.append(_fit_member(cfg, m, trn, val, x_all, y_all, work, progress))
+    input_shapes = {k: list(v.shape[1:]) for k, v in x_all.items()}
+    del x_all
 
     meta = {
         "format": FORMAT,
@@ -101,10 +140,13 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "command": command if command is not None else shlex.join(["topcal", *sys.argv[1:]]),
         "config": cfg.to_dict(),
         "preprocessing": {
-            "label_mean_gev": label_mean,
-            "label_scale_gev": label_scale,
+            "target": cfg.target,
+            "target_mean": target_mean,
+            "target_scale": target_scale,
             "n_constituents": int(n_constituents),
             "input_scale_gev": ds.config.input_scale_gev,
+            "input_shapes": input_shapes,
+            "standardiser": standardiser.to_dict() if standardiser else None,
         },
         "validity": {
             "jet_pt_min_gev": ds.config.jet_pt_min_gev,
@@ -118,12 +160,29 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     }
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
+    meta["calibration"] = _calibration(work, val_jets, val_labels, cfg)
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(work, out)
+    (work / META_STARTED).unlink()
+    publish(work, out, overwrite)
     n_val = results[0]["n_val"]
-    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0)
+    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"])
+
+
+def _calibration(work: Path, jets, labels: np.ndarray, cfg: TrainConfig, samples: int = 30) -> dict:
+    """The raw coverage of the trained model on the validation jets of network 0 and, with
+    ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels."""
+    from topcal.train.metrics import summary_row, width_factor_for_coverage
+    from topcal.train.model import load_model
+
+    model = load_model(work)
+    pred = model.predict(jets, samples, seed=cfg.seed, raw=True)
+    row = summary_row(jets.pt, labels, pred)
+    out = {"validation_jets": len(labels), "samples": samples, "coverage68_raw": row["coverage68"],
+           "coverage95_raw": row["coverage95"], "pull_width_raw": row["pull_width"], "width_factor": 1.0}
+    if cfg.recalibrate:
+        out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])
+    return out
 
 
 def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[np.ndarray], bool]:
@@ -134,43 +193,43 @@ def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[
     return [np.sort(rng.choice(trainable, n, replace=False)) for _ in range(members)], False
 
 
-def make_batches(x_all: np.ndarray, y_all: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
+def make_batches(x_all: dict[str, np.ndarray], y_all: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
                  shuffle: bool = True):
-    """tf.data pipeline of (x, y) batches gathered from the numpy arrays by (shuffled) index.
+    """tf.data pipeline of (inputs, y) batches gathered from the numpy arrays by (shuffled) index.
 
-    The arrays stay numpy (one copy of the inputs in memory: ``tf.constant`` of them would need two more
-    at its peak); each batch is gathered by ``tf.numpy_function``, which costs far less than a training step.
+    ``x_all`` maps each network input's name to its array. The arrays stay numpy (one copy of the inputs in
+    memory: ``tf.constant`` of them would need two more at its peak); each batch is gathered by
+    ``tf.numpy_function``, which costs far less than a training step. The order is fixed by ``seed``.
     """
     import tensorflow as tf
 
-    n_constituents = x_all.shape[1]
+    names = sorted(x_all)
 
     def gather(i):
-        return x_all[i], y_all[i]
+        return (*(x_all[name][i] for name in names), y_all[i])
 
     def gather_tf(i):
-        x, y = tf.numpy_function(gather, [i], (tf.float32, tf.float32))
-        x.set_shape((None, n_constituents, 4))
+        *xs, y = tf.numpy_function(gather, [i], [tf.float32] * (len(names) + 1), stateful=False)
+        for name, x in zip(names, xs):
+            x.set_shape((None, *x_all[name].shape[1:]))
         y.set_shape((None,))
-        return x, y
+        return dict(zip(names, xs)), y
 
     ids = tf.data.Dataset.from_tensor_slices(np.sort(idx).astype(np.int64))
     if shuffle:
         ids = ids.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    return ids.batch(batch_size).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ids.batch(batch_size).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_constituents: int, work: Path,
-                progress: bool, rng) -> dict:
+def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
+                progress: bool) -> dict:
     import tensorflow as tf
 
-    from topcal.train.network import build_bnn, build_deterministic
+    from topcal.train.network import build_network
 
-    idx = rng.permutation(idx)
-    n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
-    val, trn = idx[:n_val], idx[n_val:]
-    build = build_deterministic if cfg.ensemble else build_bnn
-    model = build(cfg, n_constituents, len(trn))
+    shapes = {k: v.shape[1:] for k, v in x_all.items()}
+    model = build_network(cfg, shapes, len(trn), bayesian=not cfg.ensemble)
     train_ds = make_batches(x_all, y_all, trn, cfg.batch_size, cfg.seed + member)
     val_ds = make_batches(x_all, y_all, val, max(cfg.batch_size, 1000), 0, shuffle=False)
 
@@ -178,7 +237,8 @@ def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=1)
     state_path = ckpt_dir / "state.json"
-    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0}
+    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0, "lr_wait": 0,
+             "learning_rate": cfg.learning_rate}
     weights_path = work / weights_name(member)
     if manager.latest_checkpoint and state_path.is_file():
         ckpt.restore(manager.latest_checkpoint)
@@ -188,7 +248,7 @@ def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_
             return _member_result(state, len(trn), len(val))
 
     if state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
-        book = _bookkeeping_class()(member, state, manager, state_path, weights_path, cfg.patience, ckpt_dir)
+        book = _bookkeeping_class()(member, state, manager, state_path, weights_path, cfg, ckpt_dir)
         bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"training network {member}", unit="epoch",
                    disable=not progress)
         book.bar = bar
@@ -204,29 +264,36 @@ def _fit_member(cfg: TrainConfig, member: int, idx: np.ndarray, x_all, y_all, n_
     return _member_result(state, len(trn), len(val))
 
 
-def _after_epoch(book, model, loss: float, val_loss: float) -> None:
-    """Bookkeeping after one epoch: NaN check, history, best weights, patience, periodic checkpoint."""
-    state = book.state
-    if not (np.isfinite(loss) and np.isfinite(val_loss)):
+def _after_epoch(book, model, loss: float, nll: float, val_nll: float) -> None:
+    """Bookkeeping after one epoch: NaN check, history, best weights (by validation NLL), learning-rate
+    halving, patience, periodic checkpoint."""
+    state, cfg = book.state, book.cfg
+    if not (np.isfinite(loss) and np.isfinite(val_nll)):
         book.error = TrainingDiverged(
-            f"network {book.member}: loss became {loss} (validation {val_loss}) in epoch {state['epoch'] + 1}; "
+            f"network {book.member}: loss became {loss} (validation NLL {val_nll}) in epoch {state['epoch'] + 1}; "
             f"the last good checkpoint is in {book.ckpt_dir} (lower the learning rate, then --resume)"
         )
         model.stop_training = True
         return
     state["epoch"] += 1
-    state["history"].append({"epoch": state["epoch"], "loss": loss, "val_loss": val_loss})
-    if val_loss < state["best_val_loss"]:
-        state.update(best_val_loss=val_loss, best_epoch=state["epoch"], wait=0)
+    state["history"].append({"epoch": state["epoch"], "loss": loss, "nll": nll, "val_nll": val_nll,
+                             "learning_rate": state["learning_rate"]})
+    if val_nll < state["best_val_loss"]:
+        state.update(best_val_loss=val_nll, best_epoch=state["epoch"], wait=0, lr_wait=0)
         model.save_weights(str(book.weights_path))
     else:
         state["wait"] += 1
-    if state["wait"] >= book.patience:
+        state["lr_wait"] += 1
+    if cfg.lr_patience is not None and state["lr_wait"] >= cfg.lr_patience:
+        state["learning_rate"] *= 0.5
+        state["lr_wait"] = 0
+        model.optimizer.learning_rate.assign(state["learning_rate"])
+    if state["wait"] >= cfg.patience:
         model.stop_training = True
     if time.monotonic() - book.last_save > CHECKPOINT_SECONDS:
         _save_checkpoint(book.manager, book.state_path, state)
         book.last_save = time.monotonic()
-    book.bar.set_postfix(loss=f"{loss:.4f}", val=f"{val_loss:.4f}")
+    book.bar.set_postfix(nll=f"{nll:.4f}", val_nll=f"{val_nll:.4f}")
     book.bar.update(1)
 
 
@@ -236,16 +303,17 @@ def _bookkeeping_class():
     class Bookkeeping(keras.callbacks.Callback):
         """Calls :func:`_after_epoch` at the end of every epoch of a single ``fit`` call."""
 
-        def __init__(self, member, state, manager, state_path, weights_path, patience, ckpt_dir):
+        def __init__(self, member, state, manager, state_path, weights_path, cfg, ckpt_dir):
             super().__init__()
             self.member, self.state, self.manager = member, state, manager
             self.state_path, self.weights_path = state_path, weights_path
-            self.patience, self.ckpt_dir = patience, ckpt_dir
+            self.cfg, self.ckpt_dir = cfg, ckpt_dir
             self.error, self.bar, self.last_save = None, None, time.monotonic()
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            _after_epoch(self, self.model, float(logs.get("loss", np.nan)), float(logs.get("val_loss", np.nan)))
+            _after_epoch(self, self.model, float(logs.get("loss", np.nan)), float(logs.get("nll", np.nan)),
+                         float(logs.get("val_nll", np.nan)))
 
     return Bookkeeping
 

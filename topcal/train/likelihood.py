@@ -61,7 +61,7 @@ def _softplus(x):
 
 
 def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_points: int = 321,
-              interval: float = 0.68, grid_sigmas: float = 4.0) -> dict[str, np.ndarray]:
+              interval: float = 0.68, grid_sigmas: float = 4.0, outer_interval: float = 0.95) -> dict[str, np.ndarray]:
     """Per-jet summaries from T samples of K-component mixtures, arrays shaped ``(T, n_jets, K)``.
 
     ``mean`` = average over samples of the mixture mean; ``sigma_stoch``^2 = average of the mixture
@@ -69,7 +69,8 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     sum. ``mode`` and the ``interval`` band (``low``, ``high``: the shortest interval holding ``interval``
     of the probability, so with equal density at both ends; the highest-density interval when the density
     is unimodal) come from the predictive density, the average of the T mixtures, on a grid of
-    ``grid_points`` over mean +- ``grid_sigmas`` sigma_tot.
+    ``grid_points`` over mean +- ``grid_sigmas`` sigma_tot; ``low95``, ``high95`` the same for
+    ``outer_interval``.
     """
     m_t = np.sum(weights * means, axis=-1)                                   # (T, n)
     v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
@@ -77,10 +78,10 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     sigma_stoch = np.sqrt(np.maximum(v_t.mean(axis=0), 0.0))
     sigma_pred = m_t.std(axis=0)
     sigma_tot = np.hypot(sigma_stoch, sigma_pred)
-    mode, low, high = _mode_and_interval(weights, means, sigmas, mean, sigma_tot, grid_points, interval,
-                                         grid_sigmas)
+    mode, (low, high), (low95, high95) = _mode_and_interval(weights, means, sigmas, mean, sigma_tot, grid_points,
+                                                            (interval, outer_interval), grid_sigmas)
     return {"mean": mean, "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred, "sigma_tot": sigma_tot,
-            "mode": mode, "low": low, "high": high}
+            "mode": mode, "low": low, "high": high, "low95": low95, "high95": high95}
 
 
 def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.ndarray:
@@ -97,37 +98,43 @@ def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, si
     return np.sum(w * np.exp(-0.5 * z * z) / (s * math.sqrt(2 * math.pi)), axis=-1) / weights.shape[0]
 
 
-def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, interval, grid_sigmas,
+def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, intervals, grid_sigmas,
                        jets_per_block=256):
+    """The mode and, for each probability in ``intervals``, the shortest band (low, high) holding it."""
     n = centre.shape[0]
-    mode, low, high = (np.empty(n) for _ in range(3))
+    mode = np.empty(n)
+    bands = [(np.empty(n), np.empty(n)) for _ in intervals]
     u = np.linspace(-grid_sigmas, grid_sigmas, grid_points)
     for start in range(0, n, jets_per_block):
         sl = slice(start, start + jets_per_block)
         x = centre[sl, None] + u[None, :] * width[sl, None]
         p = predictive_density(x, weights[:, sl], means[:, sl], sigmas[:, sl])
         mode[sl] = x[np.arange(x.shape[0]), np.argmax(p, axis=1)]
-        # the shortest band [low, high] holding `interval` of the probability; its two ends have equal
-        # density (the condition for the shortest band), and for a unimodal density it is the HPD interval.
-        # The upper end is interpolated in the cumulative distribution, so the width is accurate beyond
-        # the grid spacing.
-        rows, g = x.shape
-        step = x[:, 1] - x[:, 0]
-        mass = p / p.sum(axis=1, keepdims=True)
-        cdf = np.cumsum(mass, axis=1) - 0.5 * mass                      # cdf at the grid points
-        offset = 2.0 * np.arange(rows)[:, None]                         # rows apart: one batched search
-        target = cdf + interval
-        end = np.searchsorted((cdf + offset).ravel(), (target + offset).ravel()).reshape(rows, g)
-        end -= g * np.arange(rows)[:, None]
-        valid = (end < g) & (end > 0)
-        j = np.clip(end, 1, g - 1)
-        c0 = np.take_along_axis(cdf, j - 1, axis=1)
-        c1 = np.take_along_axis(cdf, j, axis=1)
-        frac = np.clip((target - c0) / np.maximum(c1 - c0, 1e-300), 0.0, 1.0)
-        upper = np.take_along_axis(x, j - 1, axis=1) + frac * step[:, None]
-        span = np.where(valid, upper - x, np.inf)
-        start = np.argmin(span, axis=1)
-        r = np.arange(rows)
-        low[sl] = x[r, start]
-        high[sl] = upper[r, start]
-    return mode, low, high
+        for (low, high), interval in zip(bands, intervals):
+            low[sl], high[sl] = _shortest_band(x, p, interval)
+    return mode, *bands
+
+
+def _shortest_band(x: np.ndarray, p: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:
+    """The shortest band [low, high] holding ``interval`` of the probability of densities ``p`` on grids
+    ``x`` (rows). Its two ends have equal density (the condition for the shortest band), and for a unimodal
+    density it is the HPD interval. The upper end is interpolated in the cumulative distribution, so the
+    width is accurate beyond the grid spacing."""
+    rows, g = x.shape
+    step = x[:, 1] - x[:, 0]
+    mass = p / p.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(mass, axis=1) - 0.5 * mass                      # cdf at the grid points
+    offset = 2.0 * np.arange(rows)[:, None]                         # rows apart: one batched search
+    target = cdf + interval
+    end = np.searchsorted((cdf + offset).ravel(), (target + offset).ravel()).reshape(rows, g)
+    end -= g * np.arange(rows)[:, None]
+    valid = (end < g) & (end > 0)
+    j = np.clip(end, 1, g - 1)
+    c0 = np.take_along_axis(cdf, j - 1, axis=1)
+    c1 = np.take_along_axis(cdf, j, axis=1)
+    frac = np.clip((target - c0) / np.maximum(c1 - c0, 1e-300), 0.0, 1.0)
+    upper = np.take_along_axis(x, j - 1, axis=1) + frac * step[:, None]
+    span = np.where(valid, upper - x, np.inf)
+    start = np.argmin(span, axis=1)
+    r = np.arange(rows)
+    return x[r, start], upper[r, start]

@@ -1,9 +1,12 @@
 """Figures of merit of per-jet predictions, in bins of the fat-jet pT (GeV), pure numpy.
 
-* ``rmse``: sqrt(mean((<pT> - pT,t(truth))^2)) and ``rmse_rel`` = rmse / mean pT,j;
+* ``rmse``: sqrt(mean((<pT> - pT,t(truth))^2)), ``rmse_err`` its bootstrap standard error, and
+  ``rmse_rel`` = rmse / mean pT,j;
 * mean ``sigma_stoch``, ``sigma_pred``, ``sigma_tot`` (and ``sigma_cal``, ``sigma_input`` when given);
-* ``coverage68``: fraction of jets whose pT,t(truth) lies inside their 68% interval (ideal 0.68);
-* ``pull_width``: standard deviation of (pT,t(truth) - <pT>) / sigma_tot (ideal 1);
+* ``coverage68``: fraction of jets whose pT,t(truth) lies inside their 68% interval (ideal 0.68), and
+  ``coverage95`` for the 95% interval (ideal 0.95);
+* ``pull_width``: standard deviation of the pulls (pT,t(truth) - <pT>) / sigma_tot (ideal 1); ``pull_iqr``:
+  their interquartile range / 1.349 (ideal 1; insensitive to far tails);
 * ``crps``: mean continuous ranked probability score of the Gaussian N(<pT>, sigma_tot) (GeV, lower is better).
 """
 
@@ -34,6 +37,7 @@ def summary_row(pt_jet: np.ndarray, truth: np.ndarray, pred: dict[str, np.ndarra
         return row
     resid = truth - pred["mean"]
     row["rmse"] = float(np.sqrt(np.mean(resid**2)))
+    row["rmse_err"] = bootstrap_rmse(truth, pred["mean"], n_boot=200)
     row["rmse_rel"] = row["rmse"] / float(np.mean(pt_jet))
     row["bias"] = float(np.mean(-resid))
     for name in ("sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input"):
@@ -41,8 +45,13 @@ def summary_row(pt_jet: np.ndarray, truth: np.ndarray, pred: dict[str, np.ndarra
             row[name] = float(np.mean(pred[name]))
     if "low" in pred:
         row["coverage68"] = float(np.mean((truth >= pred["low"]) & (truth <= pred["high"])))
+    if "low95" in pred:
+        row["coverage95"] = float(np.mean((truth >= pred["low95"]) & (truth <= pred["high95"])))
     if "sigma_tot" in pred:
-        row["pull_width"] = float(np.std(resid / pred["sigma_tot"]))
+        pulls = resid / pred["sigma_tot"]
+        row["pull_width"] = float(np.std(pulls))
+        q25, q75 = np.percentile(pulls, [25, 75])
+        row["pull_iqr"] = float((q75 - q25) / 1.349)
         row["crps"] = float(np.mean(crps_gaussian(truth, pred["mean"], pred["sigma_tot"])))
     return row
 
@@ -58,6 +67,25 @@ def binned(pt_jet: np.ndarray, truth: np.ndarray, pred: dict[str, np.ndarray],
         row.update(summary_row(pt_jet[sel], truth[sel], {k: v[sel] for k, v in pred.items()}))
         rows.append(row)
     return rows
+
+
+def width_factor_for_coverage(truth: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
+                              coverage: float = 0.68) -> float:
+    """The factor c by which every jet's interval [low, high] must be stretched about its mean so that it
+    holds ``coverage`` of the ``truth`` values: the ``coverage`` quantile of the stretch each jet needs."""
+    tiny = 1e-9
+    need = np.where(truth >= mean, (truth - mean) / np.maximum(high - mean, tiny),
+                    (mean - truth) / np.maximum(mean - low, tiny))
+    return float(np.quantile(need, coverage))
+
+
+def bootstrap_rmse(truth: np.ndarray, mean: np.ndarray, n_boot: int = 1000, seed: int = 0) -> float:
+    """Bootstrap standard error (GeV) of sqrt(MSE) of ``mean`` against ``truth`` (jets resampled)."""
+    if len(truth) < 2:
+        return float("nan")
+    sq = (truth - mean) ** 2
+    idx = np.random.default_rng(seed).integers(0, len(sq), (n_boot, len(sq)))
+    return float(np.std(np.sqrt(sq[idx].mean(axis=1))))
 
 
 def linear_response(pt_jet: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:

@@ -1,7 +1,8 @@
 """A trained model loaded back: T weight samples per jet -> per-jet pT and its uncertainties (GeV).
 
-For the Bayesian network each forward pass draws new weights (Flipout); for the ensemble the members are
-the samples. :meth:`TrainedModel.predict` returns, per jet, ``mean`` (<pT>), ``sigma_stoch``,
+The model takes :class:`topcal.train.inputs.Jets` (padded constituents and jet kinematics), encodes them
+as in training, and for the Bayesian network draws new weights in each of T forward passes (Flipout); for
+the ensemble the members are the samples. A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean`` (<pT>), ``sigma_stoch``,
 ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
 A fixed ``seed`` gives identical numbers on every call.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from topcal.config import TrainConfig
 from topcal.errors import InputFileError
+from topcal.train.inputs import Jets, Standardiser, encode
 from topcal.train.likelihood import mixture_params_np, summarize
 from topcal.train.model_dir import read_meta
 
@@ -33,40 +35,69 @@ class TrainedModel:
 
     @property
     def n_constituents(self) -> int:
+        """Constituents per jet in the training dataset (the stored ones; the network may use fewer)."""
         return int(self.meta["preprocessing"]["n_constituents"])
 
     @property
     def is_ensemble(self) -> bool:
         return self.meta["kind"] == "ensemble"
 
-    def check_input(self, x: np.ndarray, source: str = "input") -> None:
-        if x.ndim != 3 or x.shape[1:] != (self.n_constituents, 4):
-            raise InputFileError(f"{source}: jets have shape {x.shape[1:]}, the model {self.path} expects "
+    def check_input(self, jets: Jets, source: str = "input") -> None:
+        c = jets.constituents
+        if c.ndim != 3 or c.shape[1:] != (self.n_constituents, 4):
+            raise InputFileError(f"{source}: jets have shape {c.shape[1:]}, the model {self.path} expects "
                                  f"({self.n_constituents}, 4) (constituents x (E, px, py, pz))")
 
-    def sample(self, x: np.ndarray, samples: int = 50, seed: int = 0, batch_jets: int = 65536):
-        """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``."""
+    def encode(self, jets: Jets) -> dict[str, np.ndarray]:
+        """The network's input arrays for ``jets``, scaled as in training (:func:`topcal.train.inputs.encode`)."""
+        self.check_input(jets)
+        cfg, pre = self.config, self.meta["preprocessing"]
+        return encode(jets, cfg.inputs, cfg.n_constituents, Standardiser.from_dict(pre["standardiser"]))
+
+    @property
+    def width_factor(self) -> float:
+        """The recalibration factor of the predictive widths fitted on the validation jets (1 when off)."""
+        return float(self.meta.get("calibration", {}).get("width_factor", 1.0))
+
+    def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
+        """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
+        of the Bayesian network (or the ensemble's members). With a recalibrated model (and not ``raw``) the
+        whole predictive distribution of each jet is stretched about its mean by :attr:`width_factor`: every
+        component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
+        the intervals) scale by the factor, the mean stays."""
         import tensorflow as tf
 
-        self.check_input(x)
-        cfg = self.config
-        pre = self.meta["preprocessing"]
+        from topcal.train import deterministic
+
+        deterministic()
+        arrays = self.encode(jets)
+        cfg, pre = self.config, self.meta["preprocessing"]
         tf.keras.utils.set_random_seed(seed)
         passes = [(net, 1) for net in self.networks] if self.is_ensemble else [(self.networks[0], samples)]
         raws = []
+        n = len(jets)
         for net, repeat in passes:
             for _ in range(repeat):
-                raws.append(np.concatenate([net(x[i:i + batch_jets], training=False).numpy()
-                                            for i in range(0, len(x), batch_jets)]) if len(x) else
+                raws.append(np.concatenate([net({k: v[i:i + batch_jets] for k, v in arrays.items()},
+                                                training=False).numpy()
+                                            for i in range(0, n, batch_jets)]) if n else
                             np.zeros((0, net.output_shape[-1]), np.float32))
-        raw = np.stack(raws).astype(np.float64)
-        w, mu, sigma = mixture_params_np(raw, cfg.components, cfg.sigma_floor)
-        scale = pre["label_scale_gev"]
-        return w, mu * scale + pre["label_mean_gev"], sigma * scale
+        outputs = np.stack(raws).astype(np.float64)
+        w, mu, sigma = mixture_params_np(outputs, cfg.components, cfg.sigma_floor)
+        mu = mu * pre["target_scale"] + pre["target_mean"]
+        sigma = sigma * pre["target_scale"]
+        if pre["target"] == "response":  # pT,t = response x pT,j: the mean and every width scale with pT,j
+            scale = np.asarray(jets.pt, dtype=np.float64)[None, :, None]
+            mu, sigma = mu * scale, sigma * scale
+        factor = 1.0 if raw else self.width_factor
+        if factor != 1.0:
+            centre = np.sum(w * mu, axis=-1, keepdims=True).mean(axis=0, keepdims=True)
+            mu, sigma = centre + factor * (mu - centre), sigma * factor
+        return w, mu, sigma
 
-    def predict(self, x: np.ndarray, samples: int = 50, seed: int = 0) -> dict[str, np.ndarray]:
-        """Per-jet summaries in GeV (see the module docstring)."""
-        return summarize(*self.sample(x, samples, seed))
+    def predict(self, jets: Jets, samples: int = 50, seed: int = 0, raw: bool = False) -> dict[str, np.ndarray]:
+        """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration."""
+        return summarize(*self.sample(jets, samples, seed, raw=raw))
 
 
 @contextlib.contextmanager
@@ -83,17 +114,16 @@ def _quiet_absl():
 
 def load_model(path: str | Path) -> TrainedModel:
     """Load a model directory written by ``topcal train``."""
-    from topcal.train.network import build_bnn, build_deterministic
+    from topcal.train.network import build_network
 
     path = Path(path)
     meta = read_meta(path)
     cfg = TrainConfig.from_dict(meta["config"])
-    n_cons = int(meta["preprocessing"]["n_constituents"])
+    shapes = {k: tuple(v) for k, v in meta["preprocessing"]["input_shapes"].items()}
     n_train = int(meta["training"]["members"][0]["n_train"])
-    build = build_deterministic if meta["kind"] == "ensemble" else build_bnn
     networks = []
     for name in meta["weights"]:
-        net = build(cfg, n_cons, n_train)
+        net = build_network(cfg, shapes, n_train, bayesian=meta["kind"] != "ensemble")
         try:
             with _quiet_absl():  # "Skipping variable loading for optimizer": inference needs no optimizer state
                 net.load_weights(str(path / name))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from topcal.io.manifest import read_manifest
 
-FORMAT = "topcal-model/1"
+FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (topcal 0.2)
 META = "model.json"
 HISTORY = "history.json"
 

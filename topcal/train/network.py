@@ -1,7 +1,21 @@
-"""The networks: Bayesian (TFP ``DenseFlipout``) and deterministic (ensemble member), same architecture.
+"""The networks, Bayesian (Flipout) and deterministic (ensemble member), for both architectures.
 
-Input: ``(n_constituents, 4)`` per jet, flattened. Hidden layers from ``TrainConfig.hidden`` with
-``TrainConfig.activation``; the last layer gives the raw likelihood parameters (:mod:`likelihood`).
+This module is the only one that imports TensorFlow Probability's layers and tf_keras' layer API: a change
+of backend touches this file (and :mod:`topcal.train.likelihood` for the loss).
+
+``TrainConfig.architecture``:
+
+* ``"deepset"`` (topcal's default), a Bayesian Particle Flow Network: the same map Phi (layers
+  ``phi_hidden``, ReLU) applied to every constituent's jet-frame features, summed over the real
+  constituents (padding masked, the sum scaled by ``1 / POOL_SCALE``), joined with the jet-level features,
+  then the head (layers ``hidden``) and the likelihood outputs. Inputs ``constituents``, ``jet``, ``mask``
+  (:mod:`topcal.train.inputs`).
+* ``"dense"`` (the paper's): dense layers ``hidden`` on the flattened input ``flat``.
+
+Bayesian layers are Flipout layers (:class:`JetFlipout`, TFP's ``DenseFlipout`` with one sign pattern per
+jet) with a Gaussian prior N(0, ``prior_sigma``) on every kernel weight, a mean-field Gaussian posterior, a
+deterministic bias, and the KL term ``kl_weight x KL / N_train`` added to the loss. Deterministic members
+use plain dense layers with L2 = 1 / (2 prior_sigma N) and dropout ``ensemble_dropout`` on inner layers.
 """
 
 from __future__ import annotations
@@ -9,6 +23,9 @@ from __future__ import annotations
 import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from topcal.config import TrainConfig
 from topcal.train.likelihood import n_outputs, nll_loss
+
+POOL_SCALE = 10.0
+POSTERIOR_SCALE_INIT = -3.0  # initial posterior width softplus(-3) = 0.049 (TFP's default)
 
 
 def _prior(sigma: float):
@@ -25,39 +42,124 @@ def _prior(sigma: float):
     return prior_fn
 
 
-def build_bnn(cfg: TrainConfig, n_constituents: int, n_train: int):
-    """Bayesian network: DenseFlipout layers, prior N(0, prior_sigma), KL divided by ``n_train``."""
+def _posterior(seed: int, speed: float):
+    """Mean-field Gaussian posterior of a kernel: means from N(0, 0.1) (TFP's default), widths
+    softplus(speed x rho) starting at softplus(POSTERIOR_SCALE_INIT) = 0.049 (TFP's default), seeded per
+    layer. The factor ``speed`` (``TrainConfig.width_speed``) makes Adam, whose steps do not depend on the
+    size of a gradient, move the widths ``speed`` times faster than the means, so they reach their optimum
+    within a training; with 1 this is TFP's own ``default_mean_field_normal_fn``."""
+    import tensorflow as tf
     import tensorflow_probability as tfp
     import tf_keras as keras
 
     tfd = tfp.distributions
-    kl = lambda q, p, _: tfd.kl_divergence(q, p) / float(n_train)  # noqa: E731
-    layers = [keras.layers.InputLayer(input_shape=(n_constituents, 4)), keras.layers.Flatten()]
-    widths = list(cfg.hidden) + [n_outputs(cfg.components)]
-    for i, width in enumerate(widths):
-        last = i == len(widths) - 1
-        layers.append(tfp.layers.DenseFlipout(
-            width, activation=None if last else cfg.activation, kernel_prior_fn=_prior(cfg.prior_sigma),
-            kernel_divergence_fn=kl, seed=cfg.seed * 1000 + i,
-        ))
-    model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
-                  loss=nll_loss(cfg.components, cfg.sigma_floor))
-    return model
+
+    def posterior_fn(dtype, shape, name, trainable, add_variable_fn):
+        loc = add_variable_fn(name=name + "_loc", shape=shape, dtype=dtype, trainable=trainable,
+                              initializer=keras.initializers.RandomNormal(stddev=0.1, seed=seed))
+        rho = add_variable_fn(name=name + "_untransformed_scale", shape=shape, dtype=dtype, trainable=trainable,
+                              initializer=keras.initializers.RandomNormal(
+                                  mean=POSTERIOR_SCALE_INIT / speed, stddev=0.1 / speed, seed=seed + 500))
+        scale = 1e-5 + tf.nn.softplus(speed * rho)
+        return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=len(shape))
+
+    return posterior_fn
 
 
-def build_deterministic(cfg: TrainConfig, n_constituents: int, n_train: int):
-    """Deterministic member of the frequentist ensemble: L2 = 1 / (2 prior_sigma N), dropout on inner layers."""
+def _point_bias():
+    """A deterministic bias (TFP's default for Flipout layers), starting at zero."""
+    import tensorflow_probability as tfp
     import tf_keras as keras
 
-    l2 = keras.regularizers.L2(1.0 / (2.0 * cfg.prior_sigma * n_train))
-    layers = [keras.layers.InputLayer(input_shape=(n_constituents, 4)), keras.layers.Flatten()]
+    return tfp.layers.default_mean_field_normal_fn(is_singular=True, loc_initializer=keras.initializers.Zeros())
+
+
+def _flipout_class():
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    class JetFlipout(tfp.layers.DenseFlipout):
+        """``DenseFlipout`` whose random signs are drawn once per jet: on a ``(jets, constituents, features)``
+        input every constituent of a jet sees the same weight sample (TFP's own layer would draw a new one
+        per constituent and so understate the spread of the jet's prediction). On 2-d input it is
+        ``DenseFlipout``."""
+
+        def _apply_variational_kernel(self, inputs):
+            if inputs.shape.rank == 2:
+                return super()._apply_variational_kernel(inputs)
+            posterior = self.kernel_posterior.distribution
+            self.kernel_posterior_tensor = None  # analytic KL, as in DenseFlipout
+            eps = tf.random.normal(tf.shape(posterior.loc), dtype=inputs.dtype, seed=self.seed)
+            delta = posterior.scale * eps
+            batch = tf.shape(inputs)[:1]
+            sign_in = _rademacher(tf.concat([batch, [1, tf.shape(inputs)[-1]]], 0), inputs.dtype, self.seed)
+            sign_out = _rademacher(tf.concat([batch, [1, self.units]], 0), inputs.dtype, self.seed)
+            return tf.matmul(inputs, posterior.loc) + tf.matmul(inputs * sign_in, delta) * sign_out
+
+    def _rademacher(shape, dtype, seed):
+        return tf.cast(2 * tf.random.uniform(shape, 0, 2, dtype=tf.int32, seed=seed) - 1, dtype)
+
+    return JetFlipout
+
+
+def input_layers(cfg: TrainConfig, shapes: dict[str, tuple]):
+    """Named Keras inputs for the arrays of :func:`topcal.train.inputs.encode` (shapes without the jet axis)."""
+    import tf_keras as keras
+
+    return {name: keras.Input(shape=shape, name=name) for name, shape in sorted(shapes.items())}
+
+
+def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
+    """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
+    import tensorflow_probability as tfp
+    import tf_keras as keras
+
+    tfd = tfp.distributions
+    counter = iter(range(1000))
+    if bayesian:
+        flipout = _flipout_class()
+        kl = lambda q, p, _: cfg.kl_weight * tfd.kl_divergence(q, p) / float(n_train)  # noqa: E731
+
+        def dense(width, activation=None):
+            seed = cfg.seed * 1000 + next(counter)
+            return flipout(width, activation=activation, kernel_prior_fn=_prior(cfg.prior_sigma),
+                           kernel_posterior_fn=_posterior(seed, cfg.width_speed), bias_posterior_fn=_point_bias(),
+                           kernel_divergence_fn=kl, seed=seed)
+
+        def dropout(x):
+            return x
+    else:
+        l2 = keras.regularizers.L2(1.0 / (2.0 * cfg.prior_sigma * n_train))
+
+        def dense(width, activation=None):
+            return keras.layers.Dense(width, activation=activation, kernel_regularizer=l2)
+
+        def dropout(x):
+            return keras.layers.Dropout(cfg.ensemble_dropout)(x)
+
+    inputs = input_layers(cfg, shapes)
+    if cfg.architecture == "deepset":
+        h = inputs["constituents"]
+        for width in cfg.phi_hidden:
+            h = dense(width, cfg.activation)(h)
+        mask = keras.layers.Reshape((-1, 1))(inputs["mask"])
+        h = keras.layers.Multiply()([h, mask])
+        pooled = keras.layers.Lambda(lambda t: keras.backend.sum(t, axis=1) / POOL_SCALE, name="sum_pool")(h)
+        z = keras.layers.Concatenate()([pooled, inputs["jet"]])
+    else:
+        z = inputs["flat"]
     for i, width in enumerate(cfg.hidden):
-        layers.append(keras.layers.Dense(width, activation=cfg.activation, kernel_regularizer=l2))
-        if 0 < i:  # inner layers: every hidden layer after the first
-            layers.append(keras.layers.Dropout(cfg.ensemble_dropout))
-    layers.append(keras.layers.Dense(n_outputs(cfg.components), kernel_regularizer=l2))
-    model = keras.Sequential(layers)
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
-                  loss=nll_loss(cfg.components, cfg.sigma_floor))
+        z = dense(width, cfg.activation)(z)
+        if i > 0:  # inner layers: every hidden layer after the first
+            z = dropout(z)
+    out = dense(n_outputs(cfg.components))(z)
+    model = keras.Model(inputs=inputs, outputs=out)
+    loss = nll_loss(cfg.components, cfg.sigma_floor)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")])
     return model
+
+
+def _named(fn, name: str):
+    fn.__name__ = name
+    return fn

@@ -1,0 +1,173 @@
+"""Physics benchmark: topcal's network and the paper's against the yardsticks, on jets no network saw.
+
+One run:
+  1. generates a fresh ttbar sample (no ISR) with ``--seed`` and ``--events`` (skipped with ``--dataset``),
+  2. processes it with ``topcal process``'s defaults (the paper's data set, flattened in pT,t(truth)),
+  3. trains topcal's default network and the paper's network (``topcal.config.paper_train_config``) on the
+     trainable part of the dataset, timing each,
+  4. fits the yardsticks on the same training jets: the fat-jet pT with a linear response correction
+     (pT = a + b pT,j, least squares) and gradient-boosted trees (scikit-learn's
+     HistGradientBoostingRegressor, the ``[bench]`` extra) on the jet-level features of
+     :data:`topcal.train.inputs.JET_FEATURES` with the response pT,t / pT,j as target,
+  5. evaluates everything on the same held-out test jets (the dataset's last 20%, never trained on) and
+     prints one table: sqrt(MSE) on all test jets, in pT,j 600..620 GeV with its bootstrap error, and per
+     100 GeV pT,j bin; 68% and 95% coverage and pull width (std of (pT,t - <pT>) / sigma_tot) for the
+     networks (the yardsticks have no per-jet error), and the training time. The ratios to the linear
+     baseline are measured in the same run.
+
+    python benchmarks/bench_physics.py --seed 4242 --events 90000 --json physics.json
+    python benchmarks/bench_physics.py --dataset jets/ --json physics.json     # an existing dataset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from topcal.config import ProcessConfig, RunConfig, TrainConfig, paper_train_config
+from topcal.train.metrics import NARROW_SLICE_GEV, bootstrap_rmse, linear_response, summary_row
+
+BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)
+
+
+def make_dataset(base: Path, seed: int, events: int, workers: int) -> Path:
+    from topcal.generate.run import generate
+    from topcal.process.run import process
+
+    cfg = RunConfig(seed=seed)
+    cfg.output.truth = "compact"
+    cfg.output.collections = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"]
+    cfg.output.compression = "lz4"
+    sample = base / f"ttbar_seed{seed}.root"
+    generate(sample, events, cfg, workers=workers, progress=False)
+    process([sample], base / "dataset", ProcessConfig(), executor="futures" if workers > 1 else "iterative",
+            workers=workers, progress=False, figures=False)
+    return base / "dataset"
+
+
+def yardsticks(train_arrays, test_arrays, seed: int) -> dict[str, dict]:
+    """Predictions of the linear response correction and of gradient-boosted trees on the test jets."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from topcal.train.inputs import jet_features
+
+    a, b, _ = linear_response(train_arrays.pt_jet, train_arrays.pt_truth)
+    out = {"linear pT,j": {"mean": a + b * test_arrays.pt_jet}}
+    t0 = time.perf_counter()
+    gbt = HistGradientBoostingRegressor(max_iter=1000, learning_rate=0.05, early_stopping=True,
+                                        validation_fraction=0.2, n_iter_no_change=30, random_state=seed)
+    gbt.fit(jet_features(train_arrays.jets), train_arrays.pt_truth / train_arrays.pt_jet)
+    out["gradient-boosted trees"] = {"mean": gbt.predict(jet_features(test_arrays.jets)) * test_arrays.pt_jet,
+                                     "train_seconds": time.perf_counter() - t0}
+    return out
+
+
+def network(dataset: Path, out: Path, cfg: TrainConfig, test_arrays, samples: int) -> dict:
+    from topcal.train.fit import train
+    from topcal.train.model import load_model
+
+    t0 = time.perf_counter()
+    summary = train(dataset, out, cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    pred = load_model(out).predict(test_arrays.jets, samples=samples, seed=1)
+    pred["train_seconds"] = seconds
+    pred["epochs"] = summary.members[0]["epochs"]
+    pred["n_train"] = summary.n_train
+    return pred
+
+
+def figures(truth: np.ndarray, pt_jet: np.ndarray, pred: dict, seed: int) -> dict:
+    lo, hi = NARROW_SLICE_GEV
+    sl = (pt_jet >= lo) & (pt_jet < hi)
+    row = summary_row(pt_jet, truth, {k: v for k, v in pred.items() if isinstance(v, np.ndarray)})
+    out = {"rmse_gev": row["rmse"], "rmse_err_gev": bootstrap_rmse(truth, pred["mean"], seed=seed),
+           "slice_jets": int(sl.sum()),
+           "slice_rmse_gev": float(np.sqrt(np.mean((truth[sl] - pred["mean"][sl]) ** 2))) if sl.any() else None,
+           "slice_rmse_err_gev": bootstrap_rmse(truth[sl], pred["mean"][sl], seed=seed) if sl.any() else None,
+           "bins": {}}
+    for a, b in zip(BINS_GEV[:-1], BINS_GEV[1:]):
+        sel = (pt_jet >= a) & (pt_jet < b)
+        rmse = float(np.sqrt(np.mean((truth[sel] - pred["mean"][sel]) ** 2))) if sel.any() else None
+        out["bins"][f"{a:.0f}-{b:.0f}"] = rmse
+    for key in ("coverage68", "coverage95", "pull_width", "pull_iqr"):
+        if key in row:
+            out[key] = row[key]
+    for key in ("train_seconds", "epochs", "n_train"):
+        if key in pred:
+            out[key] = pred[key]
+    return out
+
+
+def print_table(results: dict, n_test: int) -> None:
+    base = results["linear pT,j"]
+    print(f"\n{n_test} test jets (never trained on); sqrt(MSE) in GeV; ratio = / linear pT,j in the same run\n")
+    head = (f"{'method':<24s} {'all':>12s} {'ratio':>6s} {'600..620':>13s} {'ratio':>6s} "
+            + " ".join(f"{k:>8s}" for k in base["bins"])
+            + f" {'cov68':>6s} {'cov95':>6s} {'pull':>5s} {'train s':>8s}")
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        bins = " ".join(f"{v:8.1f}" if v is not None else f"{'':>8s}" for v in r["bins"].values())
+        extra = "".join(f" {r[k]:6.3f}" if k in r else f" {'':>6s}" for k in ("coverage68", "coverage95"))
+        extra += f" {r['pull_width']:5.2f}" if "pull_width" in r else f" {'':>5s}"
+        extra += f" {r['train_seconds']:8.0f}" if "train_seconds" in r else f" {'':>8s}"
+        sl = f"{r['slice_rmse_gev']:6.1f}+-{r['slice_rmse_err_gev']:4.1f}" if r["slice_rmse_gev"] else f"{'':>13s}"
+        sl_ratio = r["slice_rmse_gev"] / base["slice_rmse_gev"] if r["slice_rmse_gev"] else float("nan")
+        print(f"{name:<24s} {r['rmse_gev']:6.1f}+-{r['rmse_err_gev']:3.1f} {r['rmse_gev'] / base['rmse_gev']:6.3f} "
+              f"{sl} {sl_ratio:6.3f} {bins}{extra}")
+    print("\nper-bin columns: sqrt(MSE) in 100 GeV bins of pT,j; pull: std of (pT,t - <pT>) / sigma_tot")
+
+
+def main() -> None:
+    from topcal.io.dataset import open_dataset
+    from topcal.train.data import load_rows, split_rows
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=4242, help="Seed of the fresh sample and of the trainings.")
+    ap.add_argument("--events", type=int, default=90_000, help="ttbar events to generate (no ISR).")
+    ap.add_argument("--dataset", type=Path, default=None, help="Use this dataset instead of a fresh sample.")
+    ap.add_argument("--train-size", type=int, default=None, help="Training jets per network [all trainable].")
+    ap.add_argument("--workers", type=int, default=2, help="Worker processes for generation and processing.")
+    ap.add_argument("--samples", type=int, default=50, help="Weight samples per jet.")
+    ap.add_argument("--skip-paper", action="store_true", help="Do not train the paper's network.")
+    ap.add_argument("--workdir", type=Path, default=None, help="Keep samples and models here [a temporary one].")
+    ap.add_argument("--json", type=Path, default=None, help="Write the table's figures to this JSON file.")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = args.workdir or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        dataset = args.dataset or make_dataset(base, args.seed, args.events, args.workers)
+        sample_seconds = time.perf_counter() - t0
+        ds = open_dataset(dataset)
+        trainable, test = split_rows(ds.n_jets, TrainConfig().test_fraction)
+        test_arrays, _ = load_rows(ds, test)
+        train_rows = trainable if args.train_size is None else \
+            np.sort(np.random.default_rng([args.seed, 0x7A1]).permutation(trainable)[:args.train_size])
+        train_arrays, _ = load_rows(ds, train_rows)
+        print(f"dataset {dataset}: {ds.n_jets} jets, {len(trainable)} trainable, {len(test)} test "
+              f"(sample made in {sample_seconds:.0f} s)")
+
+        preds = yardsticks(train_arrays, test_arrays, args.seed)
+        configs = {"topcal default": TrainConfig(train_size=args.train_size, seed=args.seed)}
+        if not args.skip_paper:
+            configs["paper network"] = paper_train_config(train_size=args.train_size, seed=args.seed)
+        for name, cfg in configs.items():
+            preds[name] = network(dataset, base / name.replace(" ", "_"), cfg, test_arrays, args.samples)
+        truth, pt_jet = test_arrays.pt_truth, test_arrays.pt_jet
+        results = {name: figures(truth, pt_jet, pred, args.seed) for name, pred in preds.items()}
+        print_table(results, len(test))
+        if args.json:
+            args.json.write_text(json.dumps({"dataset": str(dataset), "seed": args.seed, "events": args.events,
+                                             "n_trainable": len(trainable), "n_test": len(test),
+                                             "results": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Careless and hostile use: each defect found by trying the command line that way, reproduced and refused
+with one line naming the file, argument or value, a non-zero exit code, and nothing lost or half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from click.testing import CliRunner
+from toys import toy_dataset
+
+from topcal.cli import main
+from topcal.config import ProcessConfig, TrainConfig
+from topcal.errors import OutputError
+from topcal.io.atomic import atomic_output
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def one_line(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.startswith("topcal:")]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_card_settings_are_not_replaced_by_cli_defaults(tmp_path):
+    card = tmp_path / "isr.toml"
+    card.write_text('[generator]\nisr = true\nprocess = "qcd"\n')
+    code, out = run("generate", "-o", tmp_path / "x.root", "-n", "4", "--config", card, "--quiet")
+    assert code == 0, out
+    stored = json.loads(str(uproot.open(tmp_path / "x.root")["topcal_config"]))
+    assert stored["generator"]["isr"] is True and stored["generator"]["process"] == "qcd"
+    # a flag that was given wins, and is what the file records
+    code, out = run("generate", "-o", tmp_path / "y.root", "-n", "4", "--config", card, "--no-isr", "--quiet")
+    assert code == 0, out
+    assert json.loads(str(uproot.open(tmp_path / "y.root")["topcal_config"]))["generator"]["isr"] is False
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[generator]\npthat_min_gev = "fast"\n', "generator.pthat_min_gev: 'fast' must be a number"),
+    ("[generator]\nextra_settings = 5\n", "generator.extra_settings: 5 must be a list"),
+    ("generator = 5\n", "generator: 5 must be a table"),
+    ("chunk_events = 50.5\n", "chunk_events: 50.5 must be a whole number"),
+])
+def test_wrong_typed_card_values(tmp_path, text, message):
+    card = tmp_path / "card.toml"
+    card.write_text(text)
+    code, out = run("generate", "-o", tmp_path / "x.root", "-n", "4", "--config", card)
+    assert code == 2 and message in one_line(out)
+    assert not (tmp_path / "x.root").exists()
+
+
+def test_process_card_types_and_a_non_utf8_card(tmp_path, ttbar_file):
+    card = tmp_path / "card.toml"
+    card.write_text('flatten = "no"\n')
+    code, out = run("process", ttbar_file, "-o", tmp_path / "ds", "--config", card)
+    assert code == 2 and "flatten: 'no' must be true or false" in one_line(out)
+    card.write_bytes(b"\xff\xfe\x00 max_constituents = 5")
+    code, out = run("process", ttbar_file, "-o", tmp_path / "ds", "--config", card)
+    assert code == 2 and "not a text file" in one_line(out)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_an_output_that_appears_during_the_run_is_not_replaced(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(OutputError, match="appeared while this run was writing"):
+        with atomic_output(target) as tmp:
+            tmp.mkdir()
+            (tmp / "mine").write_text("mine")
+            target.mkdir()  # another run finished first
+            (target / "theirs").write_text("theirs")
+    assert [p.name for p in target.iterdir()] == ["theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left
+
+
+def test_outputs_never_replace_their_inputs(tmp_path, ttbar_file):
+    events = tmp_path / "evts"
+    events.mkdir()
+    shutil.copy(ttbar_file, events / "ev.root")
+    code, out = run("process", events / "ev.root", "-o", events, "--overwrite")
+    assert code == 2 and "contains the input" in one_line(out)
+    assert (events / "ev.root").exists()
+    ds = toy_dataset(tmp_path / "ds", 200, seed=1)
+    code, out = run("train", ds.path, "-o", ds.path, "--overwrite")
+    assert code == 2 and "is the input" in one_line(out)
+    assert (ds.path / "dataset.json").exists()
+    code, out = run("train", ds.path, "-o", ds.path / "model")
+    assert code == 2 and "lies inside the input" in one_line(out)
+
+
+def test_train_keeps_an_interrupted_checkpoint(tmp_path):
+    ds = toy_dataset(tmp_path / "ds", 200, seed=1)
+    partial = tmp_path / "m.partial"
+    partial.mkdir()
+    (partial / "precious").write_text("checkpoint")
+    code, out = run("train", ds.path, "-o", tmp_path / "m")
+    assert code == 2 and "--resume" in one_line(out)
+    assert (partial / "precious").read_text() == "checkpoint"
+    shutil.rmtree(partial)
+    partial.write_text("a file")
+    code, out = run("train", ds.path, "-o", tmp_path / "m")
+    assert code == 2 and "not a training checkpoint directory" in one_line(out)
+
+
+def test_resume_with_a_changed_configuration_is_refused(tmp_path, monkeypatch):
+    import topcal.train.fit as fit
+
+    ds = toy_dataset(tmp_path / "ds", 400, seed=1)
+    cfg = TrainConfig(epochs=3, phi_hidden=[8], hidden=[8])
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit, "_after_epoch", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fit.train(ds.path, tmp_path / "m", cfg, progress=False)
+    monkeypatch.undo()
+    from topcal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="different from the interrupted run"):
+        fit.train(ds.path, tmp_path / "m", TrainConfig(epochs=3, phi_hidden=[16], hidden=[8]), resume=True,
+                  progress=False)
+
+
+def _flip_a_byte(path: Path, leaf: str) -> None:
+    tree = uproot.open(path)["Delphes"]
+    branch = tree[leaf]
+    seek, size = int(branch.member("fBasketSeek")[0]), int(branch.member("fBasketBytes")[0])
+    with open(path, "r+b") as fh:
+        fh.seek(seek + size // 2)
+        byte = fh.read(1)
+        fh.seek(seek + size // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_damaged_data_inside_a_valid_file(tmp_path, ttbar_file):
+    bad = tmp_path / "bad.root"
+    shutil.copy(ttbar_file, bad)
+    _flip_a_byte(bad, "EFlowTrack.PT")
+    code, out = run("process", bad, "-o", tmp_path / "ds", "--quiet")
+    line = one_line(out)
+    assert code == 2 and "bad.root" in line and "EFlowTrack.PT" in line and "damaged" in line
+    assert not (tmp_path / "ds").exists()
+    code, out = run("process", bad, ttbar_file, "-o", tmp_path / "ds", "--skip-bad-files", "--quiet")
+    assert code == 0, out
+    assert "skipped bad file" in out and "EFlowTrack.PT" in out
+    code, out = run("info", bad)
+    assert code == 0  # the file's structure is fine...
+    code, out = run("info", bad, "--check")
+    assert code == 2 and "EFlowTrack.PT" in one_line(out)  # ...its data is not
+
+
+def rewrite(src: Path, dst: Path, change) -> Path:
+    """``src`` written again with topcal's DELPHES writer; ``change(name, fields)`` edits each collection's
+    dict of leaves first."""
+    import awkward as ak
+
+    from topcal.io.delphes_writer import delphes_file
+
+    tree = uproot.open(src)["Delphes"]
+    collections = {}
+    for name in ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"):
+        arrays = tree.arrays(filter_name=f"{name}.*")
+        fields = {f.split(".", 1)[1]: arrays[f] for f in arrays.fields}
+        change(name, fields)
+        collections[name] = ak.zip(fields)
+    with delphes_file(dst, {}, False, "zlib", 1) as writer:
+        writer.write(collections)
+    return dst
+
+
+def test_missing_leaf_is_one_line(tmp_path, ttbar_file):
+    def drop_et(name, fields):
+        if name == "EFlowPhoton":
+            del fields["ET"]
+
+    noleaf = rewrite(ttbar_file, tmp_path / "noleaf.root", drop_et)
+    code, out = run("process", noleaf, "-o", tmp_path / "ds")
+    assert code == 2 and "branch 'EFlowPhoton.ET' missing" in one_line(out)
+
+
+def test_extra_and_damaged_unused_leaves_are_not_read(tmp_path, ttbar_file):
+    """Older DELPHES files carry Particle leaves topcal cannot read (Particle.Constituents): only the
+    leaves topcal uses are read, so a damaged extra leaf changes nothing."""
+    import awkward as ak
+
+    def add_leaves(name, fields):
+        if name == "Particle":
+            fields["Constituents"] = ak.values_astype(fields["PID"] * 0 + 7, np.int32)
+            fields["Rapidity2"] = fields["Eta"]
+
+    extra = rewrite(ttbar_file, tmp_path / "extra.root", add_leaves)
+    _flip_a_byte(extra, "Particle.Constituents")
+    cfg = ProcessConfig(flatten=False)
+    from topcal.process.run import process
+
+    a = process([ttbar_file], tmp_path / "a", cfg, progress=False, figures=False)
+    b = process([extra], tmp_path / "b", cfg, progress=False, figures=False, skip_bad_files=True)
+    assert a.n_jets == b.n_jets > 0 and not b.skipped
+    ta, tb = (open_dataset_read(p) for p in (tmp_path / "a", tmp_path / "b"))
+    np.testing.assert_array_equal(ta["pt"], tb["pt"])
+    np.testing.assert_array_equal(ta["pt_truth"], tb["pt_truth"])
+
+
+def open_dataset_read(path):
+    from topcal.io.dataset import open_dataset
+
+    return open_dataset(path).read(["pt", "pt_truth"])
+
+
+def test_the_same_file_twice_is_refused(tmp_path, ttbar_file):
+    link = tmp_path / "link.root"
+    link.symlink_to(ttbar_file)
+    code, out = run("process", ttbar_file, link, "-o", tmp_path / "ds")
+    assert code == 2 and "given twice" in one_line(out)
+    dotted = ttbar_file.parent / ".." / ttbar_file.parent.name / ttbar_file.name
+    code, out = run("process", ttbar_file, dotted, "-o", tmp_path / "ds")
+    assert code == 2 and "given twice" in one_line(out)
+
+
+def test_bad_tree_name_and_scheduler(tmp_path, ttbar_file):
+    ds = toy_dataset(tmp_path / "ds", 300, seed=1)
+    from topcal.train.fit import train
+
+    train(ds.path, tmp_path / "m", TrainConfig(epochs=1, phi_hidden=[8], hidden=[8]), progress=False)
+    code, out = run("predict", tmp_path / "m", ttbar_file, "-o", tmp_path / "f", "--tree-name", "")
+    assert code == 2 and "--tree-name" in one_line(out)
+    code, out = run("process", ttbar_file, "-o", tmp_path / "ds2", "--executor", "dask", "--scheduler", "foo")
+    assert code == 2 and "scheduler foo" in one_line(out)
+
+
+def test_absurd_event_counts_are_refused_at_once(tmp_path):
+    code, out = run("generate", "-o", tmp_path / "x.root", "-n", "100000000000")
+    assert code == 2 and "--events" in one_line(out)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with open(task / "children") as fh:
+            found += [int(c) for c in fh.read().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker death on parent death is Linux's prctl")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_generation_leaves_no_workers_and_no_litter(tmp_path, sig):
+    out = tmp_path / "x.root"
+    proc = subprocess.Popen([sys.executable, "-m", "topcal.cli", "generate", "-o", str(out), "-n", "20000",
+                             "-j", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    workers = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the workers never started"
+    time.sleep(2)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "orphaned generator workers"
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 130
+        assert "interrupted" in proc.stderr.read().decode()
+        assert list(tmp_path.iterdir()) == []
+    else:  # SIGKILL leaves the temporary; the next run cleans it up
+        assert not out.exists()
+        code, text = run("generate", "-o", out, "-n", "3", "--quiet")
+        assert code == 0, text
+        assert [p.name for p in tmp_path.iterdir()] == ["x.root"]
+
+
+def test_unwritable_output_is_one_line(tmp_path, ttbar_file):
+    if os.geteuid() == 0:
+        locked = Path("/proc/topcal-cannot-write-here")  # root may write anywhere else
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+    code, out = run("process", ttbar_file, "-o", locked / "ds")
+    assert code in (1, 2) and str(locked) in one_line(out)

@@ -1,0 +1,107 @@
+"""The network inputs (topcal.train.inputs) against hand computations on a few jets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import vector
+
+from topcal.train.inputs import (CONSTITUENT_FEATURES, JET_FEATURES, Jets, Standardiser, encode,
+                                 jet_features, jet_frame_constituents, raw_inputs)
+
+# three massless constituents of a jet at (eta, phi) = (0.5, 1.0), placed at (deta, dphi) offsets
+PT = np.array([200.0, 100.0, 50.0])
+OFFSETS = np.array([[0.0, 0.0], [0.3, 0.1], [-0.2, 0.25]])
+
+
+def jets_from(offsets_list, n_max=5, eta0=0.5, phi0=1.0) -> Jets:
+    """Jets whose constituents sit at the given (deta, dphi) offsets; kinematics from their sum."""
+    rows, kin = [], []
+    for offsets in offsets_list:
+        p4 = vector.array({"pt": PT, "eta": eta0 + offsets[:, 0], "phi": phi0 + offsets[:, 1],
+                           "mass": np.zeros(3)})
+        c = np.zeros((n_max, 4))
+        c[:3] = np.stack([p4.E, p4.px, p4.py, p4.pz], axis=-1) / 1000.0
+        rows.append(c)
+        jet = p4.sum()
+        kin.append((jet.pt, jet.eta, jet.phi, jet.mass))
+    kin = np.array(kin)
+    return Jets(np.array(rows, dtype=np.float32), kin[:, 0], kin[:, 1], kin[:, 2], kin[:, 3],
+                np.full(len(rows), 3))
+
+
+def feature(arr, name, names=CONSTITUENT_FEATURES):
+    return arr[..., names.index(name)]
+
+
+def test_constituent_features_by_hand():
+    jets = jets_from([OFFSETS])
+    f = jet_frame_constituents(jets)[0]
+    p4 = vector.array({"pt": PT, "eta": 0.5 + OFFSETS[:, 0], "phi": 1.0 + OFFSETS[:, 1], "mass": np.zeros(3)})
+    jet_e = np.sqrt((jets.pt[0] * np.cosh(jets.eta[0])) ** 2 + jets.mass[0] ** 2)
+    np.testing.assert_allclose(feature(f, "pt_fraction")[:3], PT / jets.pt[0], rtol=1e-5)
+    np.testing.assert_allclose(feature(f, "log_pt_fraction")[:3], np.log(PT / jets.pt[0]), atol=1e-5)
+    np.testing.assert_allclose(feature(f, "log_e_fraction")[:3], np.log(p4.E / jet_e), atol=1e-5)
+    np.testing.assert_allclose(feature(f, "log_pt")[:3], np.log(PT), atol=1e-5)
+    np.testing.assert_allclose(feature(f, "log_e")[:3], np.log(p4.E), atol=1e-5)
+    deta = 0.5 + OFFSETS[:, 0] - jets.eta[0]
+    dphi = 1.0 + OFFSETS[:, 1] - jets.phi[0]
+    np.testing.assert_allclose(feature(f, "delta_r")[:3], np.hypot(deta, dphi), atol=1e-5)
+    # the rotation keeps distances to the axis
+    np.testing.assert_allclose(np.hypot(feature(f, "delta_eta"), feature(f, "delta_phi"))[:3],
+                               np.hypot(deta, dphi), atol=1e-5)
+    # padding rows stay zero
+    assert np.all(f[3:] == 0)
+
+
+def test_jet_frame_is_invariant_under_rotation_and_reflection():
+    angle = 1.1
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    mirrored = OFFSETS * np.array([1.0, -1.0])
+    jets = jets_from([OFFSETS * 0.5, (OFFSETS * 0.5) @ rot.T, mirrored * 0.5], eta0=0.0, phi0=0.0)
+    f = jet_frame_constituents(jets)
+    for name in ("delta_eta", "delta_phi"):  # small offsets: (eta, phi) rotate like a plane
+        np.testing.assert_allclose(feature(f[1], name), feature(f[0], name), atol=2e-3)
+        np.testing.assert_allclose(feature(f[2], name), feature(f[0], name), atol=2e-3)
+    # the principal axis lies along delta_eta: the pT-weighted spread is larger along it
+    z = feature(f[0], "pt_fraction")
+    assert np.sum(z * feature(f[0], "delta_eta") ** 2) > np.sum(z * feature(f[0], "delta_phi") ** 2)
+
+
+def test_jet_features_by_hand():
+    jets = jets_from([OFFSETS])
+    j = jet_features(jets)[0]
+    get = lambda name: j[JET_FEATURES.index(name)]  # noqa: E731
+    assert get("pt") == pytest.approx(jets.pt[0] / 1000, rel=1e-6)
+    assert get("mass") == pytest.approx(jets.mass[0] / 1000, rel=1e-6)
+    assert get("mass_over_pt") == pytest.approx(jets.mass[0] / jets.pt[0], rel=1e-6)
+    assert get("n_constituents") == 3
+    z = PT / jets.pt[0]
+    assert get("ptfrac_1") == pytest.approx(z[0], rel=1e-5)
+    assert get("ptfrac_2") == pytest.approx(z[:2].sum(), rel=1e-5)
+    assert get("ptfrac_5") == pytest.approx(z.sum(), rel=1e-5)
+    deta = 0.5 + OFFSETS[:, 0] - jets.eta[0]
+    dphi = 1.0 + OFFSETS[:, 1] - jets.phi[0]
+    assert get("girth") == pytest.approx(np.sum(z * np.hypot(deta, dphi)), rel=1e-4)
+    # three constituents are the three exclusive subjets: their masses are the pair masses, m123 the jet mass
+    p4 = vector.array({"pt": PT, "eta": 0.5 + OFFSETS[:, 0], "phi": 1.0 + OFFSETS[:, 1], "mass": np.zeros(3)})
+    pairs = sorted(((p4[a] + p4[b]).mass / 1000 for a, b in ((0, 1), (0, 2), (1, 2))), reverse=True)
+    np.testing.assert_allclose([get("m12"), get("m13"), get("m23")], pairs, rtol=1e-4)
+    assert get("m123") == pytest.approx(jets.mass[0] / 1000, rel=1e-4)
+    assert get("tau32") == pytest.approx(0.0, abs=1e-6)  # each constituent is its own axis
+    assert 0 < get("tau21") < 1
+
+
+def test_standardiser_and_encodings():
+    jets = jets_from([OFFSETS, OFFSETS * 0.7, OFFSETS[::-1] * 1.3])
+    raw = raw_inputs(jets, "jet-frame")
+    std = Standardiser.fit(raw)
+    out = std.apply(raw)
+    real = out["mask"] > 0
+    np.testing.assert_allclose(out["constituents"][real].mean(axis=0), 0, atol=1e-5)
+    assert np.all(out["constituents"][~real] == 0)
+    np.testing.assert_array_equal(encode(jets, "jet-frame", None, Standardiser.from_dict(std.to_dict()))["jet"],
+                                  out["jet"])
+    flat = raw_inputs(jets, "lab-4vectors")["flat"]
+    np.testing.assert_array_equal(flat, jets.constituents.reshape(3, -1))
+    assert raw_inputs(jets, "jet-frame", n_constituents=2)["constituents"].shape == (3, 2, len(CONSTITUENT_FEATURES))

@@ -1,0 +1,263 @@
+"""The network inputs, described in one place: what the networks see of a fat jet, and how it is scaled.
+
+A fat jet reaches the networks as :class:`Jets`: its padded constituents (E, px, py, pz in GeV divided by
+the dataset's ``input_scale_gev``, pT-ordered, zero rows for padding) and its kinematics (pT, eta, phi,
+mass in GeV and radians; the total constituent count). :func:`encode` turns them into the arrays a network
+takes, for one of two input kinds (``TrainConfig.inputs``):
+
+``"jet-frame"`` (topcal's default), two arrays:
+
+* ``constituents`` ``(n, N, len(CONSTITUENT_FEATURES))``: per constituent, in the jet frame:
+  ``pt_fraction`` pT,i / pT,j; ``log_pt_fraction``; ``log_e_fraction`` log(E_i / E_j);
+  ``delta_eta``, ``delta_phi``: the constituent's position relative to the jet axis after rotating the
+  pT-weighted principal axis onto the eta direction and flipping both axes so that the pT-weighted third
+  moments are >= 0; ``delta_r`` (unrotated); ``log_pt`` log(pT,i / GeV); ``log_e`` log(E_i / GeV).
+  Padding rows stay zero (and are masked by the network).
+* ``jet`` ``(n, len(JET_FEATURES))``: ``pt`` pT,j / TeV, ``mass`` m_j / TeV, ``mass_over_pt``, ``eta``,
+  ``n_constituents``, ``ptfrac_1``.. cumulative pT fractions of the 1, 2, 3, 5 and 10 leading constituents,
+  ``girth`` (sum of pT,i Delta R_i / pT,j), ``m12``, ``m13``, ``m23``, ``m123`` (masses in TeV of pairs and the
+  triplet of the three exclusive-kT subjets, pairs sorted in falling mass), ``tau21`` and ``tau32``
+  (N-subjettiness ratios with the exclusive-kT axes, beta = 1).
+
+``"lab-4vectors"`` (the paper's): one array ``flat`` ``(n, 4 N)``, the constituents' (E, px, py, pz) / 1000
+as the dataset stores them, flattened, unscaled.
+
+The jet-frame arrays are standardised (:class:`Standardiser`) with the mean and width of each feature over
+the training jets, stored in ``model.json``; padding rows are excluded from the constituent statistics.
+Everything here is columnar numpy (fastjet for the subjets), the same for training and prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INPUT_KINDS = ("jet-frame", "lab-4vectors")
+CONSTITUENT_FEATURES = ("pt_fraction", "log_pt_fraction", "log_e_fraction", "delta_eta", "delta_phi", "delta_r",
+                        "log_pt", "log_e")
+LEADING_FRACTIONS = (1, 2, 3, 5, 10)
+JET_FEATURES = ("pt", "mass", "mass_over_pt", "eta", "n_constituents",
+                *(f"ptfrac_{k}" for k in LEADING_FRACTIONS), "girth", "m12", "m13", "m23", "m123", "tau21", "tau32")
+SUBJET_RADIUS = 1.2
+TINY = 1e-12
+
+
+@dataclass
+class Jets:
+    """Fat jets as the networks take them (see the module docstring); all arrays have ``n`` rows.
+
+    ``constituents``: ``(n, N, 4)`` float32, (E, px, py, pz) / ``input_scale_gev``; ``pt``, ``mass`` in GeV,
+    ``eta``, ``phi`` (radians), ``n_constituents`` (all constituents, not only the N stored).
+    """
+
+    constituents: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    mass: np.ndarray
+    n_constituents: np.ndarray
+    input_scale_gev: float = 1000.0
+
+    def __len__(self) -> int:
+        return len(self.pt)
+
+    def take(self, idx) -> Jets:
+        """The jets at ``idx`` (indices, a slice or a mask)."""
+        return Jets(self.constituents[idx], self.pt[idx], self.eta[idx], self.phi[idx], self.mass[idx],
+                    self.n_constituents[idx], self.input_scale_gev)
+
+    def scaled(self, factor: float) -> Jets:
+        """Every constituent's four-momentum, and so the jet's pT and mass, multiplied by ``factor`` (input
+        smearing, DESIGN.md section 6)."""
+        return Jets(self.constituents * np.float32(factor), self.pt * factor, self.eta, self.phi,
+                    self.mass * factor, self.n_constituents, self.input_scale_gev)
+
+    @property
+    def n_max(self) -> int:
+        return int(self.constituents.shape[1])
+
+
+def _wrap(dphi: np.ndarray) -> np.ndarray:
+    return (dphi + np.pi) % (2 * np.pi) - np.pi
+
+
+def constituent_kinematics(jets: Jets) -> dict[str, np.ndarray]:
+    """Per constituent (``(n, N)``): ``pt``, ``e`` (GeV), ``eta``, ``phi``, and the ``mask`` of real rows."""
+    c = jets.constituents.astype(np.float64) * jets.input_scale_gev
+    e, px, py, pz = (c[..., k] for k in range(4))
+    pt = np.hypot(px, py)
+    mask = (e > 0) & (pt > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(mask, np.arcsinh(np.where(mask, pz / np.where(mask, pt, 1.0), 0.0)), 0.0)
+    phi = np.where(mask, np.arctan2(py, px), 0.0)
+    return {"pt": pt, "e": e, "eta": eta, "phi": phi, "mask": mask}
+
+
+def jet_frame_constituents(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """``(n, N, len(CONSTITUENT_FEATURES))`` float32 jet-frame features (module docstring), zero for padding."""
+    kin = kin or constituent_kinematics(jets)
+    mask = kin["mask"]
+    pt_j = jets.pt[:, None]
+    e_j = np.sqrt((jets.pt * np.cosh(jets.eta)) ** 2 + jets.mass**2)[:, None]
+    z = np.where(mask, kin["pt"] / pt_j, 0.0)
+    deta = np.where(mask, kin["eta"] - jets.eta[:, None], 0.0)
+    dphi = np.where(mask, _wrap(kin["phi"] - jets.phi[:, None]), 0.0)
+    # principal axis of the pT-weighted (deta, dphi) distribution onto the eta direction
+    cxx, cyy, cxy = (np.sum(z * a * b, axis=1) for a, b in ((deta, deta), (dphi, dphi), (deta, dphi)))
+    angle = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    u = cos * deta + sin * dphi
+    v = -sin * deta + cos * dphi
+    u = u * np.where(np.sum(z * u**3, axis=1) < 0, -1.0, 1.0)[:, None]
+    v = v * np.where(np.sum(z * v**3, axis=1) < 0, -1.0, 1.0)[:, None]
+    with np.errstate(divide="ignore"):
+        features = {
+            "pt_fraction": z,
+            "log_pt_fraction": np.log(np.where(mask, z, 1.0)),
+            "log_e_fraction": np.log(np.where(mask, kin["e"] / e_j, 1.0)),
+            "delta_eta": u,
+            "delta_phi": v,
+            "delta_r": np.hypot(deta, dphi),
+            "log_pt": np.log(np.where(mask, kin["pt"], 1.0)),
+            "log_e": np.log(np.where(mask, kin["e"], 1.0)),
+        }
+    out = np.stack([features[name] for name in CONSTITUENT_FEATURES], axis=-1)
+    return np.where(mask[..., None], out, 0.0).astype(np.float32)
+
+
+def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Exclusive-kT subjets (3 per jet, R = ``SUBJET_RADIUS``) of the stored constituents with fastjet:
+    pair and triplet masses (TeV) and the N-subjettiness tau1, tau2, tau3 (beta = 1). Jets with fewer than
+    three constituents get zeros."""
+    import warnings
+
+    import awkward as ak
+    import fastjet
+
+    n = len(jets)
+    out = {name: np.zeros(n) for name in ("m12", "m13", "m23", "m123", "tau1", "tau2", "tau3")}
+    counts = kin["mask"].sum(axis=1)
+    ok = counts >= 3
+    if not ok.any():
+        return out
+    c = jets.constituents[ok].astype(np.float64) * jets.input_scale_gev
+    mask = kin["mask"][ok]
+    flat = {name: c[..., k][mask] for k, name in enumerate(("E", "px", "py", "pz"))}
+    particles = ak.unflatten(ak.zip(flat), counts[ok])
+    sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.kt_algorithm, SUBJET_RADIUS))
+    with warnings.catch_warnings():  # fastjet's python layer warns for every algorithm, kT included
+        warnings.filterwarnings("ignore", message="dcut and exclusive jets")
+        sub = sequence.exclusive_jets(n_jets=3)
+    p = {name: ak.to_numpy(sub[name]).reshape(-1, 3) for name in ("E", "px", "py", "pz")}
+
+    def mass(idx):
+        e, x, y, zz = (sum(p[name][:, i] for i in idx) for name in ("E", "px", "py", "pz"))
+        return np.sqrt(np.maximum(e * e - x * x - y * y - zz * zz, 0.0)) / 1000.0
+
+    pairs = np.sort(np.stack([mass((0, 1)), mass((0, 2)), mass((1, 2))], axis=1), axis=1)[:, ::-1]
+    out["m12"][ok], out["m13"][ok], out["m23"][ok] = pairs[:, 0], pairs[:, 1], pairs[:, 2]
+    out["m123"][ok] = mass((0, 1, 2))
+    # N-subjettiness: distances of every constituent to the subjet axes
+    sub_pt = np.hypot(p["px"], p["py"])
+    sub_eta = np.arcsinh(p["pz"] / np.maximum(sub_pt, TINY))
+    sub_phi = np.arctan2(p["py"], p["px"])
+    eta, phi, pt = kin["eta"][ok], kin["phi"][ok], np.where(mask, kin["pt"][ok], 0.0)
+    dr = np.hypot(eta[:, :, None] - sub_eta[:, None, :], _wrap(phi[:, :, None] - sub_phi[:, None, :]))
+    norm = np.maximum(pt.sum(axis=1), TINY) * SUBJET_RADIUS
+    # tau_N with the N hardest exclusive axes: the kT exclusive jets come in no pT order, so order them
+    order = np.argsort(-sub_pt, axis=1)
+    dr = np.take_along_axis(dr, order[:, None, :], axis=2)
+    for k in (1, 2, 3):
+        out[f"tau{k}"][ok] = np.sum(pt * dr[:, :, :k].min(axis=2), axis=1) / norm
+    return out
+
+
+def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """``(n, len(JET_FEATURES))`` float32 jet-level features (module docstring)."""
+    kin = kin or constituent_kinematics(jets)
+    z = np.where(kin["mask"], kin["pt"], 0.0) / jets.pt[:, None]
+    cumulative = np.cumsum(z, axis=1)
+    deta = kin["eta"] - jets.eta[:, None]
+    dphi = _wrap(kin["phi"] - jets.phi[:, None])
+    sub = _subjets(jets, kin)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau21 = np.where(sub["tau1"] > 0, sub["tau2"] / np.where(sub["tau1"] > 0, sub["tau1"], 1.0), 0.0)
+        tau32 = np.where(sub["tau2"] > 0, sub["tau3"] / np.where(sub["tau2"] > 0, sub["tau2"], 1.0), 0.0)
+    features = {
+        "pt": jets.pt / 1000.0,
+        "mass": jets.mass / 1000.0,
+        "mass_over_pt": jets.mass / jets.pt,
+        "eta": jets.eta,
+        "n_constituents": np.asarray(jets.n_constituents, dtype=np.float64),
+        **{f"ptfrac_{k}": cumulative[:, min(k, jets.n_max) - 1] for k in LEADING_FRACTIONS},
+        "girth": np.sum(z * np.hypot(deta, dphi) * kin["mask"], axis=1),
+        "m12": sub["m12"], "m13": sub["m13"], "m23": sub["m23"], "m123": sub["m123"],
+        "tau21": tau21, "tau32": tau32,
+    }
+    return np.stack([features[name] for name in JET_FEATURES], axis=-1).astype(np.float32)
+
+
+def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict[str, np.ndarray]:
+    """The unstandardised network arrays for ``kind`` (module docstring), from the leading
+    ``n_constituents`` constituents (all stored ones when None)."""
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"inputs: {kind!r} is not one of {INPUT_KINDS}")
+    if n_constituents is not None and n_constituents < jets.n_max:
+        jets = Jets(jets.constituents[:, :n_constituents], jets.pt, jets.eta, jets.phi, jets.mass,
+                    jets.n_constituents, jets.input_scale_gev)
+    if kind == "lab-4vectors":
+        return {"flat": jets.constituents.reshape(len(jets), -1).astype(np.float32)}
+    kin = constituent_kinematics(jets)
+    return {"constituents": jet_frame_constituents(jets, kin), "jet": jet_features(jets, kin),
+            "mask": kin["mask"].astype(np.float32)}
+
+
+@dataclass
+class Standardiser:
+    """Per-feature mean and width of the jet-frame arrays, from the training jets; stored in ``model.json``."""
+
+    constituent_mean: list[float]
+    constituent_scale: list[float]
+    jet_mean: list[float]
+    jet_scale: list[float]
+
+    @classmethod
+    def fit(cls, arrays: dict[str, np.ndarray]) -> Standardiser | None:
+        if "constituents" not in arrays:
+            return None
+        real = arrays["constituents"][arrays["mask"] > 0].astype(np.float64)
+        jet = arrays["jet"].astype(np.float64)
+        width = lambda a: np.where(a.std(axis=0) > TINY, a.std(axis=0), 1.0)  # noqa: E731
+        return cls(real.mean(axis=0).tolist(), width(real).tolist(), jet.mean(axis=0).tolist(), width(jet).tolist())
+
+    def apply(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Standardised copies (padding rows stay zero); arrays of other input kinds pass unchanged."""
+        if "constituents" not in arrays:
+            return arrays
+        mask = arrays["mask"][..., None]
+        cons = (arrays["constituents"] - np.float32(self.constituent_mean)) / np.float32(self.constituent_scale)
+        jet = (arrays["jet"] - np.float32(self.jet_mean)) / np.float32(self.jet_scale)
+        return {"constituents": (cons * mask).astype(np.float32), "jet": jet.astype(np.float32),
+                "mask": arrays["mask"]}
+
+    def to_dict(self) -> dict:
+        return {"constituent_features": list(CONSTITUENT_FEATURES), "constituent_mean": self.constituent_mean,
+                "constituent_scale": self.constituent_scale, "jet_features": list(JET_FEATURES),
+                "jet_mean": self.jet_mean, "jet_scale": self.jet_scale}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Standardiser | None:
+        if not data:
+            return None
+        if data.get("constituent_features") != list(CONSTITUENT_FEATURES) or \
+                data.get("jet_features") != list(JET_FEATURES):
+            raise ValueError("the model's input features differ from this topcal version's")
+        return cls(data["constituent_mean"], data["constituent_scale"], data["jet_mean"], data["jet_scale"])
+
+
+def encode(jets: Jets, kind: str, n_constituents: int | None, standardiser: Standardiser | None) \
+        -> dict[str, np.ndarray]:
+    """The standardised network arrays of ``jets`` (what training and prediction both feed the network)."""
+    arrays = raw_inputs(jets, kind, n_constituents)
+    return standardiser.apply(arrays) if standardiser is not None else arrays

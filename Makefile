@@ -24,6 +24,8 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/bench_physics.py --seed 4242 --events 90000 --json out/bench_physics.json
 	$(BIN)/python benchmarks/bench_generate.py --events 2000
 	$(BIN)/python benchmarks/bench_process.py --copies 10 --memory-events 100000
 	$(BIN)/python benchmarks/bench_train.py --jets 20000 --epochs 10

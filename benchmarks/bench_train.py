@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 
 import topcal.train  # noqa: F401
-from topcal.config import ProcessConfig, TrainConfig
+from topcal.config import ProcessConfig, TrainConfig, paper_train_config
 from topcal.io.dataset import open_dataset, write_dataset
 from topcal.process.run import process
+from topcal.train.inputs import Jets
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
-COLUMNS = ("constituents", "pt", "eta", "pt_truth")
+COLUMNS = ("constituents", "pt", "eta", "phi", "mass", "n_constituents", "pt_truth")
 
 
 def jets_table(base: Path, n: int) -> tuple[dict, object]:
@@ -46,11 +47,15 @@ def jets_table(base: Path, n: int) -> tuple[dict, object]:
 
 
 def bare_fit_seconds(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, validation=None) -> float:
-    from topcal.train.network import build_bnn
+    """A plain ``model.fit`` of the paper's network on the flattened constituents."""
+    from topcal.train.network import build_network
 
-    model = build_bnn(cfg, x.shape[1], len(x))
+    model = build_network(cfg, {"flat": (x.shape[1],)}, len(x))
+    if validation is not None:
+        validation = ({"flat": validation[0]}, validation[1])
     t0 = time.perf_counter()
-    model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0, validation_data=validation)
+    model.fit({"flat": x}, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True, verbose=0,
+              validation_data=validation)
     return time.perf_counter() - t0
 
 
@@ -59,8 +64,8 @@ def peak_train_memory_mb(base: Path, table: dict, pconfig, n: int) -> float:
     big = {k: np.concatenate([v] * reps)[:n] for k, v in table.items()}
     write_dataset(base / "big", big, pconfig, part_jets=100_000)
     del big
-    code = ("import sys; from topcal.config import TrainConfig; from topcal.train.fit import train; "
-            "train(sys.argv[1], sys.argv[2], TrainConfig(epochs=1, test_fraction=0.01), progress=False)")
+    code = ("import sys; from topcal.config import paper_train_config; from topcal.train.fit import train; "
+            "train(sys.argv[1], sys.argv[2], paper_train_config(epochs=1, test_fraction=0.01), progress=False)")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run([sys.executable, "-c", code, str(base / "big"), str(base / "big_model")], check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -85,25 +90,28 @@ def main() -> None:
         table, pconfig = jets_table(base, args.jets)
         write_dataset(base / "ds", table, pconfig)
         # patience above the epoch count: both loops run exactly --epochs epochs
-        cfg = TrainConfig(epochs=args.epochs, patience=args.epochs + 1, test_fraction=0.01)
+        cfg = paper_train_config(epochs=args.epochs, patience=args.epochs + 1, test_fraction=0.01)
         t0 = time.perf_counter()
         summary = train(base / "ds", base / "model", cfg, progress=False)
         t_topcal = time.perf_counter() - t0
         n_fit = summary.n_train  # jets per epoch (the validation jets are evaluated, not trained on)
 
         n_all = n_fit + summary.n_val
-        x = table["constituents"][:n_all]
+        x = table["constituents"][:n_all].reshape(n_all, -1)
         y = ((table["pt_truth"][:n_all] - table["pt_truth"].mean()) / table["pt_truth"].std()).astype(np.float32)
         t_bare = bare_fit_seconds(x[:n_fit], y[:n_fit], cfg)
         t_bare_val = bare_fit_seconds(x[:n_fit], y[:n_fit], cfg, validation=(x[n_fit:], y[n_fit:]))
 
         model = load_model(base / "model")
-        xi = table["constituents"][: min(len(table["pt"]), 20_000)]
+        n_inf = min(len(table["pt"]), 20_000)
+        xi = Jets(table["constituents"][:n_inf], *(table[k][:n_inf] for k in ("pt", "eta", "phi", "mass",
+                                                                                "n_constituents")))
+        flat = {"flat": xi.constituents.reshape(n_inf, -1)}
         net = model.networks[0]
-        net(xi[:10])
+        net({"flat": flat["flat"][:10]})
         t0 = time.perf_counter()
         for _ in range(args.samples):
-            net(xi, training=False).numpy()
+            net(flat, training=False).numpy()
         t_forward = time.perf_counter() - t0
         t0 = time.perf_counter()
         model.sample(xi, args.samples, seed=1)

@@ -65,3 +65,24 @@ def test_metrics_closed_forms():
     pt = rng.uniform(400, 1000, 10_000)
     a, b, rms = linear_response(pt, 30.0 + 1.05 * pt + rng.normal(0, 20.0, pt.size))
     assert (a, b, rms) == pytest.approx((30.0, 1.05, 20.0), rel=0.05)
+
+
+def test_width_factor_recovers_a_known_miscalibration():
+    """Predicted 68% intervals of +-1 on truth drawn with width 2: the intervals must stretch by 2, and the
+    raw figures are recovered from the stretched ones."""
+    from scipy import stats
+
+    from topcal.train.evaluate import unstretched
+    from topcal.train.metrics import width_factor_for_coverage
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(0.0, 2.0, 100_000)
+    mean, half = np.zeros_like(truth), np.full_like(truth, stats.norm.ppf(0.84))
+    factor = width_factor_for_coverage(truth, mean, mean - half, mean + half)
+    assert factor == pytest.approx(2.0, rel=0.02)
+    stretched = {"mean": mean, "sigma_stoch": 2 * np.ones_like(truth), "sigma_pred": np.zeros_like(truth),
+                 "sigma_tot": 2 * np.ones_like(truth), "low": -2 * half, "high": 2 * half, "low95": -4 * half,
+                 "high95": 4 * half}
+    raw = unstretched(stretched, 2.0)
+    np.testing.assert_allclose(raw["high"], half)
+    np.testing.assert_allclose(raw["sigma_tot"], 1.0)

@@ -301,3 +301,12 @@ def test_unwritable_output_is_one_line(tmp_path, ttbar_file):
         locked.mkdir(mode=0o500)
     code, out = run("process", ttbar_file, "-o", locked / "ds")
     assert code in (1, 2) and str(locked) in one_line(out)
+
+
+def test_empty_and_text_files_are_one_line(tmp_path):
+    (tmp_path / "empty.root").write_bytes(b"")
+    (tmp_path / "text.root").write_text("hello\nworld\n")
+    for name, detail in (("empty.root", "empty"), ("text.root", "does not start with 'root'")):
+        code, out = run("info", tmp_path / name)
+        line = one_line(out)
+        assert code == 2 and name in line and detail in line

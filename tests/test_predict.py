@@ -45,7 +45,7 @@ def test_friends_line_up_with_the_events(friends, ttbar_file, real_delphes):
         friend = uproot.open(out / f"{source.stem}_topcal.root")["topcal"]
         delphes = uproot.open(source)["Delphes"]
         assert friend.num_entries == delphes.num_entries
-        jets, _ = cluster(eflow_inputs(open_events(source)), 1.2, 100.0)
+        jets, _ = cluster(eflow_inputs(open_events(source), leptons=True), 1.2, 100.0)  # the model's inputs
         arrays = friend.arrays(["nFatJet", "FatJet_pt", "FatJet_sigmaTot", "FatJet_ptLow68", "FatJet_ptHigh68"])
         assert ak.all(arrays.nFatJet == ak.num(jets))
         assert ak.all(arrays.FatJet_pt == jets.rho)
@@ -98,12 +98,12 @@ def test_root_friend_draw_and_rdataframe_agree_with_uproot(friends, ttbar_file):
 
 def test_executors_and_one_model_load_per_worker(model_dir, ttbar_file, tmp_path, monkeypatch):
     import topcal.train.model as model_module
-    from processors import fatjet_predict
+    from topcal.predict import calibrator
 
     loads = []
     real = model_module.load_model
     monkeypatch.setattr(model_module, "load_model", lambda p: loads.append(p) or real(p))
-    fatjet_predict._MODELS.clear()
+    calibrator._MODELS.clear()
     predict(model_dir, [ttbar_file], tmp_path / "it", chunksize=70, samples=5, progress=False)
     assert len(loads) == 1  # five chunks, one load
     predict(model_dir, [ttbar_file], tmp_path / "dask", executor="dask", workers=2, chunksize=70, samples=5,

@@ -68,7 +68,8 @@ def test_bookkeeping_points_back_to_the_event(dataset, ttbar_file):
     jets = ds.read()
     assert set(jets["file"]) == {str(ttbar_file)}
     events = open_events(ttbar_file)
-    all_jets, _ = cluster(eflow_inputs(events), 1.2, ProcessConfig().cluster_pt_min_gev)
+    cfg = ProcessConfig()
+    all_jets, _ = cluster(eflow_inputs(events, leptons=cfg.jet_leptons), 1.2, cfg.cluster_pt_min_gev)
     again = ak.to_numpy(all_jets.rho[jets["entry"], jets["jet_index"]])
     np.testing.assert_allclose(again, jets["pt"], rtol=1e-12)
 
@@ -82,7 +83,7 @@ def test_manifest_histograms_and_figures(dataset):
     with uproot.open(ds.path / "histograms.root") as f:
         selected = f["selected/pt_truth_vs_pt_jet"].to_hist()
         final = f["dataset/pt_jet"].to_hist()
-    assert selected.sum(flow=True) == summary.cutflow["jets truth-matched"]
+    assert selected.sum(flow=True) == summary.cutflow["jets with finite pT,t(truth) in window"]
     assert final.sum(flow=True) == ds.n_jets
     names = sorted(p.name for p in summary.figures)
     assert names == sorted(f"{n}.{e}" for n in ("pt_truth_vs_pt_jet", "pt_truth_narrow_slice") for e in ("png", "pdf"))
@@ -116,8 +117,23 @@ def test_executors_give_identical_datasets(dataset, ttbar_file, tmp_path, execut
 
 def test_no_flatten_keeps_every_matched_jet(ttbar_file, tmp_path):
     summary = process([ttbar_file], tmp_path / "all", ProcessConfig(flatten=False), progress=False, figures=False)
-    assert summary.n_jets == summary.cutflow["jets truth-matched"]
+    assert summary.n_jets == summary.cutflow["jets with finite pT,t(truth) in window"]
     assert summary.kept_fraction == 1.0
+
+
+def test_truth_window_and_decay_match_drop_jets(ttbar_file, tmp_path):
+    """The defaults drop jets whose top's decay quarks are outside the jet or whose pT,t(truth) is outside
+    400..1000 GeV; the looser topcal 0.1 definition keeps them."""
+    from topcal.config import design_v1_process_config
+
+    strict = process([ttbar_file], tmp_path / "strict", ProcessConfig(flatten=False), progress=False,
+                     figures=False)
+    loose = process([ttbar_file], tmp_path / "loose", design_v1_process_config(flatten=False), progress=False,
+                    figures=False)
+    truth = open_dataset(tmp_path / "strict").read(["pt_truth"])["pt_truth"]
+    assert np.all((truth >= 400) & (truth < 1000))
+    assert strict.cutflow["jets truth-matched"] < loose.cutflow["jets truth-matched"]
+    assert strict.n_jets < loose.n_jets
 
 
 def test_background_mode_and_paper_labels(ttbar_file, tmp_path):
@@ -134,7 +150,8 @@ def test_background_mode_and_paper_labels(ttbar_file, tmp_path):
     assert np.all(np.isnan(jets["top_pt"][~matched]))
     with_leptons = process([ttbar_file], tmp_path / "lep", ProcessConfig(flatten=False, jet_leptons=True),
                            progress=False, figures=False)
-    without = process([ttbar_file], tmp_path / "nolep", ProcessConfig(flatten=False), progress=False, figures=False)
+    without = process([ttbar_file], tmp_path / "nolep", ProcessConfig(flatten=False, jet_leptons=False),
+                      progress=False, figures=False)
     pt_with = open_dataset(tmp_path / "lep").read(["pt"])["pt"]
     pt_without = open_dataset(tmp_path / "nolep").read(["pt"])["pt"]
     assert with_leptons.n_jets >= without.n_jets and pt_with.sum() > pt_without.sum()

@@ -184,7 +184,7 @@ def test_bad_inputs(tmp_path):
     nan_ds = write_dataset(tmp_path / "nan2", table, ProcessConfig(max_constituents=N_CONSTITUENTS, flatten=False))
     with pytest.raises(InputFileError, match="'pt_truth' has non-finite values in 1 jets"):
         train(nan_ds.path, tmp_path / "m", TrainConfig(epochs=1), progress=False)
-    assert not (tmp_path / "m").exists()
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()  # nothing half-written
     with pytest.raises(InputFileError, match="dataset directory not found"):
         train(tmp_path / "nothing", tmp_path / "m", progress=False)
 

@@ -68,8 +68,41 @@ def _fail(message: str, code: int = 2) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="topcal")
-def main():
-    """topcal: per-jet top-quark pT with Bayesian networks, from PYTHIA events to ROOT friend trees."""
+@click.option("-v", "--verbose", is_flag=True, help="Let TensorFlow's, XLA's and FastJet's own messages through.")
+@click.option("-q", "--quiet", "silent", is_flag=True, help="Print nothing but errors (no progress, no summary).")
+def main(verbose, silent):
+    """topcal: per-jet top-quark pT with Bayesian networks, from PYTHIA events to ROOT friend trees.
+
+    Progress bars appear on a terminal only; the summary of what was done and where it went is printed at
+    the end of each command."""
+    import os
+
+    from topcal.console import VERBOSE_ENV
+
+    ctx = click.get_current_context()
+    for flag, name in ((verbose, VERBOSE_ENV), (silent, SILENT_ENV)):
+        if flag:
+            os.environ[name] = "1"
+            ctx.call_on_close(lambda name=name: os.environ.pop(name, None))
+
+
+SILENT_ENV = "TOPCAL_SILENT"
+
+
+def show_progress(requested: bool) -> bool:
+    import os
+
+    from topcal.console import show_progress as on_terminal
+
+    return on_terminal(requested) and not os.environ.get(SILENT_ENV)
+
+
+def _say(text: str) -> None:
+    """A command's summary on standard output (nothing with ``topcal -q``)."""
+    import os
+
+    if not os.environ.get(SILENT_ENV):
+        click.echo(text)
 
 
 @main.command()
@@ -117,10 +150,10 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
         overrides.setdefault("output", {})["truth"] = truth
     cfg = load_card(card, overrides)
     summary = run_generate(
-        output, events, cfg, workers=workers, overwrite=overwrite, progress=not quiet,
+        output, events, cfg, workers=workers, overwrite=overwrite, progress=show_progress(not quiet),
         command=shlex.join(["topcal", *sys.argv[1:]]),
     )
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -182,10 +215,10 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
         cfg.max_constituents = suggested_max_constituents(files)
     summary = run_process(
         files, output, cfg, executor=executor, workers=workers, scheduler=scheduler, chunksize=chunksize,
-        skip_bad_files=skip_bad_files, overwrite=overwrite, progress=not quiet, figures=not no_figures,
+        skip_bad_files=skip_bad_files, overwrite=overwrite, progress=show_progress(not quiet), figures=not no_figures,
         command=shlex.join(["topcal", *sys.argv[1:]]),
     )
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -223,9 +256,9 @@ def train(dataset, output, network, likelihood, train_size, epochs, patience, sm
              "smear": smear, "ensemble": ensemble, "seed": seed}
     base = paper_train_config() if network == "paper" else TrainConfig()
     cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig, base=base)
-    summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=not quiet,
+    summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=show_progress(not quiet),
                         command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -248,9 +281,9 @@ def tagger(top_dataset, background_dataset, output, epochs, max_jets, seed, card
 
     flags = {"epochs": epochs, "max_jets_per_class": max_jets, "seed": seed}
     cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TaggerConfig)
-    summary = train_tagger(top_dataset, background_dataset, output, cfg, progress=not quiet, overwrite=overwrite,
+    summary = train_tagger(top_dataset, background_dataset, output, cfg, progress=show_progress(not quiet), overwrite=overwrite,
                            command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -263,7 +296,7 @@ def plot(inputs, output):
     from topcal.plot.run import plot as run_plot
 
     for path in run_plot(inputs, output):
-        click.echo(str(path))
+        _say(str(path))
 
 
 @main.command()
@@ -289,9 +322,9 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
     if samples < 2:
         raise ConfigError(f"samples: {samples} must be >= 2")
     summary = run_evaluate(model, dataset, output, samples=samples, reference=reference, input_smear=input_smear,
-                           seed=seed, max_jets=max_jets, overwrite=overwrite, progress=not quiet,
+                           seed=seed, max_jets=max_jets, overwrite=overwrite, progress=show_progress(not quiet),
                            command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -319,8 +352,8 @@ def predict(model, files, output, executor, workers, scheduler, chunksize, sampl
     summary = run_predict(model, files, output, executor=executor, workers=workers, scheduler=scheduler,
                           chunksize=chunksize, samples=samples, seed=seed, reference=reference,
                           tree_name=tree_name, skip_bad_files=skip_bad_files, overwrite=overwrite,
-                          progress=not quiet, radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+                          progress=show_progress(not quiet), radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]))
+    _say(str(summary))
 
 
 @main.command()
@@ -340,9 +373,9 @@ def demo(output, sample, epochs, samples, quiet):
 
     cfg = DEMO_TRAIN if epochs is None else dataclasses.replace(DEMO_TRAIN, epochs=epochs)
     cfg.validate()
-    summary = main_job(sample, output, cfg, samples=samples, progress=not quiet,
+    summary = main_job(sample, output, cfg, samples=samples, progress=show_progress(not quiet),
                        command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -359,9 +392,9 @@ def reproduce(scale, output, sample, quiet):
     """The paper's studies end to end: generate, process, train, evaluate, figures and a report."""
     from topcal.reproduce.run import reproduce as run_reproduce
 
-    summary = run_reproduce(scale, output, sample=sample, progress=not quiet,
+    summary = run_reproduce(scale, output, sample=sample, progress=show_progress(not quiet),
                             command=shlex.join(["topcal", *sys.argv[1:]]))
-    click.echo(str(summary))
+    _say(str(summary))
 
 
 @main.command()
@@ -373,7 +406,7 @@ def info(paths, check):
     from topcal.info import describe
 
     for path in paths:
-        click.echo(describe(path, check=check))
+        _say(describe(path, check=check))
 
 
 if __name__ == "__main__":  # pragma: no cover

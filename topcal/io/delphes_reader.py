@@ -70,10 +70,18 @@ def check_delphes_file(path: str | Path, collections: Iterable[str] = (), fields
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputFileError(f"{path}: not a readable ROOT file (empty: 0 bytes)")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"root":
+        raise InputFileError(f"{path}: not a readable ROOT file (it does not start with 'root'; {size} bytes)")
     try:
         file = uproot.open(path)
     except Exception as exc:  # uproot raises many types for corrupt files
-        raise InputFileError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
+        detail = " ".join(str(exc).split())  # one line, whatever uproot's message looks like
+        raise InputFileError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {detail})") from None
     with file:
         if TREE_NAME not in file:
             raise InputFileError(f"{path}: no '{TREE_NAME}' tree (keys: {', '.join(file.keys()) or 'none'})")

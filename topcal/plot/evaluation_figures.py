@@ -50,12 +50,12 @@ def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str 
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     half = np.array([(r["pt_jet_hi"] - r["pt_jet_lo"]) / 2 for r in rows])
     fig, ax = new_figure()
-    for key, name, style in (("rmse", "sqrt(MSE) network", "o"), ("sigma_tot", r"$\langle\sigma_{tot}\rangle$", "s"),
+    for key, name, style in (("rmse", "√MSE network", "o"), ("sigma_tot", r"$\langle\sigma_{tot}\rangle$", "s"),
                              ("sigma_stoch", r"$\langle\sigma_{stoch}\rangle$", "^"),
                              ("sigma_pred", r"$\langle\sigma_{pred}\rangle$", "v")):
         ax.errorbar(centre, [r[key] for r in rows], xerr=half, fmt=style, label=name)
     ax.errorbar(centre, [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows], xerr=half, fmt="x",
-                color="gray", label=r"sqrt(MSE) fat-jet $p_T$ + linear response")
+                color="gray", label=r"√MSE fat-jet $p_T$ + linear response")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("[GeV]")
     ax.set_ylim(bottom=0)

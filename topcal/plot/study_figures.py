@@ -24,14 +24,24 @@ def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path,
     return save(fig, out_dir, "extracted_vs_truth")
 
 
+SYMBOLS = {"sigma_pred": r"$\langle\sigma_{pred}\rangle$", "sigma_stoch": r"$\langle\sigma_{stoch}\rangle$",
+           "sigma_tot": r"$\langle\sigma_{tot}\rangle$", "rmse": "√MSE"}
+
+
 def versus_training_size(sizes: list[int], series: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
                          note: str, name: str = "sigmas_vs_training_size") -> list[Path]:
     """Figure 5 (and 7): quantities (mean, spread over repetitions) against the number of training jets."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     fig, ax = new_figure()
     for (key, (mean, spread)), marker in zip(series.items(), "os^vDx*"):
-        ax.errorbar(sizes, mean, yerr=spread, fmt=f"{marker}-", label=key, capsize=3)
+        ax.errorbar(sizes, mean, yerr=spread, fmt=f"{marker}-", label=SYMBOLS.get(key, key), capsize=3)
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+    # one readable label per training size (2k, 5k, 10k, ...), none on the minor ticks
+    ax.set_xticks(sizes)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training jets")
     ax.set_ylabel("[GeV]")
     top = max(float(np.max(np.asarray(m) + np.asarray(s))) for m, s in series.values())
@@ -142,7 +152,7 @@ def regression_vs_pt_by_toplikeness(edges: np.ndarray, curves: dict[str, dict[st
     centres = 0.5 * (edges[1:] + edges[:-1])
     for i, (subset, values) in enumerate(curves.items()):
         colour = f"C{i}"
-        ax.plot(centres, values["rmse"], "-", color=colour, label=f"sqrt(MSE), {subset}")
+        ax.plot(centres, values["rmse"], "-", color=colour, label=f"√MSE, {subset}")
         ax.plot(centres, values["sigma_stoch"], "--", color=colour,
                 label=rf"$\langle\sigma_{{stoch}}\rangle$, {subset}")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")

@@ -24,6 +24,7 @@ from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_overlap, remove_stale_temporaries, temporary_name
 from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
+from topcal.predict.calibrator import Calibrator
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset
 from topcal.process.run import check_inputs, run_or_diagnose
@@ -66,17 +67,11 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tree_name or ""):
         raise InputFileError(f"--tree-name: {tree_name!r} is not a valid tree name (letters, digits, '_')")
+    calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference)
     meta = read_meta(model_dir)
-    if reference is not None:
-        ref_meta = read_meta(reference)
-        if ref_meta["preprocessing"]["n_constituents"] != meta["preprocessing"]["n_constituents"]:
-            raise InputFileError(f"{reference}: reference model has {ref_meta['preprocessing']['n_constituents']} "
-                                 f"constituents, {model_dir} has {meta['preprocessing']['n_constituents']}")
-    cfg = model_process_config(meta, model_dir)
+    cfg = calibrator.config
     if radius is not None and abs(radius - cfg.jet_radius) > 1e-9:
         raise InputFileError(f"{model_dir}: model was trained on R = {cfg.jet_radius} jets, not R = {radius}")
-    if samples < 2:
-        raise InputFileError(f"samples: {samples} must be >= 2")
     fileset, entries, skipped = check_inputs(build_fileset(inputs), cfg, skip_bad_files, need_truth=False)
     files = [f for fs in fileset.values() for f in fs]
     out_dir = Path(out_dir)
@@ -99,8 +94,7 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
     staging = temporary_name(out_dir / STAGING)
     staging.mkdir()
     try:
-        proc = FatJetPredictProcessor(model_dir, cfg, {f: i for i, f in enumerate(files)}, staging, samples, seed,
-                                      reference)
+        proc = FatJetPredictProcessor(calibrator, {f: i for i, f in enumerate(files)}, staging)
         with make_runner(executor, workers, scheduler, chunksize, progress, skip_bad_files=False,
                          desc="Predicting") as runner:
             result = run_or_diagnose(runner, fileset, proc, cfg, need_truth=False)

@@ -12,6 +12,8 @@ import fastjet
 import numpy as np
 import vector
 
+from topcal.console import fastjet_banner_once  # noqa: E402
+
 vector.register_awkward()
 
 LEPTON_PIDS = (11, 13)
@@ -82,8 +84,9 @@ def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
     plain = ak.zip({k: inputs[k] for k in ("px", "py", "pz", "E")})
     jets, constituents = [], []
     for start in range(0, max(len(plain), 1), block_events):  # an empty chunk still gives typed output
-        sequence = fastjet.ClusterSequence(ak.to_packed(plain[start:start + block_events]), definition)
-        jets.append(sequence.inclusive_jets(min_pt=min_pt_gev))
+        with fastjet_banner_once():
+            sequence = fastjet.ClusterSequence(ak.to_packed(plain[start:start + block_events]), definition)
+            jets.append(sequence.inclusive_jets(min_pt=min_pt_gev))
         constituents.append(sequence.constituents(min_pt=min_pt_gev))
         del sequence
     jets = ak.with_name(ak.concatenate(jets), "Momentum4D")

@@ -62,8 +62,8 @@ class ProcessSummary:
 
     def __str__(self) -> str:
         lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table()]
-        if self.cutflow.get("jets truth-matched"):
-            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the matched jets")
+        if self.cutflow.get("jets with finite pT,t(truth) in window"):
+            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
         return "\n".join(lines)
@@ -211,7 +211,7 @@ def finalize(out_dir: Path, cfg: ProcessConfig, result: dict, cutflow: dict, man
         parts.append({"name": name, "jets": int(mask.sum())})
         n_jets += int(mask.sum())
         columns = list(table)
-    matched = cutflow["jets truth-matched"]
+    matched = cutflow["jets with finite pT,t(truth) in window"]
     cutflow[FLATTEN_KEPT] = n_jets
     kept_fraction = n_jets / matched if matched else 0.0
     with uproot.recreate(out_dir / HISTOGRAMS) as f:

@@ -6,8 +6,16 @@ TFP 0.25 layers are Keras-2 layers, so ``TF_USE_LEGACY_KERAS=1`` is set here, be
 import os
 import warnings
 
+from topcal.console import silenced, verbose
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA-plugin noise on CPU-only machines
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")  # no CUDA-plugin noise on CPU machines
+
+with silenced():  # XLA's "Unable to register cuDNN factory" lines come from C++ at import, past TF's log level
+    import tensorflow  # noqa: F401,E402
+    import absl.logging  # noqa: E402
+
+    absl.logging.set_verbosity(absl.logging.INFO if verbose() else absl.logging.ERROR)
 
 # Known, harmless deprecation noise from TFP 0.25's Keras-2 layers, filtered so that real warnings show.
 warnings.filterwarnings("ignore", message=r"`layer.add_variable` is deprecated", category=UserWarning)

@@ -65,7 +65,9 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         raise InputFileError(f"{ds.path}: no jets to read (dataset has {ds.n_jets})")
     n_max = ds.config.max_constituents
     x = np.empty((len(rows), n_max, 4), dtype=np.float32) if x_out is None else x_out
-    columns = {name: np.empty(len(rows)) for name in dict.fromkeys((LABEL, *JET_COLUMNS, *extra))}
+    present = set(ds.columns)
+    wanted = [c for c in dict.fromkeys((LABEL, *JET_COLUMNS, *extra)) if c in present or c in (LABEL, "pt")]
+    columns = {name: np.empty(len(rows)) for name in wanted}
     bad_inputs = 0
     filled, offset = 0, 0
     for batch in ds.iter_batches([CONSTITUENTS, *columns]):
@@ -86,7 +88,8 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
     for name, bad in (("constituents", bad_inputs), (LABEL, bad_labels)):
         if bad:
             raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {bad} jets")
-    jets = Jets(x, *(columns[name] for name in JET_COLUMNS), input_scale_gev=ds.config.input_scale_gev)
+    missing = np.full(len(rows), np.nan)  # datasets written by hand may lack kinematics the networks need
+    jets = Jets(x, *(columns.get(name, missing) for name in JET_COLUMNS), input_scale_gev=ds.config.input_scale_gev)
     arrays = JetArrays(jets, columns[LABEL], rows)
     return arrays, {name: columns[name] for name in extra}
 

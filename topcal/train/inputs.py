@@ -135,6 +135,8 @@ def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import awkward as ak
     import fastjet
 
+    from topcal.console import fastjet_banner_once
+
     n = len(jets)
     out = {name: np.zeros(n) for name in ("m12", "m13", "m23", "m123", "tau1", "tau2", "tau3")}
     counts = kin["mask"].sum(axis=1)
@@ -145,9 +147,9 @@ def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     mask = kin["mask"][ok]
     flat = {name: c[..., k][mask] for k, name in enumerate(("E", "px", "py", "pz"))}
     particles = ak.unflatten(ak.zip(flat), counts[ok])
-    sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.kt_algorithm, SUBJET_RADIUS))
-    with warnings.catch_warnings():  # fastjet's python layer warns for every algorithm, kT included
+    with warnings.catch_warnings(), fastjet_banner_once():  # fastjet warns for every algorithm, kT included
         warnings.filterwarnings("ignore", message="dcut and exclusive jets")
+        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.kt_algorithm, SUBJET_RADIUS))
         sub = sequence.exclusive_jets(n_jets=3)
     p = {name: ak.to_numpy(sub[name]).reshape(-1, 3) for name in ("E", "px", "py", "pz")}
 

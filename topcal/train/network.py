@@ -60,7 +60,8 @@ def _posterior(seed: int, speed: float):
         rho = add_variable_fn(name=name + "_untransformed_scale", shape=shape, dtype=dtype, trainable=trainable,
                               initializer=keras.initializers.RandomNormal(
                                   mean=POSTERIOR_SCALE_INIT / speed, stddev=0.1 / speed, seed=seed + 500))
-        scale = 1e-5 + tf.nn.softplus(speed * rho)
+        # deferred: the width is recomputed from rho at every use, so gradients reach rho
+        scale = tfp.util.DeferredTensor(rho, lambda r: 1e-5 + tf.nn.softplus(speed * r))
         return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=len(shape))
 
     return posterior_fn

@@ -94,7 +94,7 @@ def figures(truth: np.ndarray, pt_jet: np.ndarray, pred: dict, seed: int) -> dic
         sel = (pt_jet >= a) & (pt_jet < b)
         rmse = float(np.sqrt(np.mean((truth[sel] - pred["mean"][sel]) ** 2))) if sel.any() else None
         out["bins"][f"{a:.0f}-{b:.0f}"] = rmse
-    for key in ("coverage68", "coverage95", "pull_width", "pull_iqr"):
+    for key in ("coverage68", "coverage95", "pull_width", "pull_iqr", "sigma_pred", "sigma_stoch"):
         if key in row:
             out[key] = row[key]
     for key in ("train_seconds", "epochs", "n_train"):

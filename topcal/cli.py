@@ -90,11 +90,10 @@ SILENT_ENV = "TOPCAL_SILENT"
 
 
 def show_progress(requested: bool) -> bool:
+    """Progress unless --quiet or topcal -q: a bar on a terminal, a line every 10% elsewhere."""
     import os
 
-    from topcal.console import show_progress as on_terminal
-
-    return on_terminal(requested) and not os.environ.get(SILENT_ENV)
+    return requested and not os.environ.get(SILENT_ENV)
 
 
 def _say(text: str) -> None:

@@ -66,3 +66,44 @@ def fastjet_banner_once() -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
     _FASTJET_BANNER_SHOWN = True
     return silenced(stdout=True, stderr=False)
+
+
+def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, initial: int = 0):
+    """A tqdm bar on a terminal; elsewhere (logs, batch jobs) one line per 10% of ``total`` on standard
+    error; nothing when not ``enabled``. Used as a context manager or closed with ``close()``."""
+    from tqdm.auto import tqdm
+
+    if not enabled:
+        return tqdm(total=total, disable=True)
+    if show_progress(True):
+        return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr)
+    return LineProgress(total, desc, unit, initial)
+
+
+class LineProgress:
+    """``desc: 40% (400/1000 ev)`` lines at every 10% step, for logs that cannot take carriage returns."""
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0):
+        self.total, self.desc, self.unit, self.n = max(int(total), 1), desc, unit, int(initial)
+        self.step = self.n * 10 // self.total
+        self.postfix = ""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        step = min(self.n * 10 // self.total, 10)
+        if step > self.step:
+            self.step = step
+            print(f"{self.desc}: {10 * step}% ({self.n}/{self.total} {self.unit}){self.postfix}", file=sys.stderr,
+                  flush=True)
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = "".join(f", {k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-from tqdm.auto import tqdm
 
 import topcal
+from topcal.console import progress_bar
 from topcal.config import RunConfig
 from topcal.errors import ConfigError
 from topcal.generate import detector
@@ -109,9 +109,8 @@ def generate(
     totals: dict[str, float] = {}
     sum_weights = 0.0
     sigma = 0.0
-    with delphes_file(out, metadata, overwrite, cfg.output.compression, cfg.output.compression_level) as writer, tqdm(
-        total=n_events, unit="ev", desc="generate", disable=not progress, file=sys.stderr
-    ) as bar:
+    with delphes_file(out, metadata, overwrite, cfg.output.compression, cfg.output.compression_level) as writer, \
+            progress_bar(n_events, "generate", "ev", progress) as bar:
         for collections in _chunks(cfg, sizes, workers):
             writer.write(collections)
             for name in set(collections) - {"Event"}:

@@ -23,7 +23,9 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
         pick = np.arange(min(n_jets, len(jets)))
     w, mu, s = model.sample(jets.take(pick), samples, seed)
     fig, ax = new_figure()
-    grid = np.linspace(300, 1200, 901)
+    lo_gev = float(np.min(mu) - 4 * np.max(s)) if len(pick) else 300.0
+    hi_gev = float(np.max(mu) + 4 * np.max(s)) if len(pick) else 1200.0
+    grid = np.linspace(max(lo_gev, 0.0), hi_gev, 901)  # where the densities are
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
     for j in range(len(pick)):
         c = colors[j % len(colors)]
@@ -37,6 +39,10 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
     ax.set_xlabel(r"$p_{T,t}$ [GeV]")
     ax.set_ylabel(r"$p(p_{T,t})$ [1/GeV]")
     ax.set_ylim(bottom=0)
+    if len(pick):  # show where the averaged densities are, not their far tails
+        dens = predictive_density(np.broadcast_to(grid, (len(pick), len(grid))), w, mu, s)
+        seen = grid[np.any(dens > 0.005 * dens.max(axis=1, keepdims=True), axis=0)]
+        ax.set_xlim(seen.min() - 20, seen.max() + 20)
     ax.legend(loc="upper right", fontsize="x-small", title="thin: weight samples, dashed: truth",
               title_fontsize="x-small")
     label(ax)
@@ -55,13 +61,15 @@ def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str 
                              ("sigma_pred", r"$\langle\sigma_{pred}\rangle$", "v")):
         ax.errorbar(centre, [r[key] for r in rows], xerr=half, fmt=style, label=name)
     ax.errorbar(centre, [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows], xerr=half, fmt="x",
-                color="gray", label=r"√MSE fat-jet $p_T$ + linear response")
+                color="gray", label=r"√MSE linear fit of $p_{T,j}$")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("[GeV]")
-    ax.set_ylim(bottom=0)
+    values = [r[key] for r in rows for key in ("rmse", "sigma_tot")] + \
+        [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows]
+    ax.set_ylim(0, 2.1 * max(values, default=1.0))  # the legend above the points
     allj = network[-1]
     nan = float("nan")
-    note = f"68% coverage {allj.get('coverage68', nan):.2f}, pull width {allj.get('pull_width', nan):.2f}"
-    ax.legend(loc="upper right", fontsize="x-small")
-    label(ax, note=note)
+    note = f"all jets: 68% coverage {allj.get('coverage68', nan):.2f}, pull width {allj.get('pull_width', nan):.2f}"
+    ax.legend(loc="upper right", fontsize="x-small", title=note, title_fontsize="x-small")
+    label(ax)
     return save(fig, out_dir, "calibration_summary")

@@ -40,6 +40,9 @@ def make_runner(
         raise ConfigError(f"chunksize: {chunksize} must be >= 1")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    from topcal.console import show_progress
+
+    progress = show_progress(progress)  # coffea's rich bars only on a terminal
     with contextlib.ExitStack() as stack:
         if not progress:
             stack.enter_context(_quiet_coffea_console())

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import topcal
+from topcal.console import progress_bar
 from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output
 from topcal.io.dataset import open_dataset, write_part
@@ -60,8 +60,10 @@ def predict_in_blocks(model: TrainedModel, jets: Jets, samples: int, seed: int, 
                       progress: bool = True, desc: str = "sampling the network") -> dict[str, np.ndarray]:
     """``model.predict`` over blocks of jets (bounded memory), with a progress bar."""
     parts = []
-    for start in tqdm(range(0, len(jets), block), desc=desc, unit="block", disable=not progress):
-        parts.append(model.predict(jets.take(slice(start, start + block)), samples, seed + start))
+    with progress_bar(len(jets), desc, "jets", progress) as bar:
+        for start in range(0, len(jets), block):
+            parts.append(model.predict(jets.take(slice(start, start + block)), samples, seed + start))
+            bar.update(len(parts[-1]["mean"]))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import topcal
 import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from topcal.console import progress_bar
 from topcal.config import TrainConfig
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
@@ -217,6 +217,7 @@ def make_batches(x_all: dict[str, np.ndarray], y_all: np.ndarray, idx: np.ndarra
     def gather(i):
         return (*(x_all[name][i] for name in names), y_all[i])
 
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to convert
     def gather_tf(i):
         *xs, y = tf.numpy_function(gather, [i], [tf.float32] * (len(names) + 1), stateful=False)
         for name, x in zip(names, xs):
@@ -258,8 +259,7 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
 
     if state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
         book = _bookkeeping_class()(member, state, manager, state_path, weights_path, cfg, ckpt_dir)
-        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"training network {member}", unit="epoch",
-                   disable=not progress)
+        bar = progress_bar(cfg.epochs, f"training network {member}", "epoch", progress, initial=state["epoch"])
         book.bar = bar
         try:
             model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state["epoch"], verbose=0,

@@ -310,3 +310,32 @@ def test_empty_and_text_files_are_one_line(tmp_path):
         code, out = run("info", tmp_path / name)
         line = one_line(out)
         assert code == 2 and name in line and detail in line
+
+
+def test_non_finite_truth_is_dropped_and_counted(tmp_path, ttbar_file):
+    """A top whose pT is NaN gives no NaN label in the dataset: the jet is dropped and counted."""
+    import awkward as ak
+
+    def nan_top_pt(name, fields):
+        if name == "Particle":
+            fields["PT"] = ak.where(abs(fields["PID"]) == 6, np.nan, fields["PT"])
+
+    bad = rewrite(ttbar_file, tmp_path / "nantop.root", nan_top_pt)
+    from topcal.process.run import process
+
+    summary = process([bad], tmp_path / "ds", ProcessConfig(flatten=False), progress=False, figures=False)
+    truth = open_dataset_read(tmp_path / "ds")["pt_truth"] if summary.n_jets else np.array([])
+    assert np.all(np.isfinite(truth))
+    assert summary.cutflow["jets with finite pT,t(truth) in window"] < summary.cutflow["jets truth-matched"]
+
+
+def test_a_symlinked_output_is_replaced_not_followed(tmp_path, ttbar_file):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_text("not ours to delete")
+    link = tmp_path / "ds"
+    link.symlink_to(target)
+    code, out = run("process", ttbar_file, "-o", link, "--overwrite", "--no-figures", "--quiet")
+    assert code == 0, out
+    assert not link.is_symlink() and (link / "dataset.json").exists()
+    assert (target / "keep").read_text() == "not ours to delete"

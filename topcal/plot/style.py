@@ -8,6 +8,7 @@ batch nodes and in CI.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,7 @@ import mplhep  # noqa: E402
 COM_TEV = 14
 FORMATS = ("png", "pdf")
 NAME = "topcal"
+NOTE_WIDTH = 45  # characters per line of a figure's note
 
 
 def new_figure(figsize=(8, 7), **subplots):
@@ -28,9 +30,18 @@ def new_figure(figsize=(8, 7), **subplots):
 
 
 def label(ax, note: str | None = None) -> None:
-    """The neutral label "topcal Simulation", sqrt(s) = 14 TeV, and an optional note below it."""
+    """The neutral label "topcal Simulation", sqrt(s) = 14 TeV, and an optional note: the title of the
+    axes' legend when there is one (so that the two never overlap), else a line of text below the label.
+    Call it after ``ax.legend()``."""
     mplhep.label.exp_label(exp=NAME, text="Simulation", data=True, com=COM_TEV, loc=0, ax=ax)
-    if note:
+    if not note:
+        return
+    note = "\n".join(textwrap.wrap(note, NOTE_WIDTH, break_long_words=False))  # stay inside the axes
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.set_title(note, prop={"size": "x-small"})
+        legend._legend_box.align = "left"
+    else:
         ax.text(0.04, 0.86, note, transform=ax.transAxes, va="top", fontsize="small")
 
 

@@ -150,17 +150,17 @@ def regression_vs_pt_by_toplikeness(edges: np.ndarray, curves: dict[str, dict[st
     ``curves[subset] = {"rmse": ..., "sigma_stoch": ...}`` per pT,j bin of ``edges`` (GeV)."""
     fig, ax = new_figure()
     centres = 0.5 * (edges[1:] + edges[:-1])
-    for i, (subset, values) in enumerate(curves.items()):
-        colour = f"C{i}"
-        ax.plot(centres, values["rmse"], "-", color=colour, label=f"√MSE, {subset}")
-        ax.plot(centres, values["sigma_stoch"], "--", color=colour,
-                label=rf"$\langle\sigma_{{stoch}}\rangle$, {subset}")
+    for i, (subset, values) in enumerate(curves.items()):  # colour: the subset; line style: the quantity
+        ax.plot(centres, values["rmse"], "-", color=f"C{i}", label=subset)
+        ax.plot(centres, values["sigma_stoch"], "--", color=f"C{i}")
+    ax.plot([], [], "-", color="black", label="√MSE")
+    ax.plot([], [], "--", color="black", label=r"$\langle\sigma_{stoch}\rangle$")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("[GeV]")
     finite = [v[np.isfinite(v)] for c in curves.values() for v in c.values()]
     top = max((float(v.max()) for v in finite if len(v)), default=1.0)
-    ax.set_ylim(0, 1.6 * top)
-    ax.legend(loc="upper right", fontsize="xx-small", ncol=2)
+    ax.set_ylim(0, 1.8 * top)  # the legend and its note above the curves
+    ax.legend(loc="upper right", fontsize="x-small", ncol=2)
     label(ax, note=note)
     return save(fig, out_dir, name)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-import topcal.train  # noqa: F401
+import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.config import ProcessConfig, TrainConfig, paper_train_config
 from topcal.io.dataset import open_dataset, write_dataset
 from topcal.process.run import process

@@ -50,7 +50,7 @@ def test_bimodal_mixture_mode_and_equal_density_band():
 
 
 def test_numpy_and_tensorflow_heads_agree():
-    import topcal.train  # noqa: F401
+    import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
     import tensorflow as tf
 
     from topcal.train.likelihood import mixture_params_tf, nll_loss

@@ -1,30 +1,6 @@
-"""Training and inference of the Bayesian regression network (TensorFlow Probability, tf_keras).
+"""Training and inference of the Bayesian regression networks (TensorFlow Probability, tf_keras).
 
-TFP 0.25 layers are Keras-2 layers, so ``TF_USE_LEGACY_KERAS=1`` is set here, before TensorFlow is imported.
+The modules that run TensorFlow import :mod:`topcal.train.backend` first (environment, quiet start-up,
+determinism); the others (``inputs``, ``data``, ``metrics``, ``model_dir``, ``likelihood``'s numpy half)
+are plain numpy and load no TensorFlow.
 """
-
-import os
-import warnings
-
-from topcal.console import silenced, verbose
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")  # no CUDA-plugin noise on CPU machines
-
-with silenced():  # XLA's "Unable to register cuDNN factory" lines come from C++ at import, past TF's log level
-    import tensorflow  # noqa: F401,E402
-    import absl.logging  # noqa: E402
-
-    absl.logging.set_verbosity(absl.logging.INFO if verbose() else absl.logging.ERROR)
-
-# Known, harmless deprecation noise from TFP 0.25's Keras-2 layers, filtered so that real warnings show.
-warnings.filterwarnings("ignore", message=r"`layer.add_variable` is deprecated", category=UserWarning)
-warnings.filterwarnings("ignore", message=r"The initializer RandomNormal is unseeded", category=UserWarning)
-
-
-def deterministic() -> None:
-    """TensorFlow op determinism: with the seeds topcal sets, the same seed gives the same training and the
-    same predictions, run after run (a few ops become slower; none that topcal's networks use much)."""
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()

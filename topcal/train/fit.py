@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 import topcal
-import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from topcal.console import progress_bar
 from topcal.config import TrainConfig
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
 from topcal.io.dataset import open_dataset
+from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.inputs import Standardiser, raw_inputs
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
@@ -72,8 +72,6 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
           progress: bool = True, command: str | None = None) -> TrainSummary:
     """Train on ``dataset_dir`` and write the model directory ``out``."""
     import tensorflow as tf
-
-    from topcal.train import deterministic
 
     deterministic()
     cfg = cfg or TrainConfig()
@@ -164,7 +162,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "weights": [weights_name(m) for m in range(members)],
     }
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
-    (work / META).write_text(json.dumps(meta, indent=1) + "\n")
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete: load it back
     meta["calibration"] = _calibration(work, val_jets, val_labels, cfg)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)

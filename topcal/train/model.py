@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from topcal.config import TrainConfig
 from topcal.errors import InputFileError
+from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.inputs import Jets, Standardiser, encode
 from topcal.train.likelihood import mixture_params_np, summarize
 from topcal.train.model_dir import read_meta
@@ -28,6 +28,7 @@ class TrainedModel:
     path: Path
     meta: dict
     networks: list
+    standardiser: Standardiser | None = None  # the input statistics of model.json, built once at load
 
     @property
     def config(self) -> TrainConfig:
@@ -51,8 +52,8 @@ class TrainedModel:
     def encode(self, jets: Jets) -> dict[str, np.ndarray]:
         """The network's input arrays for ``jets``, scaled as in training (:func:`topcal.train.inputs.encode`)."""
         self.check_input(jets)
-        cfg, pre = self.config, self.meta["preprocessing"]
-        return encode(jets, cfg.inputs, cfg.n_constituents, Standardiser.from_dict(pre["standardiser"]))
+        cfg = self.config
+        return encode(jets, cfg.inputs, cfg.n_constituents, self.standardiser)
 
     @property
     def width_factor(self) -> float:
@@ -66,8 +67,6 @@ class TrainedModel:
         component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
         the intervals) scale by the factor, the mean stays."""
         import tensorflow as tf
-
-        from topcal.train import deterministic
 
         deterministic()
         arrays = self.encode(jets)
@@ -121,6 +120,10 @@ def load_model(path: str | Path) -> TrainedModel:
     cfg = TrainConfig.from_dict(meta["config"])
     shapes = {k: tuple(v) for k, v in meta["preprocessing"]["input_shapes"].items()}
     n_train = int(meta["training"]["members"][0]["n_train"])
+    try:
+        standardiser = Standardiser.from_dict(meta["preprocessing"]["standardiser"])
+    except ValueError as exc:
+        raise InputFileError(f"{path}: {exc}") from None
     networks = []
     for name in meta["weights"]:
         net = build_network(cfg, shapes, n_train, bayesian=meta["kind"] != "ensemble")
@@ -130,4 +133,4 @@ def load_model(path: str | Path) -> TrainedModel:
         except Exception as exc:  # h5py / keras raise many types for damaged files
             raise InputFileError(f"{path / name}: cannot load weights ({exc})") from None
         networks.append(net)
-    return TrainedModel(path, meta, networks)
+    return TrainedModel(path, meta, networks, standardiser)

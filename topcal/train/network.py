@@ -20,7 +20,7 @@ use plain dense layers with L2 = 1 / (2 prior_sigma N) and dropout ``ensemble_dr
 
 from __future__ import annotations
 
-import topcal.train  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.config import TrainConfig
 from topcal.train.likelihood import n_outputs, nll_loss
 
@@ -103,13 +103,6 @@ def _flipout_class():
     return JetFlipout
 
 
-def input_layers(cfg: TrainConfig, shapes: dict[str, tuple]):
-    """Named Keras inputs for the arrays of :func:`topcal.train.inputs.encode` (shapes without the jet axis)."""
-    import tf_keras as keras
-
-    return {name: keras.Input(shape=shape, name=name) for name, shape in sorted(shapes.items())}
-
-
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
     """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
     import tensorflow_probability as tfp
@@ -138,7 +131,7 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         def dropout(x):
             return keras.layers.Dropout(cfg.ensemble_dropout)(x)
 
-    inputs = input_layers(cfg, shapes)
+    inputs = {name: keras.Input(shape=shape, name=name) for name, shape in sorted(shapes.items())}
     if cfg.architecture == "deepset":
         h = inputs["constituents"]
         for width in cfg.phi_hidden:

@@ -10,6 +10,7 @@ and the peak resident memory of a one-core 10k-event ``generate`` (``--memory-ev
 Targets (issue 2): full chain >= 0.5 x PYTHIA alone; 2 workers >= 1.7 x one worker.
 
     python benchmarks/bench_generate.py --events 2000
+    python benchmarks/bench_generate.py --events 2000 --slim --json generate.json
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from topcal.config import RunConfig
+from topcal.config import RunConfig, slim_output
 from topcal.generate import detector
 from topcal.generate.pythia import event_info, final_state, gen_particles, run_pythia
 from topcal.generate.run import chunk_seeds, generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_json import write_json  # noqa: E402
 
 
 def _chunks(cfg: RunConfig, n_events: int):
@@ -71,9 +75,11 @@ def peak_memory_mb(n_events: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--slim", action="store_true", help="time the files of `topcal generate --slim`")
     ap.add_argument("--memory-events", type=int, default=10000, help="0 skips the memory measurement")
+    ap.add_argument("--json", type=Path, default=None, help="write the table's figures and ratios here")
     args = ap.parse_args()
-    cfg = RunConfig(seed=7)
+    cfg = RunConfig(seed=7, output=slim_output()) if args.slim else RunConfig(seed=7)
     n = args.events
 
     t_py, t_det = time_pythia(cfg, n)
@@ -81,17 +87,29 @@ def main() -> None:
     t_full2 = time_generate(cfg, n, 2)
     rate = {k: n / v for k, v in
             {"pythia": t_py, "detector": t_det, "full1": t_full1, "full2": t_full2}.items()}
-
-    print(f"topcal generate benchmark: {n} ttbar events (no ISR), chunk {cfg.chunk_events}, same seeds\n")
+    tag = "slim" if args.slim else "full"
+    ratios = {"detector_vs_pythia": rate["detector"] / rate["pythia"],
+              f"{tag}_1_worker_vs_pythia": rate["full1"] / rate["pythia"],
+              f"{tag}_2_vs_1_workers": rate["full2"] / rate["full1"],
+              f"{tag}_2_workers_vs_pythia": rate["full2"] / rate["pythia"]}
+    out = cfg.output
+    print(f"topcal generate benchmark: {n} ttbar events (no ISR), chunk {cfg.chunk_events}, same seeds; output "
+          f"{'--slim' if args.slim else 'full'} ({out.compression} {out.compression_level})\n")
     print("| step | events/s | ratio to reference |")
     print("|---|---:|---|")
     print(f"| PYTHIA alone (next + event record), 1 core | {rate['pythia']:.1f} | 1.00 (reference) |")
-    print(f"| + detector simulation, 1 core | {rate['detector']:.1f} | {rate['detector'] / rate['pythia']:.2f} x PYTHIA |")
-    print(f"| + ROOT writing = full generate, 1 core | {rate['full1']:.1f} | {rate['full1'] / rate['pythia']:.2f} x PYTHIA (target >= 0.5) |")
-    print(f"| full generate, 2 workers | {rate['full2']:.1f} | {rate['full2'] / rate['full1']:.2f} x 1 worker (target >= 1.7) |")
-    if args.memory_events:
-        print(f"\npeak RSS, one-core generate of {args.memory_events} events: {peak_memory_mb(args.memory_events):.0f} MB")
+    print(f"| + detector simulation, 1 core | {rate['detector']:.1f} | {ratios['detector_vs_pythia']:.2f} x PYTHIA |")
+    print(f"| + ROOT writing = full generate, 1 worker | {rate['full1']:.1f} | "
+          f"{ratios[f'{tag}_1_worker_vs_pythia']:.2f} x PYTHIA (target >= 0.5) |")
+    print(f"| full generate, 2 workers | {rate['full2']:.1f} | {ratios[f'{tag}_2_vs_1_workers']:.2f} x 1 worker "
+          f"(target >= 1.7) |")
+    memory = peak_memory_mb(args.memory_events) if args.memory_events else None
+    if memory is not None:
+        print(f"\npeak RSS, one-core generate of {args.memory_events} events: {memory:.0f} MB")
     print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    if args.json:
+        write_json(args.json, {"events": n, "output": tag, "compression": f"{out.compression} {out.compression_level}",
+                               "events_per_s": rate, "ratios": ratios, "peak_rss_mb": memory})
 
 
 if __name__ == "__main__":

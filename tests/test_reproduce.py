@@ -28,3 +28,30 @@ def test_tiny_scale_produces_every_figure_and_table(tmp_path):
     assert all(what == "done" for _, _, what in summary.steps)
     again = reproduce("tiny", tmp_path / "r", progress=False)
     assert all(what == "reused" for name, _, what in again.steps if name != "figures and report")
+
+
+def test_dask_run_gives_the_iterative_numbers_and_dry_run_lists_tasks(tmp_path):
+    """The tasks of the tiny scale on a 2-worker dask LocalCluster give report numbers identical to the
+    iterative run's (seeds come from the tasks, not the workers); the samples and datasets are shared."""
+    import json
+    import shutil
+
+    first = tmp_path / "iterative"
+    reproduce("tiny", first, progress=False)
+    second = tmp_path / "dask"
+    second.mkdir()
+    for name in ("samples", "dataset", "dataset_isr", "dataset_qcd_noisr", "dataset_qcd_isr"):
+        shutil.copytree(first / name, second / name)
+    planned = reproduce("tiny", second, progress=False, dry_run=True, project=False)
+    assert planned.dry_run and not (second / "models").exists()
+    todo = [line for line in planned.planned if "to do" in line]
+    assert any("train size150_rep1" in line for line in todo) and any("evaluate isr_rep0" in line for line in todo)
+    assert not any("generate" in line or "process" in line for line in todo)  # copied: complete
+    summary = reproduce("tiny", second, progress=False, executor="dask", workers=2)
+    assert any(name.startswith("train ") and what == "done" for name, _, what in summary.steps)
+    reports = sorted(p.relative_to(first) for p in first.glob("reports/*/report.json"))
+    assert len(reports) >= 10
+    for rel in reports:
+        a, b = json.loads((first / rel).read_text()), json.loads((second / rel).read_text())
+        assert a["network"] == b["network"], rel
+    assert (first / "report.md").read_text() == (second / "report.md").read_text()

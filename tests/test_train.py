@@ -231,3 +231,37 @@ def test_nan_loss_stops_training_with_a_message(tmp_path):
     assert model.stop_training and state["epoch"] == 4
     assert isinstance(book.error, fit.TrainingDiverged)
     assert "loss became nan" in str(book.error) and "in epoch 5" in str(book.error)
+
+
+def test_batched_weight_samples_follow_the_flipout_posterior(toy):
+    """The batched sampler (one weight draw per sample, all samples in one pass) gives per-jet means and
+    spreads of the raw outputs that agree with T separate Flipout passes of the Keras network."""
+    import tensorflow as tf
+
+    from topcal.train.network import sample_outputs
+
+    ds, model_dir, _ = toy
+    model = load_model(model_dir)
+    arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, 100)))
+    t = 400
+    batched = sample_outputs(model.networks[0], model.config, arrays, t, np.random.default_rng(5))
+    tf.keras.utils.set_random_seed(5)
+    passes = np.stack([model.networks[0](arrays, training=False).numpy() for _ in range(t)])
+    assert batched.shape == passes.shape
+    mean_b, mean_f = batched.mean(axis=0), passes.mean(axis=0)
+    std_b, std_f = batched.std(axis=0), passes.std(axis=0)
+    pull = (mean_b - mean_f) / np.sqrt((std_b**2 + std_f**2) / t + 1e-12)
+    assert abs(pull.mean()) < 0.3 and 0.7 < pull.std() < 1.3
+    assert 0.9 < np.median(std_b / std_f) < 1.1
+
+
+def test_ensemble_members_on_a_process_pool_give_the_same_model(tmp_path):
+    ds = toy_dataset(tmp_path / "ds", 1500, seed=8)
+    cfg = TrainConfig(epochs=2, ensemble=2, **FAST)
+    train(ds.path, tmp_path / "here", cfg, progress=False)
+    train(ds.path, tmp_path / "pool", cfg, progress=False, executor="futures", workers=2)
+    jets = _test_arrays(ds)[0].jets
+    a = load_model(tmp_path / "here").predict(jets, samples=2)
+    b = load_model(tmp_path / "pool").predict(jets, samples=2)
+    np.testing.assert_array_equal(a["mean"], b["mean"])
+    np.testing.assert_array_equal(a["sigma_tot"], b["sigma_tot"])

@@ -61,6 +61,21 @@ def _runner_options(fn):
     return fn
 
 
+def _pool_options(fn):
+    """Where independent steps run (``generate`` chunks, ensemble members, ``reproduce`` tasks):
+    :mod:`topcal.workers`."""
+    options = [
+        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+                     show_default=True, help="Run independent steps here, on a local process pool, or on dask."),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
+        click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _fail(message: str, code: int = 2) -> int:
     click.echo(f"topcal: {message}", err=True)
     return code
@@ -113,7 +128,11 @@ def _say(text: str) -> None:
 @click.option("--isr/--no-isr", default=None, help="Initial-state radiation [off, or the card's].")
 @click.option("--seed", type=int, default=None,
               help="Master seed; the output depends only on it, the event count and the chunk size [1].")
-@click.option("-j", "--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("-j", "--workers", type=int, default=1, show_default=True,
+              help="Worker processes (local pool, or dask LocalCluster with --executor dask).")
+@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default=None,
+              help="Where chunks are generated: this process, a local pool, or dask [futures with -j > 1].")
+@click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
 @click.option("--chunk-events", type=int, default=None,
               help="Events per reproducible chunk [default: 250].")
 @click.option("--pthat-min", type=float, default=None, help="Hard-process pT window, lower edge in GeV [350].")
@@ -123,12 +142,12 @@ def _say(text: str) -> None:
 @click.option("--truth", type=click.Choice(["full", "compact"]), default=None,
               help="Particle record: PYTHIA's full record, or tops/Ws and their decay products [full].")
 @click.option("--slim", is_flag=True,
-              help="Small files: compact truth, only Event/Particle/EFlow collections, LZMA compression.")
+              help="Small files: compact truth, only Event/Particle/EFlow collections, ZSTD compression.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def generate(output, events, process, isr, seed, workers, chunk_events, pthat_min, pthat_max, card, truth, slim,
-             overwrite, quiet):
+def generate(output, events, process, isr, seed, workers, executor, scheduler, chunk_events, pthat_min, pthat_max,
+             card, truth, slim, overwrite, quiet):
     """PYTHIA 8 events through the DELPHES-like ATLAS detector simulation into a DELPHES-format ROOT file."""
     from topcal.config import load_card
     from topcal.generate.run import generate as run_generate
@@ -141,16 +160,17 @@ def generate(output, events, process, isr, seed, workers, chunk_events, pthat_mi
     if chunk_events is not None:
         overrides["chunk_events"] = chunk_events
     if slim:
-        from topcal.config import SLIM_COLLECTIONS
+        from dataclasses import asdict
 
-        overrides["output"] = {"truth": "compact", "collections": SLIM_COLLECTIONS, "compression": "lzma",
-                               "compression_level": 9}
+        from topcal.config import slim_output
+
+        overrides["output"] = asdict(slim_output())
     if truth is not None:
         overrides.setdefault("output", {})["truth"] = truth
     cfg = load_card(card, overrides)
     summary = run_generate(
         output, events, cfg, workers=workers, overwrite=overwrite, progress=show_progress(not quiet),
-        command=shlex.join(["topcal", *sys.argv[1:]]),
+        command=shlex.join(["topcal", *sys.argv[1:]]), executor=executor, scheduler=scheduler,
     )
     _say(str(summary))
 
@@ -243,10 +263,11 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
               help="TOML card with any topcal.config.TrainConfig field (architecture, prior, optimiser...).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from OUTPUT.partial.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
+@_pool_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def train(dataset, output, network, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, resume, overwrite,
-          quiet):
+          executor, workers, scheduler, quiet):
     """Train the Bayesian network (or the ensemble) on a per-jet dataset from `topcal process`."""
     from topcal.config import TrainConfig, load_card, paper_train_config
     from topcal.train.fit import train as run_train
@@ -256,7 +277,8 @@ def train(dataset, output, network, likelihood, train_size, epochs, patience, sm
     base = paper_train_config() if network == "paper" else TrainConfig()
     cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig, base=base)
     summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=show_progress(not quiet),
-                        command=shlex.join(["topcal", *sys.argv[1:]]))
+                        command=shlex.join(["topcal", *sys.argv[1:]]), executor=executor, workers=workers,
+                        scheduler=scheduler)
     _say(str(summary))
 
 
@@ -379,20 +401,26 @@ def demo(output, sample, epochs, samples, quiet):
 
 @main.command()
 @click.option("--scale", type=click.Choice(["tiny", "small", "medium", "paper"]), default="small", show_default=True,
-              help="small: under 30 min on 2 cores; medium: about 2 h; paper: the paper's sample sizes; "
-                   "tiny: wiring only.")
+              help="small: under 30 min on 2 cores; medium: about 2 h; paper: the paper's sample sizes (use "
+                   "--dry-run for the projected time, and a cluster); tiny: wiring only.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Directory for samples, dataset, models, reports, plots/ and report.md (reused to resume).")
 @click.option("--sample", type=click.Path(dir_okay=False), default=None,
               help="Use this DELPHES file (ttbar, no ISR) instead of generating one.")
+@_pool_options
+@click.option("--dry-run", is_flag=True, help="List the tasks (done or to do) and the projected wall time; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def reproduce(scale, output, sample, quiet):
-    """The paper's studies end to end: generate, process, train, evaluate, figures and a report."""
+def reproduce(scale, output, sample, executor, workers, scheduler, dry_run, quiet):
+    """The paper's studies end to end: generate, process, train, evaluate, figures and a report.
+
+    Every training and evaluation is a task: with --executor dask (a LocalCluster of --workers, or the
+    cluster at --scheduler) independent tasks run at the same time. An interrupted run resumes."""
     from topcal.reproduce.run import reproduce as run_reproduce
 
     summary = run_reproduce(scale, output, sample=sample, progress=show_progress(not quiet),
-                            command=shlex.join(["topcal", *sys.argv[1:]]))
+                            command=shlex.join(["topcal", *sys.argv[1:]]), executor=executor, workers=workers,
+                            scheduler=scheduler, dry_run=dry_run)
     _say(str(summary))
 
 

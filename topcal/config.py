@@ -375,6 +375,15 @@ class OutputConfig:
 SLIM_COLLECTIONS = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"]
 
 
+def slim_output() -> OutputConfig:
+    """``topcal generate --slim``: compact truth, only the collections topcal reads, ZSTD level 5.
+
+    ZSTD 5 makes files within a few per cent of LZMA 9's size at about a hundredth of its compression time,
+    so the single writer no longer limits ``-j N`` (``benchmarks/bench_generate.py --slim``)."""
+    return OutputConfig(truth="compact", collections=list(SLIM_COLLECTIONS), compression="zstd",
+                        compression_level=5)
+
+
 @dataclass
 class RunConfig(_Serialisable):
     """Everything that determines a generated file: generator, detector, output, seed and chunking."""
@@ -577,6 +586,7 @@ class TrainConfig(_Serialisable):
     mean (so every sigma and the intervals) until their 68% intervals hold 68% of the labels; it is applied
     only when the raw coverage differs from 68% by more than two binomial standard errors of the validation
     jets (``model.json`` records it; reports give the raw figures beside the recalibrated ones).
+    ``steps_per_execution`` training steps run in one TensorFlow call (speed only: fewer returns to Python).
     """
 
     architecture: str = "deepset"
@@ -604,6 +614,7 @@ class TrainConfig(_Serialisable):
     ensemble_dropout: float = 0.1
     recalibrate: bool = True
     width_speed: float = 10.0
+    steps_per_execution: int = 32
     seed: int = 1
 
     @property
@@ -617,7 +628,7 @@ class TrainConfig(_Serialisable):
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
         if self.architecture == "deepset" and self.inputs != "jet-frame":
             raise ConfigError(f"inputs: the deepset architecture needs 'jet-frame' inputs, not {self.inputs!r}")
-        _training_fields(self, "", ("batch_size", "epochs", "patience"))
+        _training_fields(self, "", ("batch_size", "epochs", "patience", "steps_per_execution"))
         if self.lr_patience is not None and self.lr_patience < 1:
             raise ConfigError(f"lr_patience: {self.lr_patience} must be >= 1 (or unset: never lowered)")
         if self.architecture == "deepset" and (not self.phi_hidden or any(int(n) < 1 for n in self.phi_hidden)):

@@ -9,12 +9,9 @@ bounded by a few chunks whatever the event count.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
-import os
+import contextlib
 import shlex
 import sys
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from topcal.generate import detector
 from topcal.generate.pythia import compact_truth, event_info, final_state, gen_particles, run_pythia
 from topcal.io.atomic import check_output
 from topcal.io.delphes_writer import delphes_file
+from topcal.workers import worker_pool
 
 PYTHIA_MAX_SEED = 900_000_000
 
@@ -83,11 +81,17 @@ def generate(
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
+    executor: str | None = None,
+    scheduler: str | None = None,
+    pool=None,
 ) -> GenerateSummary:
     """Generate ``n_events`` events with ``cfg`` into the DELPHES-format ROOT file ``out``.
 
-    ``workers`` processes generate chunks in parallel (1: in this process). The file is written under a
-    temporary name and renamed at the end; an existing ``out`` is replaced only with ``overwrite``.
+    Chunks are generated on ``executor`` (:mod:`topcal.workers`): ``iterative`` in this process,
+    ``futures`` on ``workers`` local processes (the default when ``workers`` > 1), ``dask`` on a
+    LocalCluster of ``workers`` or the cluster at ``scheduler``; or on an open ``pool``. This process
+    writes them in order. The file is written under a temporary name and renamed at the end; an existing
+    ``out`` is replaced only with ``overwrite``. The events do not depend on where the chunks ran.
     """
     cfg = cfg or RunConfig()
     cfg.validate()
@@ -95,6 +99,8 @@ def generate(
         raise ConfigError(f"--events: {n_events} must be a positive number of events")
     if workers < 1:
         raise ConfigError(f"--workers: {workers} must be >= 1")
+    if executor is None:
+        executor = "dask" if scheduler else "futures" if workers > 1 else "iterative"
     if n_events > MAX_EVENTS:
         raise ConfigError(f"--events: {n_events} is more than one file should hold ({MAX_EVENTS}); generate "
                           f"several files with different --seed values instead")
@@ -109,11 +115,15 @@ def generate(
     totals: dict[str, float] = {}
     sum_weights = 0.0
     sigma = 0.0
-    with delphes_file(out, metadata, overwrite, cfg.output.compression, cfg.output.compression_level) as writer, \
-            progress_bar(n_events, "generate", "ev", progress) as bar:
-        for collections in _chunks(cfg, sizes, workers):
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(worker_pool(executor, workers, scheduler))
+        writer = stack.enter_context(delphes_file(out, metadata, overwrite, cfg.output.compression,
+                                                  cfg.output.compression_level))
+        bar = stack.enter_context(progress_bar(n_events, "generate", "ev", progress))
+        for collections in _chunks(cfg, sizes, pool):
             writer.write(collections)
-            for name in set(collections) - {"Event"}:
+            for name in sorted(set(collections) - {"Event"}):
                 totals[name] = totals.get(name, 0.0) + float(ak.sum(ak.num(collections[name])))
             ev = collections["Event"]
             sum_weights += float(ak.sum(ev.Weight))
@@ -144,46 +154,6 @@ class _LazySizes:
         return (self[k] for k in range(self.n_chunks))
 
 
-def _chunks(cfg: RunConfig, sizes, workers: int):
-    """Yield the chunks in order; with several workers, keep at most 2 x workers chunks in flight."""
-    if workers == 1 or len(sizes) == 1:
-        for k, n in enumerate(sizes):
-            yield generate_chunk(cfg, k, n)
-        return
-    # fork starts workers at once; spawn is the safe choice once threaded libraries (TensorFlow) are loaded
-    ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent) as pool:
-        pending: deque[cf.Future] = deque()
-        k = 0
-        while k < len(sizes) or pending:
-            while k < len(sizes) and len(pending) < 2 * workers:
-                pending.append(pool.submit(generate_chunk, cfg, k, sizes[k]))
-                k += 1
-            yield pending.popleft().result()
-
-
-def die_with_parent() -> None:
-    """In a worker process: the default SIGTERM action (not the parent's handler, which a forked worker
-    inherits), and death by SIGKILL when the parent dies, even by SIGKILL itself (Linux's PR_SET_PDEATHSIG)."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which shuts the pool down
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # pragma: no cover - no glibc
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def default_workers() -> int:
-    """Cores available to this process."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+def _chunks(cfg: RunConfig, sizes, pool):
+    """Yield the chunks in order, generated on ``pool`` with a few chunks in flight per slot."""
+    yield from pool.ordered(generate_chunk, ((cfg, k, n) for k, n in enumerate(sizes)))

@@ -1,8 +1,8 @@
 """coffea runners on the iterative, futures and dask.distributed executors (shared by process and predict).
 
-``dask`` without a scheduler address starts a ``LocalCluster`` of ``workers`` single-threaded processes;
-with ``scheduler="tcp://host:8786"`` it connects to an existing cluster (for example one started with
-dask-jobqueue on a batch system), so the same command scales out.
+``dask`` without a scheduler address starts a ``LocalCluster`` of ``workers`` processes (one task slot
+each); with ``scheduler="tcp://host:8786"`` it connects to an existing cluster (for example one started with
+dask-jobqueue on a batch system), so the same command scales out (:mod:`topcal.workers`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from coffea import processor
 
 from topcal.errors import ConfigError
 from topcal.io.delphes_reader import TopcalDelphesSchema
-
-EXECUTORS = ("iterative", "futures", "dask")
+from topcal.workers import EXECUTORS, check_executor, dask_client  # noqa: F401  (EXECUTORS: the CLI's choices)
 
 
 @contextlib.contextmanager
@@ -32,14 +31,9 @@ def make_runner(
 
     ``chunksize`` is in events. The dask client and local cluster, if any, are closed on exit.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor: {executor!r} is not one of {EXECUTORS}")
-    if workers < 1:
-        raise ConfigError(f"workers: {workers} must be >= 1")
+    check_executor(executor, workers, scheduler)
     if chunksize < 1:
         raise ConfigError(f"chunksize: {chunksize} must be >= 1")
-    if scheduler and executor != "dask":
-        raise ConfigError("--scheduler needs --executor dask")
     from topcal.console import show_progress
 
     progress = show_progress(progress)  # coffea's rich bars only on a terminal
@@ -51,7 +45,7 @@ def make_runner(
         elif executor == "futures":
             ex = processor.FuturesExecutor(workers=workers, status=progress, desc=desc)
         else:
-            ex = processor.DaskExecutor(client=stack.enter_context(_dask_client(workers, scheduler)),
+            ex = processor.DaskExecutor(client=stack.enter_context(dask_client(workers, scheduler)),
                                         status=progress, desc=desc)
         yield processor.Runner(
             executor=ex, schema=TopcalDelphesSchema, chunksize=chunksize, skipbadfiles=skip_bad_files,
@@ -69,20 +63,3 @@ def _quiet_coffea_console():
         yield
     finally:
         coffea_console.quiet = before
-
-
-@contextlib.contextmanager
-def _dask_client(workers: int, scheduler: str | None):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"scheduler {scheduler}: cannot connect ({exc})") from None
-        with client:
-            yield client
-        return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client

@@ -1,11 +1,11 @@
 """Table 1 and figure 4 of the paper: the regression with and without ISR, for all jets and for the 75, 50
 and 25% most top-like jets, top-likeness from a LoLa tagger trained on top against QCD jets.
 
-Steps (reused when complete): ``samples/ttbar_isr.root``, ``samples/qcd_noisr.root``, ``samples/qcd_isr.root``
-(``topcal generate``); ``dataset_isr/`` (200 constituents), ``dataset_qcd_noisr/``, ``dataset_qcd_isr/``
-(``topcal process``, the QCD ones with ``--background``); ``taggers/noisr``, ``taggers/isr``
-(``topcal tagger``: each top sample against the QCD sample with the same ISR setting); ``models/isr_rep<r>``
-and their reports. Without ISR the study reuses the training-size networks at the largest size.
+Its steps are tasks of :mod:`topcal.reproduce.plan`: ``samples/ttbar_isr.root``, ``samples/qcd_noisr.root``,
+``samples/qcd_isr.root`` (``topcal generate``); ``dataset_isr/`` (200 constituents), ``dataset_qcd_noisr/``,
+``dataset_qcd_isr/`` (``topcal process``, the QCD ones without truth matching); ``taggers/noisr``,
+``taggers/isr`` (``topcal tagger``: each top sample against the QCD sample with the same ISR setting);
+``models/isr_rep<r>`` and their reports. This module reads them back. Without ISR the study reuses the training-size networks at the largest size.
 The top-like subsets are a tagger working point: the highest-scoring 75, 50 or 25% of all test jets of the
 sample; sqrt(MSE) is then taken in the pT,j 600..620 GeV slice (table 1) and in 40 GeV pT,j bins (figure 4).
 """
@@ -40,51 +40,6 @@ def settings(out: Path, sizes: list[int], repetitions: int) -> dict[str, tuple[P
         "with ISR": (out / "dataset_isr", out / "dataset_qcd_isr", out / "taggers" / "isr",
                      [f"isr_rep{r}" for r in range(repetitions)]),
     }
-
-
-def run_steps(out: Path, scale, sizes: list[int], base: dict, dataset_config: ProcessConfig, step, sample_config,
-              progress: bool, command: str | None) -> None:
-    """Generate, process, train the taggers and the ISR networks, and evaluate them (each step reused)."""
-    from topcal.generate.run import generate
-    from topcal.io.dataset import open_dataset
-    from topcal.process.run import process
-    from topcal.tagger.run import train_tagger
-    from topcal.train.data import split_rows
-    from topcal.train.evaluate import evaluate
-    from topcal.train.fit import train
-
-    samples = out / "samples"
-    samples.mkdir(exist_ok=True)
-    generated = {"ttbar_isr": (scale.isr_events, sample_config(2, "ttbar", True)),
-                 "qcd_noisr": (scale.qcd_events, sample_config(3, "qcd", False)),
-                 "qcd_isr": (scale.qcd_events, sample_config(4, "qcd", True))}
-    for name, (n, cfg) in generated.items():
-        path = samples / f"{name}.root"
-        step(f"generate {name}", path, lambda path=path, n=n, cfg=cfg: generate(
-            path, n, cfg, workers=scale.workers, progress=progress))
-    background = replace(dataset_config, truth_match=False, flatten=False)
-    datasets = {"dataset_isr": ("ttbar_isr", replace(dataset_config, max_constituents=200)),
-                "dataset_qcd_noisr": ("qcd_noisr", background),
-                "dataset_qcd_isr": ("qcd_isr", replace(background, max_constituents=200))}
-    for name, (sample, cfg) in datasets.items():
-        step(f"process {sample}", out / name / "dataset.json", lambda name=name, sample=sample, cfg=cfg: process(
-            [samples / f"{sample}.root"], out / name, cfg, progress=progress, command=command))
-    tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
-    (out / "taggers").mkdir(exist_ok=True)
-    for tops, qcd, tagger, _ in settings(out, sizes, scale.repetitions).values():
-        step(f"tagger {tagger.name}", tagger / "tagger.json",
-             lambda tops=tops, qcd=qcd, tagger=tagger: train_tagger(tops, qcd, tagger, tagger_cfg, progress=progress,
-                                                                    command=command))
-    trainable = len(split_rows(open_dataset(out / "dataset_isr").n_jets, TrainConfig().test_fraction)[0])
-    n_train = min(sizes[-1], trainable)
-    for r in range(scale.repetitions):
-        name = f"isr_rep{r}"
-        cfg = paper_train_config(train_size=n_train, seed=r + 1, **base)
-        step(f"train {name}", out / "models" / name / "model.json", lambda name=name, cfg=cfg: train(
-            out / "dataset_isr", out / "models" / name, cfg, progress=progress, command=command))
-        step(f"evaluate {name}", out / "reports" / name / "report.json", lambda name=name: evaluate(
-            out / "models" / name, out / "dataset_isr", out / "reports" / name, samples=scale.samples,
-            progress=progress, figures=False, command=command))
 
 
 def write(out: Path, scale, sizes: list[int], predictions, note: str) -> list[str]:

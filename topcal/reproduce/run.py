@@ -13,6 +13,11 @@ Steps (each output is reused when it is already complete, so an interrupted run 
    and the nominal network with inputs scaled by 1 +- f (``input<pct>``);
 5. ``plots/`` (PNG and PDF) and ``report.md`` with our numbers next to the paper's.
 
+Steps 1 and 2 run here, their chunks spread over the workers; every training, evaluation and tagger of
+steps 3 and 4 is a task (:mod:`topcal.reproduce.plan`) that runs on ``--executor futures`` or ``dask``
+workers at the same time as the others it does not depend on. Seeds come from each task's configuration,
+so the numbers are those of the iterative run.
+
 Covered: figure 3 (right), figure 4 with table 1 (:mod:`topcal.reproduce.isr_study`: the ISR sample, QCD
 samples and the LoLa top tagger), figure 5, figure 6, figure 7 (the ensemble has ``Scale.ensemble_members``
 networks), figure 8 with table 2, figures 9 to 11 and the calibration diagnostics (coverage, pull width).
@@ -29,119 +34,127 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from topcal.config import SLIM_COLLECTIONS, RunConfig, TrainConfig, paper_process_config, paper_train_config
 from topcal.errors import ConfigError
 from topcal.reproduce import isr_study
+from topcal.config import TrainConfig
+from topcal.reproduce.plan import (Estimate, SampleStep, estimate, measure_rates, pct, sample_steps, smear_name,
+                                   study_tasks)
 from topcal.reproduce.scales import Scale, get_scale
-
-PAPER_DATASET = paper_process_config()
-
-def sample_config(seed: int, process: str = "ttbar", isr: bool = False) -> RunConfig:
-    """Generation for the studies: the truth record compacted to tops, Ws and their daughters, and only the
-    collections the studies read (a tenth of the full record's size, and faster to process)."""
-    cfg = RunConfig(seed=seed)
-    cfg.generator.process, cfg.generator.isr = process, isr
-    cfg.output.truth, cfg.output.collections = "compact", list(SLIM_COLLECTIONS)
-    return cfg
-
+from topcal.workers import WorkerPool, run_tasks, worker_pool
 
 PAPER = {  # DESIGN.md section 7, pT,j 600..620 GeV, without ISR
     "rmse_noisr_gev": 50.6,
     "sigma_stoch_plateau_gev": 50.0,
     "table2": {"weights": [0.59, 0.30, 0.11], "means": [617.8, 659.8, 738.6], "sigmas": [16.6, 33.7, 78.6]},
 }
+JETS_PER_EVENT = 0.55  # trainable jets per ttbar event in the paper's data set (measured: 50,156 of 90,000)
 
 
 @dataclass
 class ReproduceSummary:
     out_dir: Path
     steps: list[tuple[str, float, str]] = field(default_factory=list)  # (step, seconds, what)
+    estimate: Estimate | None = None
+    dry_run: bool = False
+    planned: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"{name:<28s} {sec:8.1f} s  {what}" for name, sec, what in self.steps]
+        lines = []
+        if self.estimate is not None:
+            e = self.estimate
+            lines += [f"projected wall time on {e.slots} worker(s): {_hours(e.wall_seconds)} "
+                      f"(samples {_hours(e.sample_seconds)}, studies {_hours(e.study_seconds)}; "
+                      f"{e.cpu_seconds / 3600:.1f} worker-hours), an upper bound: every training runs all its "
+                      f"epochs", *e.lines]
+        if self.dry_run:
+            return "\n".join([*lines, *self.planned, "dry run: nothing was run"])
+        lines += [f"{name:<28s} {sec:8.1f} s  {what}" for name, sec, what in self.steps]
         return "\n".join([*lines, f"report: {self.out_dir / 'report.md'}", f"figures: {self.out_dir / 'plots'}"])
 
 
-def _pct(f: float) -> str:
-    return f"{round(100 * f):02d}"
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
-def reproduce(scale_name: str, out, sample=None, progress: bool = True, command: str | None = None) -> ReproduceSummary:
-    """Run every step of the chosen scale into ``out`` (see the module docstring)."""
-    from topcal.generate.run import generate
+def reproduce(scale_name: str, out, sample=None, progress: bool = True, command: str | None = None,
+              executor: str = "iterative", workers: int = 1, scheduler: str | None = None, dry_run: bool = False,
+              project: bool | None = None) -> ReproduceSummary:
+    """Run every step of the chosen scale into ``out`` (see the module docstring).
+
+    ``executor``, ``workers``, ``scheduler``: where the steps run (:mod:`topcal.workers`); the numbers do not
+    depend on it. ``dry_run``: list the tasks and the projected wall time, run nothing. ``project``: measure
+    step times here first and print the projection (default: for every scale but ``tiny``).
+    """
     from topcal.io.dataset import open_dataset
-    from topcal.process.run import process
     from topcal.train.data import split_rows
-    from topcal.train.evaluate import evaluate
-    from topcal.train.fit import train
 
     scale = get_scale(scale_name)
     out = Path(out)
-    for sub in ("models", "reports", "plots"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    summary = ReproduceSummary(out)
+    summary = ReproduceSummary(out, dry_run=dry_run)
+    steps = sample_steps(out, scale, sample)
+    with worker_pool(executor, workers, scheduler) as pool:
+        def planned_sizes(dataset: Path, events: int) -> list[int]:
+            if (dataset / "dataset.json").exists():
+                trainable = len(split_rows(open_dataset(dataset).n_jets, TrainConfig().test_fraction)[0])
+            else:  # not processed yet: the scale's sizes that its events should give
+                trainable = int(events * JETS_PER_EVENT * (1 - TrainConfig().test_fraction))
+            return [n for n in scale.train_sizes if n <= trainable], trainable
 
-    def step(name: str, done: Path, run) -> None:
-        if done.exists():
-            summary.steps.append((name, 0.0, "reused"))
-            return
-        t0 = time.perf_counter()
-        run()
-        summary.steps.append((name, time.perf_counter() - t0, "done"))
-
-    sample_path = Path(sample) if sample else out / "samples" / "ttbar_noisr.root"
-    if sample is None:
-        sample_path.parent.mkdir(exist_ok=True)
-        step("generate", sample_path, lambda: generate(sample_path, scale.events, sample_config(seed=1),
-                                                       workers=scale.workers, progress=progress))
-    step("process", out / "dataset" / "dataset.json",
-         lambda: process([sample_path], out / "dataset", PAPER_DATASET, progress=progress, command=command))
-    ds = open_dataset(out / "dataset")
-    trainable = len(split_rows(ds.n_jets, TrainConfig().test_fraction)[0])
-    sizes = [n for n in scale.train_sizes if n <= trainable]
-    if not sizes:
-        raise ConfigError(f"scale {scale_name}: {trainable} trainable jets, fewer than the smallest training "
-                          f"size {min(scale.train_sizes)}")
-    base = dict(hidden=list(scale.hidden), prior_sigma=scale.prior_sigma, learning_rate=scale.learning_rate,
-                epochs=scale.epochs, patience=scale.patience)
-    models: dict[str, TrainConfig] = {}
-    for n in sizes:
-        for rep in range(scale.repetitions):
-            models[f"size{n}_rep{rep}"] = paper_train_config(train_size=n, seed=rep + 1, **base)
-    nominal = f"size{sizes[-1]}_rep0"
-    for lik in scale.likelihoods:
-        if lik != "gauss":
-            models[lik] = paper_train_config(train_size=sizes[-1], likelihood=lik, seed=1, **base)
-    for f in scale.smear_fractions:
-        for rep in range(scale.repetitions):
-            models[_smear_name(f, rep)] = paper_train_config(train_size=sizes[-1], smear=f, seed=rep + 1, **base)
-    for n in sizes:
-        models[f"ensemble{n}"] = paper_train_config(train_size=n, ensemble=scale.ensemble_members, seed=1, **base)
-    for n in sizes:
-        models[f"default{n}"] = TrainConfig(train_size=n, seed=1, epochs=scale.default_epochs, **scale.default_network)
-    for name, cfg in models.items():
-        step(f"train {name}", out / "models" / name / "model.json",
-             lambda name=name, cfg=cfg: train(out / "dataset", out / "models" / name, cfg, progress=progress,
-                                              command=command))
-    reports = {name: {} for name in models}
-    for f in scale.smear_fractions:  # sigma_cal against the unsmeared network of the same seed
-        for rep in range(scale.repetitions):
-            reports[_smear_name(f, rep)] = {"reference": out / "models" / f"size{sizes[-1]}_rep{rep}"}
-    for f in scale.smear_fractions:
-        reports[f"input{_pct(f)}"] = {"model": nominal, "input_smear": f}
-    for name, opts in reports.items():
-        model = out / "models" / opts.get("model", name)
-        step(f"evaluate {name}", out / "reports" / name / "report.json",
-             lambda name=name, model=model, opts=opts: evaluate(
-                 model, out / "dataset", out / "reports" / name, samples=scale.samples,
-                 reference=opts.get("reference"), input_smear=opts.get("input_smear"), progress=progress,
-                 figures=False, command=command))
-    if scale.isr_events:
-        isr_study.run_steps(out, scale, sizes, base, PAPER_DATASET, step, sample_config, progress, command)
+        sizes, _ = planned_sizes(out / "dataset", scale.events)
+        sizes = sizes or [min(scale.train_sizes)]
+        _, isr_trainable = planned_sizes(out / "dataset_isr", scale.isr_events)
+        tasks = study_tasks(out, scale, sizes, min(sizes[-1], isr_trainable), command)
+        if project if project is not None else (scale_name != "tiny" or dry_run):
+            summary.estimate = estimate(steps, tasks, measure_rates(), pool.slots, JETS_PER_EVENT,
+                                        TrainConfig().test_fraction)
+            if not dry_run and progress:
+                print(str(summary).split("\nreport:")[0], flush=True)
+        if dry_run:
+            summary.planned = [f"  {'done' if s.complete else 'to do'}  {s.name}" for s in steps] + \
+                              [f"  {'done' if t.complete else 'to do'}  {t.name}" for t in tasks]
+            return summary
+        for sub in ("models", "reports", "plots", "samples"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        for s in steps:
+            _sample_step(s, pool, progress, command, summary)
+        ds = open_dataset(out / "dataset")
+        sizes, trainable = planned_sizes(out / "dataset", scale.events)
+        if not sizes:
+            raise ConfigError(f"scale {scale_name}: {trainable} trainable jets, fewer than the smallest training "
+                              f"size {min(scale.train_sizes)}")
+        _, isr_trainable = planned_sizes(out / "dataset_isr", scale.isr_events)
+        tasks = study_tasks(out, scale, sizes, min(sizes[-1], isr_trainable), command, progress=progress and pool.local)
+        (out / "taggers").mkdir(exist_ok=True)
+        run_tasks(tasks, pool, on_done=lambda t, sec, what: _record(summary, t.name, sec, what, progress, pool))
     t0 = time.perf_counter()
-    write_studies(out, scale, sizes, nominal, ds)
+    write_studies(out, scale, sizes, f"size{sizes[-1]}_rep0", ds)
     summary.steps.append(("figures and report", time.perf_counter() - t0, "done"))
     return summary
+
+
+def _record(summary: ReproduceSummary, name: str, seconds: float, what: str, progress: bool, pool: WorkerPool) -> None:
+    summary.steps.append((name, seconds, what))
+    if progress and not pool.local and what == "done":
+        print(f"{name:<28s} {seconds:8.1f} s  done", flush=True)
+
+
+def _sample_step(step: SampleStep, pool: WorkerPool, progress: bool, command: str | None,
+                 summary: ReproduceSummary) -> None:
+    """Generate or process one sample, spreading its chunks over ``pool``'s workers (reused when complete)."""
+    from topcal.generate.run import generate
+    from topcal.process.run import process
+
+    if step.complete:
+        summary.steps.append((step.name, 0.0, "reused"))
+        return
+    t0 = time.perf_counter()
+    if step.run is not None:
+        step.output.parent.mkdir(parents=True, exist_ok=True)
+        generate(step.output, step.events, step.run, progress=progress, pool=pool, command=command)
+    else:
+        process([step.source], step.output.parent, step.process, executor=pool.executor, workers=pool.slots,
+                scheduler=pool.scheduler_address, progress=progress, command=command)
+    summary.steps.append((step.name, time.perf_counter() - t0, "done"))
 
 
 def default_network_table(out: Path, sizes: list[int]) -> list[str]:
@@ -159,11 +172,6 @@ def default_network_table(out: Path, sizes: list[int]) -> list[str]:
                      f"{fmt(paper['baseline'][-1])} | {fmt(paper['network'][-2])} | {fmt(default['network'][-2])} | "
                      f"{fmt(paper['baseline'][-2])} | {cov} |")
     return lines
-
-
-def _smear_name(f: float, rep: int) -> str:
-    """Model name of the label-smearing training ``rep`` at fraction ``f`` (rep 0 keeps the plain name)."""
-    return f"smear{_pct(f)}" + (f"_rep{rep}" if rep else "")
 
 
 def _report(out: Path, name: str) -> dict:
@@ -266,10 +274,10 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     # figures 10 and 11: label smearing against the smearing applied, and against input smearing
     fracs = np.array(scale.smear_fractions)
     mean_truth = float(np.mean(pred["pt_truth"]))
-    cals = np.array([[_report(out, _smear_name(f, r))["network"][-1]["sigma_cal"] for r in range(scale.repetitions)]
+    cals = np.array([[_report(out, smear_name(f, r))["network"][-1]["sigma_cal"] for r in range(scale.repetitions)]
                      for f in fracs])
     cal, cal_spread = cals.mean(axis=1), cals.std(axis=1)
-    inp = np.array([_report(out, f"input{_pct(f)}")["network"][-1]["sigma_input"] for f in fracs])
+    inp = np.array([_report(out, f"input{pct(f)}")["network"][-1]["sigma_input"] for f in fracs])
     fig.calibration_versus_smearing(fracs * mean_truth, cal, inp, fracs, plots, note, sigma_cal_spread=cal_spread)
     lines += [f"\n## Calibration by label smearing (figures 10, 11), all test jets, mean +- spread of "
               f"{scale.repetitions} trainings [GeV]\n",
@@ -278,7 +286,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
         lines.append(f"| {f:.2f} | {f * mean_truth:.1f} | {c:.1f} +- {cs:.1f} | {i:.1f} |")
     # figure 9: the smeared labels against pT,j, for the smallest and the largest smearing
     for f in (fracs[0], fracs[-1]) if len(fracs) > 1 else fracs:
-        smeared = _predictions(out, _smear_name(f, 0))
+        smeared = _predictions(out, smear_name(f, 0))
         label_values = smeared_labels(smeared["pt_truth"], smeared["row"], float(f), seed=1)
         fig.smeared_truth_vs_jet(smeared, label_values, float(f), plots, note)
 

@@ -1,7 +1,8 @@
 """How big each ``topcal reproduce`` run is: events, training sizes, repetitions, epochs.
 
 ``small`` finishes on a 2-core laptop in well under 30 minutes; ``medium`` in about two hours; ``paper``
-uses the paper's sample sizes (multi-hour, run it with dask). ``tiny`` only checks the wiring (tests).
+uses the paper's sizes (``topcal reproduce --scale paper --dry-run`` prints the tasks and the wall time
+projected from step times measured on the machine; run it on a dask cluster). ``tiny`` only checks the wiring (tests).
 At the small scales the paper's network uses a wider prior and a faster optimiser than the paper's (prior 0.1,
 Adam 1e-4 at 1M jets): with a few thousand jets the KL term, divided by the training size, would dominate.
 topcal's default network (``default<N>`` models) keeps its own defaults at every scale.
@@ -45,7 +46,10 @@ SCALES = {
                    isr_events=8000, qcd_events=8000, tagger_epochs=15),
     "medium": Scale(events=100_000, train_sizes=(2000, 5000, 10_000, 20_000, 40_000), repetitions=3, epochs=60,
                     patience=10, isr_events=30_000, qcd_events=25_000),
-    "paper": Scale(events=1_500_000, train_sizes=(2000, 10_000, 100_000, 1_000_000), repetitions=5, epochs=200,
+    # the paper: 2.2M jets without ISR (0.55 trainable jets per event), eleven training sizes 2k..1M, five
+    # trainings per point, an ensemble of 40
+    "paper": Scale(events=4_000_000, train_sizes=(2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 300_000,
+                                                  500_000, 700_000, 1_000_000), repetitions=5, epochs=200,
                    patience=10, samples=50, prior_sigma=0.1, learning_rate=1e-4, workers=16,
                    ensemble_members=40, isr_events=1_500_000, qcd_events=1_000_000, tagger_epochs=30),
 }

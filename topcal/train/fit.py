@@ -38,7 +38,8 @@ from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_n
 
 CHECKPOINT = "checkpoint"
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
-CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
+CHECKPOINT_SECONDS = 30.0
+GATHER_BATCHES = 32  # batches gathered from the numpy arrays in one call (make_batches)  # a resumable checkpoint at most this often (and at the end), not every epoch
 
 
 class TrainingDiverged(TopcalError):
@@ -69,8 +70,13 @@ class TrainSummary:
 
 
 def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = False, resume: bool = False,
-          progress: bool = True, command: str | None = None) -> TrainSummary:
-    """Train on ``dataset_dir`` and write the model directory ``out``."""
+          progress: bool = True, command: str | None = None, executor: str = "iterative", workers: int = 1,
+          scheduler: str | None = None) -> TrainSummary:
+    """Train on ``dataset_dir`` and write the model directory ``out``.
+
+    The members of an ensemble (``cfg.ensemble``) are independent: with ``executor`` ``futures`` or ``dask``
+    (:mod:`topcal.workers`) they train at the same time on ``workers`` processes or on the cluster at
+    ``scheduler``, each with its own seed, so the model is the same as with ``iterative``."""
     import tensorflow as tf
 
     deterministic()
@@ -128,11 +134,8 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         splits.append((idx[n_val:], idx[:n_val]))
     val_jets, val_labels = data.jets.take(splits[0][1]), labels[splits[0][1]]
     del data
-    tf.keras.utils.set_random_seed(cfg.seed)
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
-    results = []
-    for m, (trn, val) in enumerate(splits):
-        results.append(_fit_member(cfg, m, trn, val, x_all, y_all, work, progress))
+    results = _fit_members(cfg, splits, x_all, y_all, work, progress, executor, workers, scheduler)
     input_shapes = {k: list(v.shape[1:]) for k, v in x_all.items()}
     del x_all
 
@@ -226,15 +229,43 @@ def make_batches(x_all: dict[str, np.ndarray], y_all: np.ndarray, idx: np.ndarra
     ids = tf.data.Dataset.from_tensor_slices(np.sort(idx).astype(np.int64))
     if shuffle:
         ids = ids.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    return ids.batch(batch_size).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE,
-                                     deterministic=True).prefetch(tf.data.AUTOTUNE)
+    # gathered GATHER_BATCHES batches at a time (one Python call for many steps), then cut into the batches
+    return ids.batch(batch_size * GATHER_BATCHES).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE,
+                                                      deterministic=True) \
+        .rebatch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-len(idx) // batch_size))) \
+        .prefetch(tf.data.AUTOTUNE)
+
+
+def _fit_members(cfg: TrainConfig, splits: list, x_all: dict, y_all, work: Path, progress: bool, executor: str,
+                 workers: int, scheduler: str | None) -> list[dict]:
+    """Train every member: one after the other here, or at the same time on a worker pool."""
+    from topcal.workers import worker_pool
+
+    if len(splits) == 1 or (executor == "iterative" and not scheduler):
+        return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress) for m, (trn, val) in enumerate(splits)]
+    with worker_pool(executor, workers, scheduler) as pool:
+        if pool.executor == "dask":  # the arrays go to the cluster once, not once per member
+            x_all, y_all = pool.pool.scatter(x_all, broadcast=False), pool.pool.scatter(y_all, broadcast=False)
+        futures = [pool.submit(_fit_member, cfg, m, trn, val, x_all, y_all, work, False)
+                   for m, (trn, val) in enumerate(splits)]
+        bar = progress_bar(len(futures), "training ensemble members", "network", progress)
+        results = []
+        for future in futures:
+            results.append(future.result())
+            bar.update(1)
+        bar.close()
+    return results
 
 
 def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
                 progress: bool) -> dict:
+    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``."""
     import tensorflow as tf
 
     from topcal.train.network import build_network
+
+    deterministic()
+    tf.keras.utils.set_random_seed(cfg.seed + 7919 * member)  # the same weights wherever the member trains
 
     shapes = {k: v.shape[1:] for k, v in x_all.items()}
     model = build_network(cfg, shapes, len(trn), bayesian=not cfg.ensemble)

@@ -91,11 +91,17 @@ def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.
 
 def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Density of the sample-averaged mixture at points ``x`` (n_jets, G); parameters (T, n_jets, K)."""
-    w = np.moveaxis(weights, 0, 1).reshape(weights.shape[1], 1, -1)          # (n, 1, T*K)
-    mu = np.moveaxis(means, 0, 1).reshape(means.shape[1], 1, -1)
-    s = np.moveaxis(sigmas, 0, 1).reshape(sigmas.shape[1], 1, -1)
-    z = (x[:, :, None] - mu) / s
-    return np.sum(w * np.exp(-0.5 * z * z) / (s * math.sqrt(2 * math.pi)), axis=-1) / weights.shape[0]
+    n = weights.shape[1]
+    w = np.moveaxis(weights, 0, 1).reshape(n, -1)                            # (n, T*K)
+    mu = np.moveaxis(means, 0, 1).reshape(n, 1, -1)
+    inv_s = 1.0 / np.moveaxis(sigmas, 0, 1).reshape(n, 1, -1)
+    coef = w * inv_s[:, 0] / (math.sqrt(2 * math.pi) * weights.shape[0])   # weight / (sigma sqrt(2 pi) T)
+    z = x[:, :, None] - mu                                                   # (n, G, T*K), in place below
+    z *= inv_s
+    np.square(z, out=z)
+    z *= -0.5
+    np.exp(z, out=z)
+    return np.einsum("ngk,nk->ng", z, coef)
 
 
 def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, intervals, grid_sigmas,

@@ -62,25 +62,23 @@ class TrainedModel:
 
     def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
-        of the Bayesian network (or the ensemble's members). With a recalibrated model (and not ``raw``) the
+        of the Bayesian network, drawn from ``seed`` and evaluated in one batched pass
+        (:func:`topcal.train.network.sample_outputs`), or the ensemble's members. With a recalibrated model (and not ``raw``) the
         whole predictive distribution of each jet is stretched about its mean by :attr:`width_factor`: every
         component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
         the intervals) scale by the factor, the mean stays."""
-        import tensorflow as tf
-
         deterministic()
         arrays = self.encode(jets)
         cfg, pre = self.config, self.meta["preprocessing"]
-        tf.keras.utils.set_random_seed(seed)
-        passes = [(net, 1) for net in self.networks] if self.is_ensemble else [(self.networks[0], samples)]
-        raws = []
         n = len(jets)
-        for net, repeat in passes:
-            for _ in range(repeat):
-                raws.append(np.concatenate([net({k: v[i:i + batch_jets] for k, v in arrays.items()},
-                                                training=False).numpy()
-                                            for i in range(0, n, batch_jets)]) if n else
-                            np.zeros((0, net.output_shape[-1]), np.float32))
+        if self.is_ensemble:  # the members are the samples
+            raws = [np.concatenate([net({k: v[i:i + batch_jets] for k, v in arrays.items()}, training=False).numpy()
+                                    for i in range(0, n, batch_jets)]) if n else
+                    np.zeros((0, net.output_shape[-1]), np.float32) for net in self.networks]
+        else:
+            from topcal.train.network import sample_outputs
+
+            raws = sample_outputs(self.networks[0], cfg, arrays, samples, np.random.default_rng(seed))
         outputs = np.stack(raws).astype(np.float64)
         w, mu, sigma = mixture_params_np(outputs, cfg.components, cfg.sigma_floor)
         mu = mu * pre["target_scale"] + pre["target_mean"]

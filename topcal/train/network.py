@@ -20,6 +20,8 @@ use plain dense layers with L2 = 1 / (2 prior_sigma N) and dropout ``ensemble_dr
 
 from __future__ import annotations
 
+import weakref
+
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.config import TrainConfig
 from topcal.train.likelihood import n_outputs, nll_loss
@@ -150,10 +152,92 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
     model = keras.Model(inputs=inputs, outputs=out)
     loss = nll_loss(cfg.components, cfg.sigma_floor)
     optimizer = keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")],
+                  steps_per_execution=cfg.steps_per_execution)
     return model
 
 
 def _named(fn, name: str):
     fn.__name__ = name
     return fn
+
+
+_SAMPLERS = weakref.WeakKeyDictionary()  # model -> its compiled sampling pass
+
+
+def bayesian_layers(model) -> list:
+    """The Flipout layers of a Bayesian network built by :func:`build_network`, input to output."""
+    import tensorflow_probability as tfp
+
+    return [layer for layer in model.layers if isinstance(layer, tfp.layers.DenseFlipout)]
+
+
+def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, budget: int = 8_000_000):
+    """Raw outputs ``(samples, n_jets, n_outputs)`` of ``samples`` weight draws of a Bayesian network.
+
+    Exact and batched: draw ``samples`` full weight sets ``W_t = loc + scale * eps_t`` from every layer's
+    posterior (``eps`` from the numpy generator ``rng``), then evaluate all of them in one pass with batched
+    matrix products. Every jet sees the T independent draws, as in T separate Flipout passes, but each
+    draw is one product per layer (Flipout needs two), the padded constituent slots are never computed
+    (the per-constituent map runs on the real constituents only) and there is one call per chunk of jets,
+    not per sample. ``budget`` bounds the floats of one layer's activations (jets are chunked to fit).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    layers = bayesian_layers(model)
+    weights = []
+    for layer in layers:
+        q = layer.kernel_posterior.distribution
+        loc, scale = tf.convert_to_tensor(q.loc).numpy(), tf.convert_to_tensor(q.scale).numpy()
+        eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
+        bias = tf.convert_to_tensor(layer.bias_posterior.distribution.mean()).numpy()
+        weights.append((tf.constant(loc[None] + scale[None] * eps), tf.constant(bias), layer.activation))
+    n_jets = len(next(iter(arrays.values())))
+    deepset = cfg.architecture == "deepset"
+    width = max(int(w.shape[-1]) for w, _, _ in weights)
+    per_jet = samples * width * (int(arrays["constituents"].shape[1]) if deepset else 1)
+    step = max(1, budget // per_jet)
+    if model not in _SAMPLERS:  # one compiled pass per model: traced once, not once per call
+        _SAMPLERS[model] = _sampled_pass(tuple(a for _, _, a in weights), len(cfg.phi_hidden) if deepset else 0,
+                                         deepset)
+    run = _SAMPLERS[model]
+    kernels, biases = tuple(w for w, _, _ in weights), tuple(b for _, b, _ in weights)
+    names = ("constituents", "mask", "jet") if deepset else ("flat",)
+    outputs = [run(tuple(tf.constant(arrays[k][start:start + step]) for k in names), kernels, biases).numpy()
+               for start in range(0, n_jets, step)]
+    if not outputs:
+        return np.zeros((samples, 0, int(kernels[-1].shape[-1])), np.float32)
+    return np.concatenate(outputs, axis=1)
+
+
+def _sampled_pass(activations: tuple, n_phi: int, deepset: bool):
+    """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``."""
+    import tensorflow as tf
+
+    def dense(h, w, b, activation, shared_input):
+        # h: (rows, in) shared by all draws, or (T, rows, in); w: (T, in, out)
+        out = tf.einsum("ri,tio->tro", h, w) if shared_input else tf.matmul(h, w)
+        return activation(out + b)
+
+    @tf.function(reduce_retracing=True)
+    def run(inputs, kernels, biases):
+        layers = iter(zip(kernels, biases, activations))
+        if deepset:
+            constituents, mask, jet = inputs
+            real = mask > 0
+            h = tf.boolean_mask(constituents, real)                      # (real constituents, features)
+            jet_of_row = tf.cast(tf.where(real)[:, 0], tf.int32)
+            for i in range(n_phi):
+                h = dense(h, *next(layers), i == 0)
+            pooled = tf.math.unsorted_segment_sum(tf.transpose(h, (1, 0, 2)), jet_of_row, tf.shape(mask)[0])
+            pooled = tf.transpose(pooled, (1, 0, 2)) / POOL_SCALE              # (T, jets, features)
+            jet = tf.broadcast_to(jet[None], tf.concat([tf.shape(pooled)[:1], tf.shape(jet)], 0))
+            z, shared = tf.concat([pooled, jet], axis=-1), False
+        else:
+            z, shared = inputs[0], True
+        for w, b, activation in layers:
+            z, shared = dense(z, w, b, activation, shared), False
+        return z
+
+    return run

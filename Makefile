@@ -26,9 +26,10 @@ test: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_physics.py --seed 4242 --events 90000 --json out/bench_physics.json
-	$(BIN)/python benchmarks/bench_generate.py --events 2000
-	$(BIN)/python benchmarks/bench_process.py --copies 10 --memory-events 100000
-	$(BIN)/python benchmarks/bench_train.py --jets 20000 --epochs 10
+	$(BIN)/python benchmarks/bench_generate.py --events 3000 --slim --json out/bench_generate.json
+	$(BIN)/python benchmarks/bench_process.py --copies 10 --memory-events 100000 --json out/bench_process.json
+	$(BIN)/python benchmarks/bench_train.py --jets 20000 --epochs 5 --json out/bench_train.json
+	$(BIN)/python benchmarks/bench_predict.py --copies 5 --samples 50 --json out/bench_predict.json
 
 clean:
 	rm -rf out .pytest_cache

@@ -16,4 +16,5 @@ def write_json(path, figures: dict) -> None:
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.machine(),
               "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
               **figures}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(record, indent=2) + "\n")

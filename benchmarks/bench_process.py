@@ -13,7 +13,7 @@ and the peak resident memory of one worker processing one chunk of ``--memory-ev
 
 Targets (issue 3): processor >= 0.5 x the floor's rate; 2 dask workers >= 1.7 x one.
 
-    python benchmarks/bench_process.py --copies 10 --memory-events 100000
+    python benchmarks/bench_process.py --copies 10 --memory-events 100000 --json process.json
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--copies", type=int, default=10, help="times the 2000-event sample is repeated [10]")
     ap.add_argument("--memory-events", type=int, default=100_000, help="events in the memory test's chunk")
+    ap.add_argument("--json", type=Path, default=None, help="write the table's figures and ratios here")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,6 +146,15 @@ def main() -> None:
     for name, rate, ratio in rows:
         print(f"| {name:<40s} | {rate:9.1f} | {ratio} |")
     print(f"\npeak RSS of one worker, one chunk of {n_big} events: {memory:.0f} MB")
+    if args.json:
+        from bench_json import write_json
+
+        write_json(args.json, {"events": n, "events_per_s": {"floor": n / t_floor, "process": n / t_proc,
+                                                             "dask_1": n / t_dask[1], "dask_2": n / t_dask[2]},
+                               "ratios": {"process_vs_floor": t_floor / t_proc,
+                                          "dask_2_vs_1_workers": t_dask[1] / t_dask[2],
+                                          "dask_2_with_start_vs_1_worker": t_dask[1] / t_local2},
+                               "peak_rss_mb": memory, "memory_events": n_big})
 
 
 if __name__ == "__main__":

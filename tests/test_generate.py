@@ -68,16 +68,19 @@ def test_energy_flow_in_a_cone_reproduces_visible_truth_energy(ttbar_file):
 
 
 def test_same_seed_same_file_and_worker_count_does_not_matter(tmp_path):
+    """1 process, a pool of 2 and a 2-worker dask cluster write the same events."""
     cfg = RunConfig(seed=5, chunk_events=20)
     generate(tmp_path / "a.root", 60, cfg, workers=1, progress=False)
     generate(tmp_path / "b.root", 60, cfg, workers=2, progress=False)
+    generate(tmp_path / "d.root", 60, cfg, workers=2, executor="dask", progress=False)
     generate(tmp_path / "c.root", 60, RunConfig(seed=6, chunk_events=20), workers=1, progress=False)
     a = uproot.open(tmp_path / "a.root")["Delphes"].arrays()
-    b = uproot.open(tmp_path / "b.root")["Delphes"].arrays()
     c = uproot.open(tmp_path / "c.root")["Delphes"].arrays()
-    assert a.fields == b.fields
-    for field in a.fields:
-        assert ak.all(a[field] == b[field]), field
+    for other in ("b", "d"):
+        b = uproot.open(tmp_path / f"{other}.root")["Delphes"].arrays()
+        assert a.fields == b.fields
+        for field in a.fields:
+            assert ak.all(a[field] == b[field]), (other, field)
     assert not ak.all(ak.num(a["Particle.PT"]) == ak.num(c["Particle.PT"]))
 
 

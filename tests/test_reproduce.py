@@ -55,3 +55,17 @@ def test_dask_run_gives_the_iterative_numbers_and_dry_run_lists_tasks(tmp_path):
         a, b = json.loads((first / rel).read_text()), json.loads((second / rel).read_text())
         assert a["network"] == b["network"], rel
     assert (first / "report.md").read_text() == (second / "report.md").read_text()
+
+
+def test_projected_wall_time_follows_dependencies_and_workers(tmp_path):
+    from topcal.reproduce.plan import schedule_seconds
+    from topcal.workers import Task
+
+    def task(name, *after):
+        return Task(name, tmp_path / name, print, after=after)
+
+    tasks = [task("a"), task("b"), task("c", "a"), task("d", "a", "b")]
+    seconds = {"a": 10.0, "b": 4.0, "c": 5.0, "d": 1.0}
+    assert schedule_seconds(tasks, seconds, 1) == 20.0    # one worker: the sum
+    assert schedule_seconds(tasks, seconds, 2) == 15.0    # a then c on one worker; b, then d after a
+    assert schedule_seconds(tasks, seconds, 8) == 15.0    # the critical path a -> c

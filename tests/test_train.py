@@ -233,14 +233,19 @@ def test_nan_loss_stops_training_with_a_message(tmp_path):
     assert "loss became nan" in str(book.error) and "in epoch 5" in str(book.error)
 
 
-def test_batched_weight_samples_follow_the_flipout_posterior(toy):
-    """The batched sampler (one weight draw per sample, all samples in one pass) gives per-jet means and
-    spreads of the raw outputs that agree with T separate Flipout passes of the Keras network."""
+@pytest.mark.parametrize("network", ["default", "paper"])
+def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, network):
+    """The batched sampler (one weight draw per sample, all samples in one pass; the paper network's first
+    layer in distribution) gives per-jet means and spreads of the raw outputs that agree with T separate
+    Flipout passes of the Keras network."""
     import tensorflow as tf
 
     from topcal.train.network import sample_outputs
 
     ds, model_dir, _ = toy
+    if network == "paper":
+        model_dir = tmp_path / "paper"
+        train(ds.path, model_dir, paper_train_config(epochs=2, train_size=3000), progress=False)
     model = load_model(model_dir)
     arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, 100)))
     t = 400

@@ -46,34 +46,25 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _pool_options(fn, what: str = "Run independent steps here, on a local process pool, or on dask."):
+    """Where independent steps run (:mod:`topcal.workers`): ``generate`` chunks, ensemble members,
+    ``reproduce`` tasks, and the coffea chunks of ``process`` and ``predict``."""
+    options = [
+        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+                     show_default=True, help=what),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
+        click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _runner_options(fn):
-    """The coffea-runner options shared by ``process`` and ``predict``."""
-    options = [
-        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
-                     show_default=True, help="coffea executor: one process, a process pool, or dask.distributed."),
-        click.option("--workers", type=int, default=1, show_default=True,
-                     help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
-        click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
-        click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _pool_options(fn):
-    """Where independent steps run (``generate`` chunks, ensemble members, ``reproduce`` tasks):
-    :mod:`topcal.workers`."""
-    options = [
-        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
-                     show_default=True, help="Run independent steps here, on a local process pool, or on dask."),
-        click.option("--workers", type=int, default=1, show_default=True,
-                     help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
-        click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    """The coffea-runner options shared by ``process`` and ``predict``: the pool options and the chunk size."""
+    fn = click.option("--chunksize", type=int, default=20_000, show_default=True, help="Events per chunk.")(fn)
+    return _pool_options(fn, "coffea executor: one process, a process pool, or dask.distributed.")
 
 
 def _fail(message: str, code: int = 2) -> int:

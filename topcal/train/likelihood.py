@@ -91,17 +91,18 @@ def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.
 
 def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Density of the sample-averaged mixture at points ``x`` (n_jets, G); parameters (T, n_jets, K)."""
+    # float32 (relative precision 1e-7, far below the grid spacing) halves the cost of the exponentials
     n = weights.shape[1]
     w = np.moveaxis(weights, 0, 1).reshape(n, -1)                            # (n, T*K)
     mu = np.moveaxis(means, 0, 1).reshape(n, 1, -1)
     inv_s = 1.0 / np.moveaxis(sigmas, 0, 1).reshape(n, 1, -1)
-    coef = w * inv_s[:, 0] / (math.sqrt(2 * math.pi) * weights.shape[0])   # weight / (sigma sqrt(2 pi) T)
-    z = x[:, :, None] - mu                                                   # (n, G, T*K), in place below
-    z *= inv_s
+    coef = (w * inv_s[:, 0] / (math.sqrt(2 * math.pi) * weights.shape[0])).astype(np.float32)
+    z = (x[:, :, None] - mu).astype(np.float32)                              # (n, G, T*K), in place below
+    z *= inv_s.astype(np.float32)
     np.square(z, out=z)
     z *= -0.5
     np.exp(z, out=z)
-    return np.einsum("ngk,nk->ng", z, coef)
+    return np.einsum("ngk,nk->ng", z, coef).astype(np.float64)
 
 
 def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, intervals, grid_sigmas,

@@ -1,9 +1,10 @@
 """A trained model loaded back: T weight samples per jet -> per-jet pT and its uncertainties (GeV).
 
 The model takes :class:`topcal.train.inputs.Jets` (padded constituents and jet kinematics), encodes them
-as in training, and for the Bayesian network draws new weights in each of T forward passes (Flipout); for
-the ensemble the members are the samples. A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean`` (<pT>), ``sigma_stoch``,
-``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
+as in training, and for the Bayesian network draws T weight samples from the posterior, evaluated in one
+batched pass (:func:`topcal.train.network.sample_outputs`); for the ensemble the members are the samples.
+A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean``
+(<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
 A fixed ``seed`` gives identical numbers on every call.
 """
 

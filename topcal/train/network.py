@@ -177,37 +177,49 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, bud
 
     Exact and batched: draw ``samples`` full weight sets ``W_t = loc + scale * eps_t`` from every layer's
     posterior (``eps`` from the numpy generator ``rng``), then evaluate all of them in one pass with batched
-    matrix products. Every jet sees the T independent draws, as in T separate Flipout passes, but each
-    draw is one product per layer (Flipout needs two), the padded constituent slots are never computed
-    (the per-constituent map runs on the real constituents only) and there is one call per chunk of jets,
-    not per sample. ``budget`` bounds the floats of one layer's activations (jets are chunked to fit).
+    matrix products. Every jet sees T independent draws from the posterior, as in T separate Flipout
+    passes, but each draw is one product per layer (Flipout needs two), the padded constituent slots are
+    never computed (the per-constituent map runs on the real constituents only) and there is one call per
+    chunk of jets, not per sample.
+
+    The dense network's first layer, whose input is the same for every draw, is sampled in distribution
+    instead (the local reparametrisation): for one jet its pre-activations x W are exactly Gaussian, with
+    mean x loc and variance x^2 scale^2, independent between outputs and draws, so two products serve
+    all T draws. (Only the jets' joint distribution within a draw differs, which no per-jet summary uses.)
+    ``budget`` bounds the floats of one layer's activations (jets are chunked to fit).
     """
     import numpy as np
     import tensorflow as tf
 
+    deepset = cfg.architecture == "deepset"
     layers = bayesian_layers(model)
-    weights = []
-    for layer in layers:
+    weights, first = [], None
+    for i, layer in enumerate(layers):
         q = layer.kernel_posterior.distribution
         loc, scale = tf.convert_to_tensor(q.loc).numpy(), tf.convert_to_tensor(q.scale).numpy()
-        eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
         bias = tf.convert_to_tensor(layer.bias_posterior.distribution.mean()).numpy()
+        if i == 0 and not deepset:
+            first = (tf.constant(loc), tf.constant(scale**2), tf.constant(bias))
+            continue
+        eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
         weights.append((tf.constant(loc[None] + scale[None] * eps), tf.constant(bias), layer.activation))
     n_jets = len(next(iter(arrays.values())))
-    deepset = cfg.architecture == "deepset"
-    width = max(int(w.shape[-1]) for w, _, _ in weights)
+    width = max([int(w.shape[-1]) for w, _, _ in weights] + ([int(first[0].shape[-1])] if first else []))
     per_jet = samples * width * (int(arrays["constituents"].shape[1]) if deepset else 1)
     step = max(1, budget // per_jet)
     if model not in _SAMPLERS:  # one compiled pass per model: traced once, not once per call
-        _SAMPLERS[model] = _sampled_pass(tuple(a for _, _, a in weights), len(cfg.phi_hidden) if deepset else 0,
-                                         deepset)
+        activations = ((layers[0].activation,) if first else ()) + tuple(a for _, _, a in weights)
+        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset)
     run = _SAMPLERS[model]
     kernels, biases = tuple(w for w, _, _ in weights), tuple(b for _, b, _ in weights)
     names = ("constituents", "mask", "jet") if deepset else ("flat",)
-    outputs = [run(tuple(tf.constant(arrays[k][start:start + step]) for k in names), kernels, biases).numpy()
+    noise_seed = [int(v) for v in rng.integers(0, 2**31 - 1, size=2)]
+    outputs = [run(tuple(tf.constant(arrays[k][start:start + step]) for k in names), kernels, biases,
+                   first or (), tf.constant([noise_seed[0], noise_seed[1] + start], tf.int64),
+                   tf.constant(samples, tf.int32)).numpy()  # tensors: no new trace for another T or chunk
                for start in range(0, n_jets, step)]
     if not outputs:
-        return np.zeros((samples, 0, int(kernels[-1].shape[-1])), np.float32)
+        return np.zeros((samples, 0, int((kernels or (first[0],))[-1].shape[-1])), np.float32)
     return np.concatenate(outputs, axis=1)
 
 
@@ -221,9 +233,10 @@ def _sampled_pass(activations: tuple, n_phi: int, deepset: bool):
         return activation(out + b)
 
     @tf.function(reduce_retracing=True)
-    def run(inputs, kernels, biases):
-        layers = iter(zip(kernels, biases, activations))
+    def run(inputs, kernels, biases, first, seed, samples):
+        acts = iter(activations)
         if deepset:
+            layers = zip(kernels, biases, acts)
             constituents, mask, jet = inputs
             real = mask > 0
             h = tf.boolean_mask(constituents, real)                      # (real constituents, features)
@@ -233,11 +246,16 @@ def _sampled_pass(activations: tuple, n_phi: int, deepset: bool):
             pooled = tf.math.unsorted_segment_sum(tf.transpose(h, (1, 0, 2)), jet_of_row, tf.shape(mask)[0])
             pooled = tf.transpose(pooled, (1, 0, 2)) / POOL_SCALE              # (T, jets, features)
             jet = tf.broadcast_to(jet[None], tf.concat([tf.shape(pooled)[:1], tf.shape(jet)], 0))
-            z, shared = tf.concat([pooled, jet], axis=-1), False
-        else:
-            z, shared = inputs[0], True
+            z = tf.concat([pooled, jet], axis=-1)
+        else:  # the first layer in distribution (local reparametrisation), the same for all draws' inputs
+            x = inputs[0]
+            loc, scale2, bias = first
+            mean, sd = tf.matmul(x, loc) + bias, tf.sqrt(tf.matmul(x * x, scale2))
+            eps = tf.random.stateless_normal(tf.concat([samples[None], tf.shape(mean)], 0), seed)
+            z = next(acts)(mean[None] + sd[None] * eps)
+            layers = zip(kernels, biases, acts)
         for w, b, activation in layers:
-            z, shared = dense(z, w, b, activation, shared), False
+            z = dense(z, w, b, activation, False)
         return z
 
     return run

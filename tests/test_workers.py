@@ -1,0 +1,78 @@
+"""topcal.workers: task graphs on every executor, resumption, failures, and the workers' thread share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from topcal.errors import ConfigError
+from topcal.workers import Task, run_tasks, worker_environment, worker_pool
+
+
+def write_sum(out: str, *inputs: str) -> None:
+    """A task: the sum of its input files' numbers (1 without inputs) into ``out``."""
+    total = sum(json.loads(Path(p).read_text()) for p in inputs) if inputs else 1
+    Path(out).write_text(json.dumps(total))
+
+
+def fail(out: str) -> None:
+    raise RuntimeError("task failed on purpose")
+
+
+def _diamond(tmp_path: Path) -> list[Task]:
+    a, b, c, d = (str(tmp_path / f"{x}.json") for x in "abcd")
+    return [Task("a", Path(a), write_sum, (a,)),
+            Task("b", Path(b), write_sum, (b, a), after=("a",)),
+            Task("c", Path(c), write_sum, (c, a), after=("a",)),
+            Task("d", Path(d), write_sum, (d, b, c), after=("b", "c"))]
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
+def test_task_graph_runs_in_dependency_order_on_every_executor(tmp_path, executor):
+    done = []
+    with worker_pool(executor, 2) as pool:
+        run_tasks(_diamond(tmp_path), pool, on_done=lambda t, s, what: done.append((t.name, what)))
+    assert json.loads((tmp_path / "d.json").read_text()) == 2  # b = 1, c = 1: only right if a ran first
+    assert sorted(done) == [(n, "done") for n in "abcd"]
+    assert done[0][0] == "a" and done[-1][0] == "d"
+
+
+def test_complete_tasks_are_reused_and_an_interrupted_graph_resumes(tmp_path):
+    tasks = _diamond(tmp_path)
+    with worker_pool() as pool:
+        run_tasks(tasks[:2], pool)
+        done = []
+        run_tasks(tasks, pool, on_done=lambda t, s, what: done.append((t.name, what)))
+    assert ("a", "reused") in done and ("b", "reused") in done and ("d", "done") in done
+
+
+def test_a_failing_task_stops_its_dependents_and_is_raised(tmp_path):
+    tasks = _diamond(tmp_path)
+    tasks[1] = Task("b", tmp_path / "b.json", fail, (str(tmp_path / "b.json"),), after=("a",))
+    with worker_pool("futures", 2) as pool, pytest.raises(RuntimeError, match="on purpose"):
+        run_tasks(tasks, pool)
+    assert (tmp_path / "c.json").exists()       # independent of the failure: finished
+    assert not (tmp_path / "d.json").exists()   # depends on it: never started
+
+
+def test_unknown_dependency_and_bad_options_are_one_line_errors(tmp_path):
+    with worker_pool() as pool, pytest.raises(ValueError, match="unknown tasks"):
+        run_tasks([Task("x", tmp_path / "x", write_sum, after=("nothing",))], pool)
+    with pytest.raises(ConfigError, match="--scheduler needs --executor dask"):
+        with worker_pool("futures", 2, scheduler="tcp://localhost:1"):
+            pass
+    with pytest.raises(ConfigError, match="workers"):
+        with worker_pool("dask", 0):
+            pass
+
+
+def test_local_dask_workers_get_their_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr("topcal.workers.default_workers", lambda: 8)
+    env = worker_environment(2)
+    assert env["TOPCAL_THREADS"] == env["OMP_NUM_THREADS"] == "4"
+    assert worker_environment(16)["TOPCAL_THREADS"] == "1"
+    with worker_pool("dask", 1) as pool:
+        threads = pool.pool.run(lambda: __import__("os").environ.get("TOPCAL_THREADS"))
+    assert list(threads.values()) == [str(worker_environment(1)["TOPCAL_THREADS"])]

@@ -72,9 +72,6 @@ class _Deferred:
             raise self._error
         return self._value
 
-    def done(self) -> bool:
-        return True  # runs on demand: always ready to be asked
-
 
 @dataclass
 class WorkerPool:
@@ -201,7 +198,6 @@ class Task:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     after: tuple[str, ...] = ()
-    weight: float = 1.0  # relative cost, for the wall-time estimate
 
     @property
     def complete(self) -> bool:

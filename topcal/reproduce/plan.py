@@ -118,10 +118,8 @@ def study_tasks(out: Path, scale: Scale, sizes: list[int], isr_train_size: int |
     tasks: list[Task] = []
     configs = training_configs(scale, sizes)
     for name, cfg in configs.items():
-        members = max(cfg.ensemble, 1)
         tasks.append(Task(f"train {name}", models / name / "model.json", train, (out / "dataset", models / name, cfg),
-                          dict(progress=progress, command=command),
-                          weight=members * (cfg.train_size or 0) * cfg.epochs))
+                          dict(progress=progress, command=command)))
     nominal = f"size{sizes[-1]}_rep0"
     evaluations: dict[str, dict] = {name: {} for name in configs}
     for f in scale.smear_fractions:  # sigma_cal against the unsmeared network of the same seed
@@ -136,25 +134,24 @@ def study_tasks(out: Path, scale: Scale, sizes: list[int], isr_train_size: int |
                           dict(samples=scale.samples, reference=models / reference if reference else None,
                                input_smear=opts.get("input_smear"), progress=progress, figures=False,
                                command=command),
-                          after=(f"train {model}", *((f"train {reference}",) if reference else ())), weight=0.0))
+                          after=(f"train {model}", *((f"train {reference}",) if reference else ()))))
     if scale.isr_events:
         tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
         for tag, tops, qcd in (("noisr", "dataset", "dataset_qcd_noisr"), ("isr", "dataset_isr", "dataset_qcd_isr")):
             tasks.append(Task(f"tagger {tag}", out / "taggers" / tag / "tagger.json", train_tagger,
                               (out / tops, out / qcd, out / "taggers" / tag, tagger_cfg),
-                              dict(progress=progress, command=command), weight=0.0))
+                              dict(progress=progress, command=command)))
         base = dict(hidden=list(scale.hidden), prior_sigma=scale.prior_sigma, learning_rate=scale.learning_rate,
                     epochs=scale.epochs, patience=scale.patience)
         for r in range(scale.repetitions):
             name = f"isr_rep{r}"
             cfg = paper_train_config(train_size=isr_train_size, seed=r + 1, **base)
             tasks.append(Task(f"train {name}", models / name / "model.json", train,
-                              (out / "dataset_isr", models / name, cfg), dict(progress=progress, command=command),
-                              weight=(isr_train_size or 0) * cfg.epochs))
+                              (out / "dataset_isr", models / name, cfg), dict(progress=progress, command=command)))
             tasks.append(Task(f"evaluate {name}", reports / name / "report.json", evaluate,
                               (models / name, out / "dataset_isr", reports / name),
                               dict(samples=scale.samples, progress=progress, figures=False, command=command),
-                              after=(f"train {name}",), weight=0.0))
+                              after=(f"train {name}",)))
     return tasks
 
 
@@ -258,6 +255,16 @@ class Estimate:
     @property
     def wall_seconds(self) -> float:
         return self.sample_seconds + self.study_seconds
+
+    def __str__(self) -> str:
+        return "\n".join([f"projected wall time on {self.slots} worker(s): {_hours(self.wall_seconds)} (samples "
+                          f"{_hours(self.sample_seconds)}, studies {_hours(self.study_seconds)}; "
+                          f"{self.cpu_seconds / 3600:.1f} worker-hours), an upper bound: every training runs all "
+                          f"its epochs", *self.lines])
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def estimate(steps: list[SampleStep], tasks: list[Task], rates: Rates, slots: int, jets_per_event: float,

@@ -59,21 +59,11 @@ class ReproduceSummary:
     planned: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = []
-        if self.estimate is not None:
-            e = self.estimate
-            lines += [f"projected wall time on {e.slots} worker(s): {_hours(e.wall_seconds)} "
-                      f"(samples {_hours(e.sample_seconds)}, studies {_hours(e.study_seconds)}; "
-                      f"{e.cpu_seconds / 3600:.1f} worker-hours), an upper bound: every training runs all its "
-                      f"epochs", *e.lines]
+        lines = [str(self.estimate)] if self.estimate is not None else []
         if self.dry_run:
             return "\n".join([*lines, *self.planned, "dry run: nothing was run"])
         lines += [f"{name:<28s} {sec:8.1f} s  {what}" for name, sec, what in self.steps]
         return "\n".join([*lines, f"report: {self.out_dir / 'report.md'}", f"figures: {self.out_dir / 'plots'}"])
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def reproduce(scale_name: str, out, sample=None, progress: bool = True, command: str | None = None,
@@ -86,29 +76,20 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     step times here first and print the projection (default: for every scale but ``tiny``).
     """
     from topcal.io.dataset import open_dataset
-    from topcal.train.data import split_rows
 
     scale = get_scale(scale_name)
     out = Path(out)
     summary = ReproduceSummary(out, dry_run=dry_run)
     steps = sample_steps(out, scale, sample)
     with worker_pool(executor, workers, scheduler) as pool:
-        def planned_sizes(dataset: Path, events: int) -> list[int]:
-            if (dataset / "dataset.json").exists():
-                trainable = len(split_rows(open_dataset(dataset).n_jets, TrainConfig().test_fraction)[0])
-            else:  # not processed yet: the scale's sizes that its events should give
-                trainable = int(events * JETS_PER_EVENT * (1 - TrainConfig().test_fraction))
-            return [n for n in scale.train_sizes if n <= trainable], trainable
-
-        sizes, _ = planned_sizes(out / "dataset", scale.events)
-        sizes = sizes or [min(scale.train_sizes)]
-        _, isr_trainable = planned_sizes(out / "dataset_isr", scale.isr_events)
+        sizes = _sizes(scale, out / "dataset", scale.events)[0] or [min(scale.train_sizes)]
+        isr_trainable = _sizes(scale, out / "dataset_isr", scale.isr_events)[1]
         tasks = study_tasks(out, scale, sizes, min(sizes[-1], isr_trainable), command)
         if project if project is not None else (scale_name != "tiny" or dry_run):
             summary.estimate = estimate(steps, tasks, measure_rates(), pool.slots, JETS_PER_EVENT,
                                         TrainConfig().test_fraction)
             if not dry_run and progress:
-                print(str(summary).split("\nreport:")[0], flush=True)
+                print(summary.estimate, flush=True)
         if dry_run:
             summary.planned = [f"  {'done' if s.complete else 'to do'}  {s.name}" for s in steps] + \
                               [f"  {'done' if t.complete else 'to do'}  {t.name}" for t in tasks]
@@ -118,11 +99,11 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
         for s in steps:
             _sample_step(s, pool, progress, command, summary)
         ds = open_dataset(out / "dataset")
-        sizes, trainable = planned_sizes(out / "dataset", scale.events)
+        sizes, trainable = _sizes(scale, out / "dataset", scale.events)
         if not sizes:
             raise ConfigError(f"scale {scale_name}: {trainable} trainable jets, fewer than the smallest training "
                               f"size {min(scale.train_sizes)}")
-        _, isr_trainable = planned_sizes(out / "dataset_isr", scale.isr_events)
+        isr_trainable = _sizes(scale, out / "dataset_isr", scale.isr_events)[1]
         tasks = study_tasks(out, scale, sizes, min(sizes[-1], isr_trainable), command, progress=progress and pool.local)
         (out / "taggers").mkdir(exist_ok=True)
         run_tasks(tasks, pool, on_done=lambda t, sec, what: _record(summary, t.name, sec, what, progress, pool))
@@ -130,6 +111,20 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
     write_studies(out, scale, sizes, f"size{sizes[-1]}_rep0", ds)
     summary.steps.append(("figures and report", time.perf_counter() - t0, "done"))
     return summary
+
+
+def _sizes(scale: Scale, dataset: Path, events: int) -> tuple[list[int], int]:
+    """(the scale's training sizes that ``dataset`` can give, its trainable jets); before the dataset is
+    made, the trainable jets that ``events`` should give."""
+    from topcal.io.dataset import open_dataset
+    from topcal.train.data import split_rows
+
+    test_fraction = TrainConfig().test_fraction
+    if (dataset / "dataset.json").exists():
+        trainable = len(split_rows(open_dataset(dataset).n_jets, test_fraction)[0])
+    else:
+        trainable = int(events * JETS_PER_EVENT * (1 - test_fraction))
+    return [n for n in scale.train_sizes if n <= trainable], trainable
 
 
 def _record(summary: ReproduceSummary, name: str, seconds: float, what: str, progress: bool, pool: WorkerPool) -> None:

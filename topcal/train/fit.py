@@ -248,12 +248,11 @@ def _fit_members(cfg: TrainConfig, splits: list, x_all: dict, y_all, work: Path,
             x_all, y_all = pool.pool.scatter(x_all, broadcast=False), pool.pool.scatter(y_all, broadcast=False)
         futures = [pool.submit(_fit_member, cfg, m, trn, val, x_all, y_all, work, False)
                    for m, (trn, val) in enumerate(splits)]
-        bar = progress_bar(len(futures), "training ensemble members", "network", progress)
         results = []
-        for future in futures:
-            results.append(future.result())
-            bar.update(1)
-        bar.close()
+        with progress_bar(len(futures), "training ensemble members", "network", progress) as bar:
+            for future in futures:
+                results.append(future.result())
+                bar.update(1)
     return results
 
 

@@ -73,14 +73,14 @@ class TrainedModel:
         cfg, pre = self.config, self.meta["preprocessing"]
         n = len(jets)
         if self.is_ensemble:  # the members are the samples
-            raws = [np.concatenate([net({k: v[i:i + batch_jets] for k, v in arrays.items()}, training=False).numpy()
-                                    for i in range(0, n, batch_jets)]) if n else
-                    np.zeros((0, net.output_shape[-1]), np.float32) for net in self.networks]
+            raws = np.stack([np.concatenate([net({k: v[i:i + batch_jets] for k, v in arrays.items()},
+                                                 training=False).numpy() for i in range(0, n, batch_jets)]) if n else
+                             np.zeros((0, net.output_shape[-1]), np.float32) for net in self.networks])
         else:
             from topcal.train.network import sample_outputs
 
             raws = sample_outputs(self.networks[0], cfg, arrays, samples, np.random.default_rng(seed))
-        outputs = np.stack(raws).astype(np.float64)
+        outputs = raws.astype(np.float64)
         w, mu, sigma = mixture_params_np(outputs, cfg.components, cfg.sigma_floor)
         mu = mu * pre["target_scale"] + pre["target_mean"]
         sigma = sigma * pre["target_scale"]

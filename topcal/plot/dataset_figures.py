@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hist
 import mplhep
+import numpy as np
 
 from topcal.plot.style import label, new_figure, save
 from topcal.process.histograms import NARROW_SLICE_GEV, as_double, narrow_slice
@@ -26,11 +27,13 @@ def narrow_slice_truth(h2d: hist.Hist, out_dir: str | Path, note: str | None = N
     """pT,t(truth) of jets with 600 <= pT,j < 620 GeV."""
     h = as_double(narrow_slice(h2d))
     fig, ax = new_figure()
-    mplhep.histplot(h, ax=ax, yerr=True, histtype="step", color="black", flow=None)
+    # Poisson errors where there are jets; none drawn on empty bins (a forest of bars at zero otherwise)
+    mplhep.histplot(h, ax=ax, yerr=np.sqrt(h.variances()), histtype="step", color="black", flow=None)
     lo, hi = NARROW_SLICE_GEV
     ax.axvspan(lo, hi, color="tab:orange", alpha=0.2, label=rf"${lo:.0f} \leq p_{{T,j}} < {hi:.0f}$ GeV")
     ax.set_xlim(400, 1000)
-    ax.set_ylim(bottom=0)
+    top = float(np.max(h.values() + np.sqrt(h.variances()), initial=1.0))
+    ax.set_ylim(0, 1.45 * top)  # headroom: the peak stays below the legend
     ax.set_ylabel("jets")
     ax.legend(loc="upper right")
     label(ax, note=note)

@@ -12,7 +12,8 @@ One run:
   5. evaluates everything on the same held-out test jets (the dataset's last 20%, never trained on) and
      prints one table: sqrt(MSE) on all test jets, in pT,j 600..620 GeV with its bootstrap error, and per
      100 GeV pT,j bin; 68% and 95% coverage and pull width (std of (pT,t - <pT>) / sigma_tot) for the
-     networks (the yardsticks have no per-jet error), and the training time. The ratios to the linear
+     networks (the yardsticks have no per-jet error), and the training time; then the networks' 68%
+     coverage per 40 GeV pT,j bin with its binomial standard error. The ratios to the linear
      baseline are measured in the same run.
 
     python benchmarks/bench_physics.py --seed 4242 --events 90000 --json physics.json
@@ -30,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from topcal.config import ProcessConfig, RunConfig, TrainConfig, paper_train_config
-from topcal.train.metrics import NARROW_SLICE_GEV, bootstrap_rmse, linear_response, summary_row
+from topcal.train.metrics import NARROW_SLICE_GEV, PT_BINS_GEV, bootstrap_rmse, linear_response, summary_row
 
 BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)
+COVERAGE_BINS_GEV = PT_BINS_GEV  # 40 GeV bins of pT,j
+COVERAGE_TARGET = (0.63, 0.73)  # 68% coverage wanted in every 40 GeV bin (issue 11)
 
 
 def make_dataset(base: Path, seed: int, events: int, workers: int) -> Path:
@@ -97,6 +100,18 @@ def figures(truth: np.ndarray, pt_jet: np.ndarray, pred: dict, seed: int) -> dic
     for key in ("coverage68", "coverage95", "pull_width", "pull_iqr", "sigma_pred", "sigma_stoch"):
         if key in row:
             out[key] = row[key]
+    if "low" in pred:  # 68% coverage per 40 GeV pT,j bin, with its binomial standard error
+        inside = (truth >= pred["low"]) & (truth <= pred["high"])
+        out["coverage68_bins"] = {}
+        for a, b in zip(COVERAGE_BINS_GEV[:-1], COVERAGE_BINS_GEV[1:]):
+            sel = (pt_jet >= a) & (pt_jet < b)
+            n = int(sel.sum())
+            cov = float(inside[sel].mean()) if n else None
+            out["coverage68_bins"][f"{a:.0f}-{b:.0f}"] = {
+                "jets": n, "coverage68": cov, "binomial_err": float(np.sqrt(0.68 * 0.32 / n)) if n else None}
+        covs = [v["coverage68"] for v in out["coverage68_bins"].values() if v["coverage68"] is not None]
+        out["coverage68_bins_outside_target"] = int(sum(not COVERAGE_TARGET[0] <= c <= COVERAGE_TARGET[1]
+                                                        for c in covs))
     for key in ("train_seconds", "epochs", "n_train"):
         if key in pred:
             out[key] = pred[key]
@@ -121,6 +136,18 @@ def print_table(results: dict, n_test: int) -> None:
         print(f"{name:<24s} {r['rmse_gev']:6.1f}+-{r['rmse_err_gev']:3.1f} {r['rmse_gev'] / base['rmse_gev']:6.3f} "
               f"{sl} {sl_ratio:6.3f} {bins}{extra}")
     print("\nper-bin columns: sqrt(MSE) in 100 GeV bins of pT,j; pull: std of (pT,t - <pT>) / sigma_tot")
+    nets = {name: r for name, r in results.items() if "coverage68_bins" in r}
+    if nets:
+        first = next(iter(nets.values()))["coverage68_bins"]
+        print(f"\n68% coverage per 40 GeV pT,j bin (binomial standard error in the last row; target "
+              f"{COVERAGE_TARGET[0]}..{COVERAGE_TARGET[1]})\n")
+        print(f"{'pT,j bin (GeV)':<24s} " + " ".join(f"{k:>8s}" for k in first))
+        for name, r in nets.items():
+            covs = " ".join(f"{v['coverage68']:8.3f}" if v["coverage68"] is not None else f"{'':>8s}"
+                            for v in r["coverage68_bins"].values())
+            print(f"{name:<24s} {covs}   outside: {r['coverage68_bins_outside_target']}")
+        print(f"{'+- (binomial)':<24s} " + " ".join(f"{v['binomial_err']:8.3f}" if v["binomial_err"] else f"{'':>8s}"
+                                                   for v in first.values()))
 
 
 def main() -> None:

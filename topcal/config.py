@@ -583,9 +583,8 @@ class TrainConfig(_Serialisable):
     of ``train_size`` jets. The last ``test_fraction`` of the dataset is never used in training (``topcal
     evaluate`` uses it); ``validation_fraction`` of the training jets drive early stopping. ``recalibrate``
     fits one factor on the validation jets that stretches each jet's predictive distribution about its
-    mean (so every sigma and the intervals) until their 68% intervals hold 68% of the labels; it is applied
-    only when the raw coverage differs from 68% by more than two binomial standard errors of the validation
-    jets (``model.json`` records it; reports give the raw figures beside the recalibrated ones).
+    mean (so every sigma and the intervals) until their 68% intervals hold 68% of the labels
+    (``model.json`` records it; reports give the raw figures beside the recalibrated ones).
     ``steps_per_execution`` training steps run in one TensorFlow call (speed only: fewer returns to Python).
     """
 

@@ -54,11 +54,9 @@ def jets_table(base: Path, n: int) -> tuple[dict, object]:
 def bare_fit_seconds(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, validation=None) -> float:
     """A plain ``model.fit`` of the paper's network on the flattened constituents, one step per call (the
     way the paper's own Keras code trains)."""
-    from dataclasses import replace
-
     from topcal.train.network import build_network
 
-    model = build_network(replace(cfg, steps_per_execution=1), {"flat": (x.shape[1],)}, len(x))
+    model = build_network(cfg, {"flat": (x.shape[1],)}, len(x))
     if validation is not None:
         validation = ({"flat": validation[0]}, validation[1])
     t0 = time.perf_counter()

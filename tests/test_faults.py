@@ -124,7 +124,7 @@ def test_resume_with_a_changed_configuration_is_refused(tmp_path, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fit, "_after_epoch", crash)
+    monkeypatch.setattr(fit._MemberRun, "after_epoch", crash)
     with pytest.raises(KeyboardInterrupt):
         fit.train(ds.path, tmp_path / "m", cfg, progress=False)
     monkeypatch.undo()

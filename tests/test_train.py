@@ -195,23 +195,23 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
 
     ds = toy_dataset(tmp_path / "ds", 3000, seed=7)
     cfg = TrainConfig(epochs=4, patience=10, **{k: v for k, v in FAST.items() if k != "patience"})
-    real_after_epoch = fit._after_epoch
+    real_after_epoch = fit._MemberRun.after_epoch
     epochs_seen = []
 
-    def crash_in_epoch_three(book, model, loss, nll, val_nll):
-        epochs_seen.append(book.state["epoch"] + 1)
+    def crash_in_epoch_three(run, loss, nll, val_nll):
+        epochs_seen.append(run.state["epoch"] + 1)
         if epochs_seen[-1] == 3:
             raise KeyboardInterrupt
-        real_after_epoch(book, model, loss, nll, val_nll)
+        real_after_epoch(run, loss, nll, val_nll)
 
-    monkeypatch.setattr(fit, "_after_epoch", crash_in_epoch_three)
+    monkeypatch.setattr(fit._MemberRun, "after_epoch", crash_in_epoch_three)
     monkeypatch.setattr(fit, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint after every epoch
     with pytest.raises(KeyboardInterrupt):
         train(ds.path, tmp_path / "m", cfg, progress=False)
     assert not (tmp_path / "m").exists() and (tmp_path / "m.partial").exists()
     epochs_seen.clear()
-    monkeypatch.setattr(fit, "_after_epoch", lambda *a: (epochs_seen.append(a[0].state["epoch"] + 1),
-                                                          real_after_epoch(*a)))
+    monkeypatch.setattr(fit._MemberRun, "after_epoch", lambda run, *a: (epochs_seen.append(run.state["epoch"] + 1),
+                                                                        real_after_epoch(run, *a)))
     train(ds.path, tmp_path / "m", cfg, resume=True, progress=False)
     history = json.loads((tmp_path / "m" / "history.json").read_text())[0]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
@@ -220,17 +220,13 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_training_with_a_message(tmp_path):
-    from types import SimpleNamespace
-
     import topcal.train.fit as fit
 
-    state = {"epoch": 4, "history": [], "best_val_loss": 1.0, "best_epoch": 4, "wait": 0}
-    book = SimpleNamespace(member=0, state=state, ckpt_dir=tmp_path / "ckpt", error=None, cfg=TrainConfig())
-    model = SimpleNamespace(stop_training=False)
-    fit._after_epoch(book, model, float("nan"), float("nan"), 1.0)
-    assert model.stop_training and state["epoch"] == 4
-    assert isinstance(book.error, fit.TrainingDiverged)
-    assert "loss became nan" in str(book.error) and "in epoch 5" in str(book.error)
+    run = fit._MemberRun(0, None, None, tmp_path / "ckpt", tmp_path / "w.h5", TrainConfig())
+    run.state["epoch"] = 4
+    with pytest.raises(fit.TrainingDiverged, match="loss became nan .* in epoch 5"):
+        run.after_epoch(float("nan"), float("nan"), 1.0)
+    assert run.state["epoch"] == 4 and run.state["history"] == []
 
 
 @pytest.mark.parametrize("network", ["default", "paper"])

@@ -585,7 +585,6 @@ class TrainConfig(_Serialisable):
     fits one factor on the validation jets that stretches each jet's predictive distribution about its
     mean (so every sigma and the intervals) until their 68% intervals hold 68% of the labels
     (``model.json`` records it; reports give the raw figures beside the recalibrated ones).
-    ``steps_per_execution`` training steps run in one TensorFlow call (speed only: fewer returns to Python).
     """
 
     architecture: str = "deepset"
@@ -613,7 +612,6 @@ class TrainConfig(_Serialisable):
     ensemble_dropout: float = 0.1
     recalibrate: bool = True
     width_speed: float = 10.0
-    steps_per_execution: int = 1
     seed: int = 1
 
     @property
@@ -627,7 +625,7 @@ class TrainConfig(_Serialisable):
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
         if self.architecture == "deepset" and self.inputs != "jet-frame":
             raise ConfigError(f"inputs: the deepset architecture needs 'jet-frame' inputs, not {self.inputs!r}")
-        _training_fields(self, "", ("batch_size", "epochs", "patience", "steps_per_execution"))
+        _training_fields(self, "", ("batch_size", "epochs", "patience"))
         if self.lr_patience is not None and self.lr_patience < 1:
             raise ConfigError(f"lr_patience: {self.lr_patience} must be >= 1 (or unset: never lowered)")
         if self.architecture == "deepset" and (not self.phi_hidden or any(int(n) < 1 for n in self.phi_hidden)):

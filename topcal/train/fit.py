@@ -38,8 +38,7 @@ from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_n
 
 CHECKPOINT = "checkpoint"
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
-CHECKPOINT_SECONDS = 30.0
-GATHER_BATCHES = 32  # batches gathered from the numpy arrays in one call (make_batches)  # a resumable checkpoint at most this often (and at the end), not every epoch
+CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 
 
 class TrainingDiverged(TopcalError):
@@ -77,8 +76,6 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     The members of an ensemble (``cfg.ensemble``) are independent: with ``executor`` ``futures`` or ``dask``
     (:mod:`topcal.workers`) they train at the same time on ``workers`` processes or on the cluster at
     ``scheduler``, each with its own seed, so the model is the same as with ``iterative``."""
-    import tensorflow as tf
-
     deterministic()
     cfg = cfg or TrainConfig()
     cfg.validate()
@@ -125,7 +122,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
 
     raw = raw_inputs(data.jets, cfg.inputs, cfg.n_constituents)
     standardiser = Standardiser.fit(raw)
-    x_all = standardiser.apply(raw) if standardiser else raw  # batches are gathered from it (make_batches)
+    x_all = standardiser.apply(raw) if standardiser else raw  # batches are gathered from it (EpochLoop)
     del raw
     splits = []
     for sub in subsamples:
@@ -204,39 +201,6 @@ def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[
     return [np.sort(rng.choice(trainable, n, replace=False)) for _ in range(members)], False
 
 
-def make_batches(x_all: dict[str, np.ndarray], y_all: np.ndarray, idx: np.ndarray, batch_size: int, seed: int,
-                 shuffle: bool = True):
-    """tf.data pipeline of (inputs, y) batches gathered from the numpy arrays by (shuffled) index.
-
-    ``x_all`` maps each network input's name to its array. The arrays stay numpy (one copy of the inputs in
-    memory: ``tf.constant`` of them would need two more at its peak); each batch is gathered by
-    ``tf.numpy_function``, which costs far less than a training step. The order is fixed by ``seed``.
-    """
-    import tensorflow as tf
-
-    names = sorted(x_all)
-
-    def gather(i):
-        return (*(x_all[name][i] for name in names), y_all[i])
-
-    @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to convert
-    def gather_tf(i):
-        *xs, y = tf.numpy_function(gather, [i], [tf.float32] * (len(names) + 1), stateful=False)
-        for name, x in zip(names, xs):
-            x.set_shape((None, *x_all[name].shape[1:]))
-        y.set_shape((None,))
-        return dict(zip(names, xs)), y
-
-    ids = tf.data.Dataset.from_tensor_slices(np.sort(idx).astype(np.int64))
-    if shuffle:
-        ids = ids.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    # gathered GATHER_BATCHES batches at a time (one Python call for many steps), then cut into the batches
-    return ids.batch(batch_size * GATHER_BATCHES).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE,
-                                                      deterministic=True) \
-        .rebatch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-len(idx) // batch_size))) \
-        .prefetch(tf.data.AUTOTUNE)
-
-
 def _fit_members(cfg: TrainConfig, splits: list, x_all: dict, y_all, work: Path, progress: bool, executor: str,
                  workers: int, scheduler: str | None) -> list[dict]:
     """Train every member: one after the other here, or at the same time on a worker pool."""
@@ -259,107 +223,105 @@ def _fit_members(cfg: TrainConfig, splits: list, x_all: dict, y_all, work: Path,
 
 def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
                 progress: bool) -> dict:
-    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``."""
+    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``.
+
+    Each epoch is one compiled call (:class:`topcal.train.loop.EpochLoop`) over the training rows in an order
+    drawn from the member's seed and the epoch number. The best weights (by validation NLL) are kept in
+    memory and written with every checkpoint and at the end."""
     import tensorflow as tf
 
+    from topcal.train.loop import EpochLoop
     from topcal.train.network import build_network
 
     deterministic()
-    tf.keras.utils.set_random_seed(cfg.seed + 7919 * member)  # the same weights wherever the member trains
+    seed = cfg.seed + 7919 * member
+    tf.keras.utils.set_random_seed(seed)  # the same weights wherever the member trains
 
     shapes = {k: v.shape[1:] for k, v in x_all.items()}
     model = build_network(cfg, shapes, len(trn), bayesian=not cfg.ensemble)
-    train_ds = make_batches(x_all, y_all, trn, cfg.batch_size, cfg.seed + member)
-    val_ds = make_batches(x_all, y_all, val, max(cfg.batch_size, 1000), 0, shuffle=False)
+    loop = EpochLoop(model, x_all, y_all, cfg.batch_size)
+    trn, val = np.sort(trn), np.sort(val)
 
     ckpt_dir = work / CHECKPOINT / f"{member:02d}"
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=1)
-    state_path = ckpt_dir / "state.json"
-    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0, "lr_wait": 0,
-             "learning_rate": cfg.learning_rate}
-    weights_path = work / weights_name(member)
-    if manager.latest_checkpoint and state_path.is_file():
+    run = _MemberRun(member, model, manager, ckpt_dir, work / weights_name(member), cfg)
+    if manager.latest_checkpoint and run.state_path.is_file():
         ckpt.restore(manager.latest_checkpoint)
-        state = json.loads(state_path.read_text())
-        if state.get("done"):
-            model.load_weights(str(weights_path))
-            return _member_result(state, len(trn), len(val))
+        run.state = json.loads(run.state_path.read_text())
+        if run.weights_path.is_file():
+            run.best = _weights_from(model, run.weights_path)
+        if run.state.get("done"):
+            return _member_result(run.state, len(trn), len(val))
 
-    if state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
-        book = _bookkeeping_class()(member, state, manager, state_path, weights_path, cfg, ckpt_dir)
-        bar = progress_bar(cfg.epochs, f"training network {member}", "epoch", progress, initial=state["epoch"])
-        book.bar = bar
-        try:
-            model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=state["epoch"], verbose=0,
-                      callbacks=[book])
-        finally:
-            bar.close()
-        if book.error is not None:
-            raise book.error
+    state = run.state
+    with progress_bar(cfg.epochs, f"training network {member}", "epoch", progress, initial=state["epoch"]) as bar:
+        while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
+            order = np.random.default_rng([seed, state["epoch"]]).permutation(trn)
+            loss, nll = loop.train_epoch(order)
+            run.after_epoch(loss, nll, loop.validation_nll(val))
+            bar.set_postfix(nll=f"{nll:.4f}", val_nll=f"{state['history'][-1]['val_nll']:.4f}")
+            bar.update(1)
     state["done"] = True
-    _save_checkpoint(manager, state_path, state)
+    run.save()
     return _member_result(state, len(trn), len(val))
 
 
-def _after_epoch(book, model, loss: float, nll: float, val_nll: float) -> None:
-    """Bookkeeping after one epoch: NaN check, history, best weights (by validation NLL), learning-rate
-    halving, patience, periodic checkpoint."""
-    state, cfg = book.state, book.cfg
-    if not (np.isfinite(loss) and np.isfinite(val_nll)):
-        book.error = TrainingDiverged(
-            f"network {book.member}: loss became {loss} (validation NLL {val_nll}) in epoch {state['epoch'] + 1}; "
-            f"the last good checkpoint is in {book.ckpt_dir} (lower the learning rate, then --resume)"
-        )
-        model.stop_training = True
-        return
-    state["epoch"] += 1
-    state["history"].append({"epoch": state["epoch"], "loss": loss, "nll": nll, "val_nll": val_nll,
-                             "learning_rate": state["learning_rate"]})
-    if val_nll < state["best_val_loss"]:
-        state.update(best_val_loss=val_nll, best_epoch=state["epoch"], wait=0, lr_wait=0)
-        model.save_weights(str(book.weights_path))
-    else:
-        state["wait"] += 1
-        state["lr_wait"] += 1
-    if cfg.lr_patience is not None and state["lr_wait"] >= cfg.lr_patience:
-        state["learning_rate"] *= 0.5
-        state["lr_wait"] = 0
-        model.optimizer.learning_rate.assign(state["learning_rate"])
-    if state["wait"] >= cfg.patience:
-        model.stop_training = True
-    if time.monotonic() - book.last_save > CHECKPOINT_SECONDS:
-        _save_checkpoint(book.manager, book.state_path, state)
-        book.last_save = time.monotonic()
-    book.bar.set_postfix(nll=f"{nll:.4f}", val_nll=f"{val_nll:.4f}")
-    book.bar.update(1)
+def _weights_from(model, path: Path) -> list:
+    """The weights stored at ``path`` (``model`` keeps its own)."""
+    current = model.get_weights()
+    model.load_weights(str(path))
+    stored = model.get_weights()
+    model.set_weights(current)
+    return stored
 
 
-def _bookkeeping_class():
-    import tf_keras as keras
+class _MemberRun:
+    """The bookkeeping of one member's training: history, best weights (by validation NLL), learning-rate
+    halving, patience, NaN check, and the resumable checkpoint (at most every ``CHECKPOINT_SECONDS``)."""
 
-    class Bookkeeping(keras.callbacks.Callback):
-        """Calls :func:`_after_epoch` at the end of every epoch of a single ``fit`` call."""
+    def __init__(self, member: int, model, manager, ckpt_dir: Path, weights_path: Path, cfg: TrainConfig):
+        self.member, self.model, self.manager, self.cfg = member, model, manager, cfg
+        self.ckpt_dir, self.weights_path, self.state_path = ckpt_dir, weights_path, ckpt_dir / "state.json"
+        self.state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
+                      "lr_wait": 0, "learning_rate": cfg.learning_rate}
+        self.best, self.best_written, self.last_save = None, True, time.monotonic()
 
-        def __init__(self, member, state, manager, state_path, weights_path, cfg, ckpt_dir):
-            super().__init__()
-            self.member, self.state, self.manager = member, state, manager
-            self.state_path, self.weights_path = state_path, weights_path
-            self.cfg, self.ckpt_dir = cfg, ckpt_dir
-            self.error, self.bar, self.last_save = None, None, time.monotonic()
+    def after_epoch(self, loss: float, nll: float, val_nll: float) -> None:
+        state, cfg = self.state, self.cfg
+        if not (np.isfinite(loss) and np.isfinite(val_nll)):
+            raise TrainingDiverged(
+                f"network {self.member}: loss became {loss} (validation NLL {val_nll}) in epoch "
+                f"{state['epoch'] + 1}; the last good checkpoint is in {self.ckpt_dir} (lower the learning rate, "
+                f"then --resume)")
+        state["epoch"] += 1
+        state["history"].append({"epoch": state["epoch"], "loss": loss, "nll": nll, "val_nll": val_nll,
+                                 "learning_rate": state["learning_rate"]})
+        if val_nll < state["best_val_loss"]:
+            state.update(best_val_loss=val_nll, best_epoch=state["epoch"], wait=0, lr_wait=0)
+            self.best, self.best_written = self.model.get_weights(), False
+        else:
+            state["wait"] += 1
+            state["lr_wait"] += 1
+        if cfg.lr_patience is not None and state["lr_wait"] >= cfg.lr_patience:
+            state["learning_rate"] *= 0.5
+            state["lr_wait"] = 0
+            self.model.optimizer.learning_rate.assign(state["learning_rate"])
+        if time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
+            self.save()
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            _after_epoch(self, self.model, float(logs.get("loss", np.nan)), float(logs.get("nll", np.nan)),
-                         float(logs.get("val_nll", np.nan)))
-
-    return Bookkeeping
-
-
-def _save_checkpoint(manager, state_path: Path, state: dict) -> None:
-    """Weights, optimiser state and bookkeeping of the last finished epoch (for --resume)."""
-    manager.save()
-    state_path.write_text(json.dumps(state))
+    def save(self) -> None:
+        """The best weights (when new), then the weights, optimiser state and bookkeeping of the last
+        finished epoch (for --resume)."""
+        if not self.best_written and self.best is not None:
+            current = self.model.get_weights()
+            self.model.set_weights(self.best)
+            self.model.save_weights(str(self.weights_path))
+            self.model.set_weights(current)
+            self.best_written = True
+        self.manager.save()
+        self.state_path.write_text(json.dumps(self.state))
+        self.last_save = time.monotonic()
 
 
 def _member_result(state: dict, n_train: int, n_val: int) -> dict:

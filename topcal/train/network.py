@@ -152,8 +152,7 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
     model = keras.Model(inputs=inputs, outputs=out)
     loss = nll_loss(cfg.components, cfg.sigma_floor)
     optimizer = keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")],
-                  steps_per_execution=cfg.steps_per_execution)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")])
     return model
 
 

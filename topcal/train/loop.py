@@ -1,0 +1,97 @@
+"""The training loop: one compiled TensorFlow call per epoch, batches gathered from numpy arrays.
+
+Keras's ``model.fit`` returns to Python after every step (or every ``steps_per_execution`` steps, whose
+unrolled graph took seconds to trace) and runs its callbacks there. Here one ``tf.function`` runs a whole
+epoch as a ``tf.while_loop``: per step it gathers the batch's rows from the numpy arrays
+(``tf.numpy_function``, so the inputs stay in memory once, never copied into TensorFlow), computes the
+negative log-likelihood (mean over the batch) plus the network's own losses (the KL term of the Bayesian
+layers, or the L2 penalty of an ensemble member), and applies the gradients with the model's optimiser
+(Adam with gradient clipping, :func:`topcal.train.network.build_network`). The epoch's order is a
+permutation that the caller draws from its seed, so a resumed training shuffles as an uninterrupted one.
+
+The figures returned per epoch are the means over the epoch's jets of the total loss and of the NLL; the
+validation NLL is the mean over the validation jets, with ``training=False`` (dropout off; a Bayesian
+network still draws its weights, as at prediction).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
+
+VALIDATION_BATCH = 2000  # jets per validation step
+
+
+class EpochLoop:
+    """Compiled training and validation passes of ``model`` over rows of ``x_all`` / ``y_all``.
+
+    ``x_all`` maps each network input's name to its float32 array (rows: jets), ``y_all`` holds the
+    standardised targets; ``batch_size`` jets per gradient step (the last step of an epoch takes the rest).
+    """
+
+    def __init__(self, model, x_all: dict[str, np.ndarray], y_all: np.ndarray, batch_size: int):
+        import tensorflow as tf
+
+        self.model, self.batch_size = model, int(batch_size)
+        names = sorted(x_all)
+        shapes = {name: x_all[name].shape[1:] for name in names}
+
+        def gather(i):
+            return (*(x_all[name][i] for name in names), y_all[i])
+
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to convert
+        def rows(idx):
+            *xs, y = tf.numpy_function(gather, [idx], [tf.float32] * (len(names) + 1), stateful=False)
+            for name, x in zip(names, xs):
+                x.set_shape((None, *shapes[name]))
+            y.set_shape((None,))
+            return dict(zip(names, xs)), y
+
+        loss_fn, optimizer = model.loss, model.optimizer
+
+        def batch_nll(x, y, training):
+            out = model(x, training=training)
+            return tf.reduce_mean(loss_fn(y, out))
+
+        def chunks(order, size):
+            n = tf.shape(order, out_type=tf.int64)[0]
+            return n, (n + size - 1) // size
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+        def train_epoch(order):
+            n, steps = chunks(order, self.batch_size)
+            total, total_nll = tf.constant(0.0), tf.constant(0.0)
+            for step in tf.range(steps):
+                idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+                x, y = rows(idx)
+                with tf.GradientTape() as tape:
+                    nll = batch_nll(x, y, True)
+                    loss = nll + tf.add_n(model.losses) if model.losses else nll
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                weight = tf.cast(tf.shape(y)[0], tf.float32)
+                total += loss * weight
+                total_nll += nll * weight
+            n = tf.cast(n, tf.float32)
+            return total / n, total_nll / n
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+        def validation_nll(order):
+            n, steps = chunks(order, VALIDATION_BATCH)
+            total = tf.constant(0.0)
+            for step in tf.range(steps):
+                x, y = rows(order[step * VALIDATION_BATCH:(step + 1) * VALIDATION_BATCH])
+                total += batch_nll(x, y, False) * tf.cast(tf.shape(y)[0], tf.float32)
+            return total / tf.cast(n, tf.float32)
+
+        self._train, self._validate = train_epoch, validation_nll
+
+    def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
+        """One epoch over the rows ``order`` in that order: (mean total loss, mean NLL)."""
+        loss, nll = self._train(np.asarray(order, np.int64))
+        return float(loss), float(nll)
+
+    def validation_nll(self, rows: np.ndarray) -> float:
+        """Mean NLL of the standardised targets on ``rows``."""
+        return float(self._validate(np.asarray(rows, np.int64)))

@@ -127,3 +127,22 @@ def test_bad_inputs(model_dir, ttbar_file, tmp_path, friends):
     with pytest.raises(InputFileError, match="junk.root: not a readable ROOT file"):
         predict(model_dir, [junk], tmp_path / "f", progress=False)
     assert not list((tmp_path / "f").glob("*.root")) if (tmp_path / "f").exists() else True
+
+
+def test_a_fresh_process_loads_a_second_model_after_predicting(model_dir, ttbar_file, tmp_path):
+    """Op determinism is on once a model predicts; a model loaded after that (a Calibrator's reference
+    model, a user's second model) must still build without TensorFlow's global seed set."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(model_dir, tmp_path / "reference")  # another directory: loaded a second time
+    code = ("import sys, numpy as np, awkward as ak; from topcal.predict.calibrator import Calibrator; "
+            "from topcal.io.delphes_reader import open_events; "
+            "cal = Calibrator(sys.argv[1], samples=5, reference=sys.argv[2]); "
+            "jets = cal(open_events(sys.argv[3], 0, 50)); "
+            "print('jets', int(ak.sum(ak.num(jets))), 'sigmaCal', float(ak.sum(jets.sigmaCal)))")
+    run = subprocess.run([sys.executable, "-c", code, str(model_dir), str(tmp_path / "reference"),
+                          str(ttbar_file)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "sigmaCal 0.0" in run.stdout and "jets 0 " not in run.stdout  # the same weights: no sigma_cal

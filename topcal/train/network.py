@@ -105,6 +105,16 @@ def _flipout_class():
     return JetFlipout
 
 
+def _global_seed_set() -> bool:
+    """Whether TensorFlow's global seed is set (read without drawing an op seed, which would shift every
+    later random op's seed)."""
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:  # pragma: no cover - TensorFlow moved it: keep TFP's unseeded draw
+        return True
+    return getattr(context, "global_seed", lambda: 0)() is not None
+
+
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
     """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
     import tensorflow_probability as tfp
@@ -116,11 +126,17 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         flipout = _flipout_class()
         kl = lambda q, p, _: cfg.kl_weight * tfd.kl_divergence(q, p) / float(n_train)  # noqa: E731
 
+        # TFP draws the dense Flipout perturbation with no op seed: fine under a global seed (training sets
+        # one), but with op determinism on and no global seed (loading a second model in a fresh process)
+        # TensorFlow refuses to build the layer. Then the draw gets the layer's seed; training is unchanged.
+        seeded_draws = not _global_seed_set()
+
         def dense(width, activation=None):
             seed = cfg.seed * 1000 + next(counter)
+            draw = (lambda d, s=seed: d.sample(seed=s)) if seeded_draws else (lambda d: d.sample())
             return flipout(width, activation=activation, kernel_prior_fn=_prior(cfg.prior_sigma),
                            kernel_posterior_fn=_posterior(seed, cfg.width_speed), bias_posterior_fn=_point_bias(),
-                           kernel_divergence_fn=kl, seed=seed)
+                           kernel_divergence_fn=kl, kernel_posterior_tensor_fn=draw, seed=seed)
 
         def dropout(x):
             return x

@@ -76,3 +76,29 @@ def test_local_dask_workers_get_their_share_of_the_cores(monkeypatch):
     with worker_pool("dask", 1) as pool:
         threads = pool.pool.run(lambda: __import__("os").environ.get("TOPCAL_THREADS"))
     assert list(threads.values()) == [str(worker_environment(1)["TOPCAL_THREADS"])]
+
+
+def test_futures_workers_run_tensorflow_after_the_parent_did(tmp_path):
+    """A futures pool opened before TensorFlow is loaded, then TensorFlow run in the parent (as reproduce
+    does when it measures step times), then TensorFlow in the workers: it must not hang (a worker forked
+    after TensorFlow ran inherits thread pools without threads)."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from topcal.workers import worker_pool
+
+def matmul(seed):
+    import tensorflow as tf
+    x = tf.constant(np.random.default_rng(seed).standard_normal((600, 600)), tf.float32)
+    return float(tf.reduce_sum(tf.matmul(x, x)))
+
+with worker_pool("futures", 2) as pool:
+    import tensorflow as tf
+    tf.reduce_sum(tf.matmul(tf.ones((600, 600)), tf.ones((600, 600)))).numpy()  # the parent runs TensorFlow
+    print("results", [f.result(timeout=120) == matmul(s) for s, f in enumerate([pool.submit(matmul, s) for s in range(2)])])
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "results [True, True]" in run.stdout

@@ -130,9 +130,15 @@ def worker_pool(executor: str = "iterative", workers: int = 1, scheduler: str | 
         yield WorkerPool("iterative", 1)
         return
     if executor == "futures":
-        # fork starts workers at once; spawn is the safe choice once threaded libraries (TensorFlow) are loaded
-        ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
+        # fork starts workers fast, but only before TensorFlow is loaded: a process forked after TensorFlow
+        # ran an operation inherits thread pools without their threads and hangs at its first parallel op.
+        # So spawn once it is loaded; with fork, every worker starts now (the pool would fork at the first
+        # submit, by when the caller may have run TensorFlow).
+        fork = "tensorflow" not in sys.modules
+        ctx = multiprocessing.get_context("fork" if fork else "spawn")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent) as pool:
+            if fork:
+                pool.submit(os.getpid).result()  # forks all the workers
             yield WorkerPool("futures", workers, pool)
         return
     with dask_client(workers, scheduler) as client:

@@ -107,8 +107,8 @@ def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, si
     ax.set_xlabel(r"$\langle\sigma_{smear}\rangle = f\,\langle p_{T,t}^{truth}\rangle$ [GeV]")
     ax.set_ylabel("[GeV]")
     ax.set_xlim(0, lim)
-    ax.set_ylim(0, lim)
-    ax.legend(loc="upper left", fontsize="x-small", bbox_to_anchor=(0.0, 0.85))
+    ax.set_ylim(0, 1.4 * lim)  # room above the points for the legend
+    ax.legend(loc="upper left", fontsize="x-small")
     label(ax, note=note)
     return save(fig, out_dir, "sigma_cal_vs_smearing")
 
@@ -172,6 +172,7 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
     label in the 600..620 GeV slice against the network's output there (a Gaussian draw per jet from
     <pT> and sigma_tot)."""
     fig, (top, bottom) = new_figure(figsize=(8, 11), nrows=2, height_ratios=(3, 2))
+    fig.subplots_adjust(hspace=0.3)  # room for the upper panel's axis title
     h = hist.Hist(hist.axis.Regular(30, 400, 1000, label=r"$p_{T,j}$ [GeV]"),
                   hist.axis.Regular(45, 300, 1200, label=r"smeared $p_{T,t}^{truth}$ [GeV]"))
     h.fill(pred["pt_jet"], smeared_label)
@@ -194,7 +195,8 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         top.plot(centres, mid, color=colour, label=name)
         top.plot(centres, lo, color=colour, ls="--")
         top.plot(centres, hi, color=colour, ls="--")
-    top.legend(loc="lower right", fontsize="x-small")
+    top.legend(loc="lower right", fontsize="x-small", frameon=True, facecolor="white", framealpha=0.85,
+               edgecolor="none")  # readable over the histogram
     label(top, note=f"labels smeared by {100 * fraction:.0f}%")
     lo, hi = NARROW_SLICE_GEV
     in_slice = (pred["pt_jet"] >= lo) & (pred["pt_jet"] < hi)

@@ -209,7 +209,7 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
         jets = Jets(jets.constituents[:, :n_constituents], jets.pt, jets.eta, jets.phi, jets.mass,
                     jets.n_constituents, jets.input_scale_gev)
     if kind == "lab-4vectors":
-        return {"flat": jets.constituents.reshape(len(jets), -1).astype(np.float32)}
+        return {"flat": jets.constituents.reshape(len(jets), -1).astype(np.float32, copy=False)}  # a view: no copy
     kin = constituent_kinematics(jets)
     return {"constituents": jet_frame_constituents(jets, kin), "jet": jet_features(jets, kin),
             "mask": kin["mask"].astype(np.float32)}

@@ -16,9 +16,12 @@ network still draws its weights, as at prediction).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
+from topcal.console import silenced
 
 VALIDATION_BATCH = 2000  # jets per validation step
 
@@ -86,12 +89,27 @@ class EpochLoop:
             return total / tf.cast(n, tf.float32)
 
         self._train, self._validate = train_epoch, validation_nll
+        self._ran: set[str] = set()
 
     def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
         """One epoch over the rows ``order`` in that order: (mean total loss, mean NLL)."""
-        loss, nll = self._train(np.asarray(order, np.int64))
+        with self._quiet_first("train"):
+            loss, nll = self._train(np.asarray(order, np.int64))
         return float(loss), float(nll)
 
     def validation_nll(self, rows: np.ndarray) -> float:
         """Mean NLL of the standardised targets on ``rows``."""
-        return float(self._validate(np.asarray(rows, np.int64)))
+        with self._quiet_first("validation"):
+            return float(self._validate(np.asarray(rows, np.int64)))
+
+    @contextlib.contextmanager
+    def _quiet_first(self, name: str):
+        """TensorFlow's graph optimiser, at a function's first run, prints cost-model warnings ("Error in
+        PredictCost() for the op: Softmax") from C++, past its log level: silenced then (``topcal -v``
+        shows them)."""
+        if name in self._ran:
+            yield
+            return
+        self._ran.add(name)
+        with silenced(stdout=False):
+            yield

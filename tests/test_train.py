@@ -266,3 +266,53 @@ def test_ensemble_members_on_a_process_pool_give_the_same_model(tmp_path):
     b = load_model(tmp_path / "pool").predict(jets, samples=2)
     np.testing.assert_array_equal(a["mean"], b["mean"])
     np.testing.assert_array_equal(a["sigma_tot"], b["sigma_tot"])
+
+
+def test_ensemble_members_trained_as_separate_calls_assemble_to_the_same_model(tmp_path):
+    """``train(members=[m])`` trains one member into the checkpoint directory and writes no model; a last
+    call with ``resume`` assembles them: the same model as one call, whatever order the members ran in."""
+    from topcal.train.fit import member_done_path
+
+    ds = toy_dataset(tmp_path / "ds", 1500, seed=8)
+    cfg = TrainConfig(epochs=2, ensemble=2, **FAST)
+    train(ds.path, tmp_path / "whole", cfg, progress=False)
+    out = tmp_path / "parts"
+    for m in (1, 0):
+        assert train(ds.path, out, cfg, progress=False, members=[m]) is None
+        assert member_done_path(out, m).is_file() and not (out / "model.json").exists()
+    summary = train(ds.path, out, cfg, progress=False, resume=True)
+    assert [m["epochs"] for m in summary.members] == [2, 2]
+    assert not (tmp_path / "parts.partial").exists()
+    jets = _test_arrays(ds)[0].jets
+    a = load_model(tmp_path / "whole").predict(jets, samples=2)
+    b = load_model(out).predict(jets, samples=2)
+    np.testing.assert_array_equal(a["mean"], b["mean"])
+    np.testing.assert_array_equal(a["sigma_tot"], b["sigma_tot"])
+    with pytest.raises(ConfigError, match="members: \\[2\\]"):
+        train(ds.path, tmp_path / "bad", cfg, progress=False, members=[2])
+
+
+def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
+    """Once trained, nothing holds the training inputs (TensorFlow's registry of numpy functions kept the
+    whole sample alive before); the summary has each epoch's wall time, the model files do not."""
+    import gc
+    import weakref
+
+    from topcal.train.fit import _fit_member
+
+    ds = toy_dataset(tmp_path / "ds", 600, seed=9)
+    cfg = TrainConfig(epochs=2, **FAST)
+    summary = train(ds.path, tmp_path / "m", cfg, progress=False)
+    assert len(summary.epoch_seconds[0]) == 2 and all(s > 0 for s in summary.epoch_seconds[0])
+    assert "seconds" not in (tmp_path / "m" / "model.json").read_text()
+    arrays, _ = load_rows(ds, np.arange(400))
+    x_all = {"constituents": np.ascontiguousarray(arrays.x[:, :, :3]), "mask": np.ones(arrays.x.shape[:2], np.float32),
+             "jet": np.zeros((400, 8), np.float32)}
+    probe = weakref.ref(x_all["constituents"])
+    y = np.zeros(400, np.float32)
+    (tmp_path / "w").mkdir()
+    _fit_member(TrainConfig(epochs=1, **FAST), 0, np.arange(300), np.arange(300, 400), x_all, y, tmp_path / "w",
+                False)
+    del x_all, y
+    gc.collect()
+    assert probe() is None

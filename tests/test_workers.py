@@ -102,3 +102,18 @@ with worker_pool("futures", 2) as pool:
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "results [True, True]" in run.stdout
+
+
+def test_a_task_whose_output_a_later_task_used_up_is_complete(tmp_path):
+    """An ensemble member's checkpoint is removed when the ensemble's model is published: the member task is
+    then complete through ``superseded_by``, and a rerun reuses everything."""
+    member, model = tmp_path / "member.json", tmp_path / "model.json"
+    tasks = [Task("member", member, write_sum, (str(member),), superseded_by=model),
+             Task("model", model, write_sum, (str(model), str(member)), after=("member",))]
+    with worker_pool("iterative", 1) as pool:
+        run_tasks(tasks, pool)
+        member.unlink()  # consumed by the assembly
+        assert tasks[0].complete
+        again = []
+        run_tasks(tasks, pool, on_done=lambda t, s, what: again.append(what))
+    assert again == ["reused", "reused"] and not member.exists()

@@ -196,7 +196,9 @@ def die_with_parent() -> None:
 class Task:
     """One independent step: ``fn(*args, **kwargs)`` writes ``output``; it runs after the tasks named in
     ``after`` (whose outputs it reads). A task whose ``output`` exists is complete and is not run again
-    (every topcal step publishes its output atomically, so an existing output is a whole one)."""
+    (every topcal step publishes its output atomically, so an existing output is a whole one). So is a
+    task whose output a later step has used up and replaced by ``superseded_by`` (an ensemble member's
+    checkpoint, once the ensemble's model is published)."""
 
     name: str
     output: Path
@@ -204,10 +206,11 @@ class Task:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     after: tuple[str, ...] = ()
+    superseded_by: Path | None = None
 
     @property
     def complete(self) -> bool:
-        return Path(self.output).exists()
+        return Path(self.output).exists() or (self.superseded_by is not None and Path(self.superseded_by).exists())
 
 
 def _timed(fn: Callable, args: tuple, kwargs: dict) -> float:

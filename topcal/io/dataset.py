@@ -126,12 +126,21 @@ class Dataset:
     def columns(self) -> list[str]:
         return list(self.manifest["columns"])
 
-    def iter_batches(self, columns: Sequence[str] | None = None, batch_jets: int = 65536) -> Iterator[dict]:
-        """Yield per-jet column dicts of at most ``batch_jets`` rows, part by part, in dataset order."""
-        for part in self.parts:
-            file = pq.ParquetFile(str(part))
-            for batch in file.iter_batches(batch_size=batch_jets, columns=list(columns) if columns else None):
-                yield from_arrow(pa.Table.from_batches([batch]))
+    def iter_batches(self, columns: Sequence[str] | None = None, batch_jets: int = 4096) -> Iterator[dict]:
+        """Yield per-jet column dicts of at most ``batch_jets`` rows, part by part, in dataset order.
+
+        Arrow's allocator keeps the pages that a part's decoding freed; they are handed back after each
+        part (and when the caller stops early), so streaming a large dataset holds about one part's worth
+        of Arrow memory, not all of it."""
+        pool = pa.default_memory_pool()
+        try:
+            for part in self.parts:
+                file = pq.ParquetFile(str(part), pre_buffer=False)
+                for batch in file.iter_batches(batch_size=batch_jets, columns=list(columns) if columns else None):
+                    yield from_arrow(pa.Table.from_batches([batch]))
+                pool.release_unused()
+        finally:
+            pool.release_unused()
 
     def read(self, columns: Sequence[str] | None = None, max_jets: int | None = None) -> dict[str, np.ndarray]:
         """The first ``max_jets`` jets (all by default) as numpy columns, read part by part."""

@@ -112,14 +112,21 @@ def study_tasks(out: Path, scale: Scale, sizes: list[int], isr_train_size: int |
     their dependencies (an evaluation after its model, a smeared network's after its reference)."""
     from topcal.tagger.run import train_tagger
     from topcal.train.evaluate import evaluate
-    from topcal.train.fit import train
+    from topcal.train.fit import member_done_path, train
 
     models, reports = out / "models", out / "reports"
     tasks: list[Task] = []
     configs = training_configs(scale, sizes)
     for name, cfg in configs.items():
-        tasks.append(Task(f"train {name}", models / name / "model.json", train, (out / "dataset", models / name, cfg),
-                          dict(progress=progress, command=command)))
+        model, args = models / name / "model.json", (out / "dataset", models / name, cfg)
+        # an ensemble's members train as tasks of their own (on any worker), then one task assembles them
+        members = [Task(f"train {name} member {m}", member_done_path(models / name, m), train, args,
+                        dict(progress=False, command=command, members=[m]), superseded_by=model)
+                   for m in range(cfg.ensemble)]
+        tasks.extend(members)
+        tasks.append(Task(f"train {name}", model, train, args,
+                          dict(progress=progress, command=command, resume=bool(members)),
+                          after=tuple(t.name for t in members)))
     nominal = f"size{sizes[-1]}_rep0"
     evaluations: dict[str, dict] = {name: {} for name in configs}
     for f in scale.smear_fractions:  # sigma_cal against the unsmeared network of the same seed
@@ -220,7 +227,10 @@ def task_seconds(task: Task, rates: Rates, test_jets: int) -> float:
     if fn == "train":
         cfg = task.args[2]
         kind = "default" if cfg.architecture == "deepset" else "paper"
-        members = max(cfg.ensemble, 1)
+        if "members" in task.kwargs:  # some members of an ensemble
+            members = len(task.kwargs["members"])
+        else:  # a whole training, or the assembly of an ensemble whose members are tasks of their own
+            members = 0 if task.kwargs.get("resume") else max(cfg.ensemble, 1)
         return members * (cfg.train_size or test_jets) * cfg.epochs * rates.train_s_per_jet_epoch[kind]
     if fn == "evaluate":
         samples = task.kwargs.get("samples", 50) * (3 if task.kwargs.get("input_smear") else 2

@@ -74,10 +74,14 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         n = len(batch[LABEL])
         lo, hi = np.searchsorted(rows, [offset, offset + n])
         local = rows[lo:hi] - offset
-        block = batch[CONSTITUENTS][local]
+        block = x[filled:filled + len(local)]
+        if x_out is None:
+            np.take(batch[CONSTITUENTS], local, axis=0, out=block)  # straight into place, no copy in between
+        else:
+            block = batch[CONSTITUENTS][local]
+            x[filled:filled + len(local)] = block
         if len(local):
             bad_inputs += int((~np.isfinite(block).reshape(len(local), -1).all(axis=1)).sum())
-        x[filled:filled + len(local)] = block
         for name in columns:
             columns[name][filled:filled + len(local)] = batch[name][local]
         filled += len(local)

@@ -15,11 +15,15 @@ stops training with a message and keeps the last good checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
 import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +42,8 @@ from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_n
 
 CHECKPOINT = "checkpoint"
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
-CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
+CHECKPOINT_SECONDS = 30.0
+CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)  # a resumable checkpoint at most this often (and at the end), not every epoch
 
 
 class TrainingDiverged(TopcalError):
@@ -53,6 +58,7 @@ class TrainSummary:
     members: list[dict]
     seconds: float
     calibration: dict | None = None
+    epoch_seconds: list[list[float]] | None = None  # per member, wall seconds of each epoch (training + validation)
 
     def __str__(self) -> str:
         lines = [f"wrote model to {self.path} ({self.n_train} training jets, {self.n_val} validation jets, "
@@ -70,15 +76,25 @@ class TrainSummary:
 
 def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = False, resume: bool = False,
           progress: bool = True, command: str | None = None, executor: str = "iterative", workers: int = 1,
-          scheduler: str | None = None) -> TrainSummary:
+          scheduler: str | None = None, members: Sequence[int] | None = None) -> TrainSummary | None:
     """Train on ``dataset_dir`` and write the model directory ``out``.
 
     The members of an ensemble (``cfg.ensemble``) are independent: with ``executor`` ``futures`` or ``dask``
     (:mod:`topcal.workers`) they train at the same time on ``workers`` processes or on the cluster at
-    ``scheduler``, each with its own seed, so the model is the same as with ``iterative``."""
+    ``scheduler``, each with its own seed, so the model is the same as with ``iterative``.
+
+    ``members`` (a list of member numbers) trains only those members into the checkpoint directory
+    ``out.partial``, marks each done (:func:`member_done_path`) and returns None, writing no model: separate
+    tasks of ``topcal reproduce`` train an ensemble's members this way, each on any worker of a cluster,
+    and a last call without ``members`` (with ``resume``) finds them done and assembles the model."""
     deterministic()
     cfg = cfg or TrainConfig()
     cfg.validate()
+    if members is not None:
+        bad = [m for m in members if not 0 <= int(m) < max(cfg.ensemble, 1)]
+        if bad:
+            raise ConfigError(f"members: {bad} are not members of an ensemble of {max(cfg.ensemble, 1)}")
+        resume = True  # the members share one checkpoint directory
     out = check_output(out, overwrite, inputs=[dataset_dir])
     work = partial_dir(out)
     refuse_overlap(work, [dataset_dir])
@@ -97,7 +113,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
 
     ds = open_dataset(dataset_dir)
     trainable, _ = split_rows(ds.n_jets, cfg.test_fraction)
-    members = max(cfg.ensemble, 1)
+    n_networks = max(cfg.ensemble, 1)
     n_member = cfg.train_size if cfg.train_size is not None else len(trainable)
     if n_member > len(trainable):
         raise ConfigError(f"train_size: {n_member} jets requested, but {dataset_dir} has only {len(trainable)} "
@@ -105,7 +121,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     if n_member < 10:
         raise InputFileError(f"{dataset_dir}: only {n_member} trainable jets; at least 10 are needed")
     rng = np.random.default_rng([cfg.seed, 0x7A1])
-    subsamples, disjoint = _subsamples(rng, trainable, n_member, members)
+    subsamples, disjoint = _subsamples(rng, trainable, n_member, n_networks)
     rows = np.unique(np.concatenate(subsamples))
     data, _ = load_rows(ds, rows)  # bad data is an error here, before anything is written
     if cfg.inputs == "jet-frame":
@@ -114,7 +130,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
                 raise InputFileError(f"{dataset_dir}: column '{name}' is missing or not finite; the "
                                      f"'{cfg.inputs}' inputs need it")
     work.mkdir(exist_ok=True)
-    (work / META_STARTED).write_text(json.dumps(cfg.to_dict()))
+    _write_atomically(work / META_STARTED, json.dumps(cfg.to_dict()))  # member tasks may start together
     n_constituents = data.x.shape[1]
     labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
     target = labels / data.pt_jet if cfg.target == "response" else labels
@@ -129,12 +145,21 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         idx = rng.permutation(np.searchsorted(data.rows, sub))  # data.rows: the sorted union of the subsamples
         n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
         splits.append((idx[n_val:], idx[:n_val]))
-    val_jets, val_labels = data.jets.take(splits[0][1]), labels[splits[0][1]]
+    calibration_rows = splits[0][1][:CALIBRATION_JETS]  # a random subset: the split is a permutation
+    val_jets, val_labels = data.jets.take(calibration_rows), labels[calibration_rows]
     del data
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
-    results = _fit_members(cfg, splits, x_all, y_all, work, progress, executor, workers, scheduler)
+    chosen = list(range(len(splits))) if members is None else sorted({int(m) for m in members})
+    results = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor, workers,
+                           scheduler)
+    if members is not None:
+        del x_all
+        for m, result in zip(chosen, results):
+            _write_atomically(member_done_path(out, m), json.dumps({"member": m, "epochs": result["epochs"]}))
+        return None
     input_shapes = {k: list(v.shape[1:]) for k, v in x_all.items()}
     del x_all
+    gc.collect()  # the trained networks' compiled loops (reference cycles) hold the inputs: free them now
 
     meta = {
         "format": FORMAT,
@@ -159,8 +184,9 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": len(trainable),
                     "process_config": ds.manifest["config"], "process_command": ds.manifest.get("command")},
         "training": {"jets_per_network": n_member, "disjoint_subsamples": disjoint, "members": results},
-        "weights": [weights_name(m) for m in range(members)],
+        "weights": [weights_name(m) for m in range(n_networks)],
     }
+    epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete: load it back
     meta["calibration"] = _calibration(work, val_jets, val_labels, cfg)
@@ -169,11 +195,14 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     (work / META_STARTED).unlink()
     publish(work, out, overwrite)
     n_val = results[0]["n_val"]
-    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"])
+    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"],
+                        epoch_seconds)
 
 
 def _calibration(work: Path, jets, labels: np.ndarray, cfg: TrainConfig, samples: int = 50) -> dict:
-    """The raw coverage of the trained model on the validation jets of network 0 and, with
+    """The raw coverage of the trained model on the validation jets of network 0 (at most
+    ``CALIBRATION_JETS`` of them: beyond, the binomial error of the coverage, 0.002, no longer limits the
+    factor, and the copy of the jets and their predictions would cost memory and time) and, with
     ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels.
 
     The factor is always fitted, however close the raw coverage is to 68%: leaving deviations within two
@@ -201,18 +230,32 @@ def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[
     return [np.sort(rng.choice(trainable, n, replace=False)) for _ in range(members)], False
 
 
-def _fit_members(cfg: TrainConfig, splits: list, x_all: dict, y_all, work: Path, progress: bool, executor: str,
-                 workers: int, scheduler: str | None) -> list[dict]:
-    """Train every member: one after the other here, or at the same time on a worker pool."""
+def member_done_path(out, member: int) -> Path:
+    """The file that marks member ``member`` of the training into ``out`` as trained (``train(members=...)``)."""
+    return partial_dir(out) / CHECKPOINT / f"{member:02d}" / "done.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` whole or not at all, also for a reader in another process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _fit_members(cfg: TrainConfig, splits: dict[int, tuple], x_all: dict, y_all, work: Path, progress: bool,
+                 executor: str, workers: int, scheduler: str | None) -> list[dict]:
+    """Train the members ``splits`` (member number -> training and validation rows): one after the other here,
+    or at the same time on a worker pool."""
     from topcal.workers import worker_pool
 
     if len(splits) == 1 or (executor == "iterative" and not scheduler):
-        return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress) for m, (trn, val) in enumerate(splits)]
+        return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress) for m, (trn, val) in splits.items()]
     with worker_pool(executor, workers, scheduler) as pool:
         if pool.executor == "dask":  # the arrays go to the cluster once, not once per member
             x_all, y_all = pool.pool.scatter(x_all, broadcast=False), pool.pool.scatter(y_all, broadcast=False)
         futures = [pool.submit(_fit_member, cfg, m, trn, val, x_all, y_all, work, False)
-                   for m, (trn, val) in enumerate(splits)]
+                   for m, (trn, val) in splits.items()]
         results = []
         with progress_bar(len(futures), "training ensemble members", "network", progress) as bar:
             for future in futures:
@@ -239,7 +282,6 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
 
     shapes = {k: v.shape[1:] for k, v in x_all.items()}
     model = build_network(cfg, shapes, len(trn), bayesian=not cfg.ensemble)
-    loop = EpochLoop(model, x_all, y_all, cfg.batch_size)
     trn, val = np.sort(trn), np.sort(val)
 
     ckpt_dir = work / CHECKPOINT / f"{member:02d}"
@@ -252,19 +294,23 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
         if run.weights_path.is_file():
             run.best = _weights_from(model, run.weights_path)
         if run.state.get("done"):
-            return _member_result(run.state, len(trn), len(val))
+            return _member_result(run.state, len(trn), len(val), run.epoch_seconds)
 
     state = run.state
-    with progress_bar(cfg.epochs, f"training network {member}", "epoch", progress, initial=state["epoch"]) as bar:
+    with progress_bar(cfg.epochs, f"training network {member}", "epoch", progress, initial=state["epoch"]) as bar, \
+            contextlib.closing(EpochLoop(model, x_all, y_all, cfg.batch_size)) as loop:
         while state["epoch"] < cfg.epochs and state["wait"] < cfg.patience:
+            started = time.perf_counter()
             order = np.random.default_rng([seed, state["epoch"]]).permutation(trn)
             loss, nll = loop.train_epoch(order)
-            run.after_epoch(loss, nll, loop.validation_nll(val))
+            val_nll = loop.validation_nll(val)
+            run.epoch_seconds.append(time.perf_counter() - started)
+            run.after_epoch(loss, nll, val_nll)
             bar.set_postfix(nll=f"{nll:.4f}", val_nll=f"{state['history'][-1]['val_nll']:.4f}")
             bar.update(1)
     state["done"] = True
     run.save()
-    return _member_result(state, len(trn), len(val))
+    return _member_result(state, len(trn), len(val), run.epoch_seconds)
 
 
 def _weights_from(model, path: Path) -> list:
@@ -286,6 +332,7 @@ class _MemberRun:
         self.state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0,
                       "lr_wait": 0, "learning_rate": cfg.learning_rate}
         self.best, self.best_written, self.last_save = None, True, time.monotonic()
+        self.epoch_seconds: list[float] = []  # this run's epochs (a resumed run: the epochs after the resume)
 
     def after_epoch(self, loss: float, nll: float, val_nll: float) -> None:
         state, cfg = self.state, self.cfg
@@ -324,6 +371,6 @@ class _MemberRun:
         self.last_save = time.monotonic()
 
 
-def _member_result(state: dict, n_train: int, n_val: int) -> dict:
+def _member_result(state: dict, n_train: int, n_val: int, epoch_seconds: list[float]) -> dict:
     return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
-            "n_train": n_train, "n_val": n_val, "history": state["history"]}
+            "n_train": n_train, "n_val": n_val, "history": state["history"], "epoch_seconds": epoch_seconds}

@@ -40,8 +40,11 @@ class EpochLoop:
         names = sorted(x_all)
         shapes = {name: x_all[name].shape[1:] for name in names}
 
+        self._arrays = {"x": x_all, "y": y_all}  # emptied by close(): TensorFlow keeps gather() registered
+
         def gather(i):
-            return (*(x_all[name][i] for name in names), y_all[i])
+            x, y = self._arrays["x"], self._arrays["y"]
+            return (*(x[name][i] for name in names), y[i])
 
         @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to convert
         def rows(idx):
@@ -61,35 +64,49 @@ class EpochLoop:
             n = tf.shape(order, out_type=tf.int64)[0]
             return n, (n + size - 1) // size
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+        def step_rows(order, step, size):
+            return rows(order[step * size:(step + 1) * size])
+
+        def train_step(step, order, total, total_nll):
+            x, y = step_rows(order, step, self.batch_size)
+            with tf.GradientTape() as tape:
+                nll = batch_nll(x, y, True)
+                loss = nll + tf.add_n(model.losses) if model.losses else nll
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            weight = tf.cast(tf.shape(y)[0], tf.float32)
+            return step + 1, order, total + loss * weight, total_nll + nll * weight
+
+        def validation_step(step, order, total):
+            x, y = step_rows(order, step, VALIDATION_BATCH)
+            return step + 1, order, total + batch_nll(x, y, False) * tf.cast(tf.shape(y)[0], tf.float32)
+
+        # Plain graph functions (no AutoGraph: tracing the network through it took seconds), traced once:
+        # the optimiser's slot variables exist before the first trace, so TensorFlow need not trace again.
+        optimizer.build(model.trainable_variables)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)], autograph=False)
         def train_epoch(order):
             n, steps = chunks(order, self.batch_size)
-            total, total_nll = tf.constant(0.0), tf.constant(0.0)
-            for step in tf.range(steps):
-                idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-                x, y = rows(idx)
-                with tf.GradientTape() as tape:
-                    nll = batch_nll(x, y, True)
-                    loss = nll + tf.add_n(model.losses) if model.losses else nll
-                grads = tape.gradient(loss, model.trainable_variables)
-                optimizer.apply_gradients(zip(grads, model.trainable_variables))
-                weight = tf.cast(tf.shape(y)[0], tf.float32)
-                total += loss * weight
-                total_nll += nll * weight
+            _, _, total, total_nll = tf.while_loop(lambda step, *_: step < steps, train_step,
+                                                   (tf.constant(0, tf.int64), order, 0.0, 0.0))
             n = tf.cast(n, tf.float32)
             return total / n, total_nll / n
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)], autograph=False)
         def validation_nll(order):
             n, steps = chunks(order, VALIDATION_BATCH)
-            total = tf.constant(0.0)
-            for step in tf.range(steps):
-                x, y = rows(order[step * VALIDATION_BATCH:(step + 1) * VALIDATION_BATCH])
-                total += batch_nll(x, y, False) * tf.cast(tf.shape(y)[0], tf.float32)
+            _, _, total = tf.while_loop(lambda step, *_: step < steps, validation_step,
+                                        (tf.constant(0, tf.int64), order, 0.0))
             return total / tf.cast(n, tf.float32)
 
         self._train, self._validate = train_epoch, validation_nll
         self._ran: set[str] = set()
+
+    def close(self) -> None:
+        """Drop the references to the input arrays (TensorFlow's registry of numpy functions would keep them,
+        and so the whole training sample, alive as long as the process); the loop cannot run after this."""
+        self._arrays.clear()
 
     def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
         """One epoch over the rows ``order`` in that order: (mean total loss, mean NLL)."""

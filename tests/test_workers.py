@@ -117,3 +117,61 @@ def test_a_task_whose_output_a_later_task_used_up_is_complete(tmp_path):
         again = []
         run_tasks(tasks, pool, on_done=lambda t, s, what: again.append(what))
     assert again == ["reused", "reused"] and not member.exists()
+
+
+def test_the_readme_jobqueue_recipe_runs_topcal_on_its_workers(tmp_path):
+    """The README's dask-jobqueue recipe (one worker process per job, one task slot, TOPCAL_THREADS from the
+    job script's prologue), on dask-jobqueue's LocalCluster: the same job scripts as SLURMCluster and
+    HTCondorCluster write, each run by bash here as a batch system would run it. TensorFlow in each worker
+    takes the prologue's thread count, and an ensemble trained there through ``--scheduler`` equals the one
+    trained in this process."""
+    import numpy as np
+    from dask.distributed import Client
+    from dask_jobqueue.local import LocalCluster, LocalJob
+    from toys import toy_dataset
+    from tornado.process import Subprocess
+
+    class BashJob(LocalJob):
+        """dask-jobqueue's local job, with its job script run by bash (LocalJob runs the script's words as
+        one command, so a prologue line such as ``export`` cannot run)."""
+
+        async def _submit_job(self, script_filename):
+            self.process = Subprocess(["bash", script_filename], stdout=Subprocess.STREAM, stderr=Subprocess.STREAM)
+            lines = []
+            while b"Registered to:" not in (line := await self.process.stderr.read_until(b"\n")):
+                lines.append(line.decode())
+                if b"error" in line.lower():
+                    raise RuntimeError("worker failed:\n" + "".join(lines))
+            return str(self.process.pid)
+
+    from topcal.config import TrainConfig
+    from topcal.train.data import load_rows
+    from topcal.train.fit import train
+    from topcal.train.model import load_model
+
+    def tensorflow_threads():
+        import os
+
+        import topcal.train.backend  # noqa: F401  (sets TensorFlow's pools from TOPCAL_THREADS)
+        import tensorflow as tf
+
+        return os.environ.get("TOPCAL_THREADS"), tf.config.threading.get_intra_op_parallelism_threads()
+
+    ds = toy_dataset(tmp_path / "ds", 1200, seed=11)
+    cfg = TrainConfig(epochs=2, ensemble=2, phi_hidden=[16], hidden=[16], patience=3)
+    train(ds.path, tmp_path / "here", cfg, progress=False)
+    with LocalCluster(job_cls=BashJob, cores=1, processes=1, memory="4GB", job_script_prologue=["export TOPCAL_THREADS=1"],
+                      worker_extra_args=["--nthreads", "1"], local_directory=str(tmp_path / "dask"),
+                      silence_logs="error") as cluster:
+        cluster.scale(jobs=2)
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=120)
+            assert set(client.run(tensorflow_threads).values()) == {("1", 1)}
+            assert set(client.nthreads().values()) == {1}
+            train(ds.path, tmp_path / "cluster", cfg, progress=False, executor="dask",
+                  scheduler=cluster.scheduler_address)
+    jets = load_rows(ds, np.arange(200))[0].jets
+    a = load_model(tmp_path / "here").predict(jets, samples=2)
+    b = load_model(tmp_path / "cluster").predict(jets, samples=2)
+    np.testing.assert_array_equal(a["mean"], b["mean"])
+    np.testing.assert_array_equal(a["sigma_tot"], b["sigma_tot"])

@@ -42,8 +42,8 @@ from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_n
 
 CHECKPOINT = "checkpoint"
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
-CHECKPOINT_SECONDS = 30.0
-CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)  # a resumable checkpoint at most this often (and at the end), not every epoch
+CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
+CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)
 
 
 class TrainingDiverged(TopcalError):
@@ -153,7 +153,6 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     results = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor, workers,
                            scheduler)
     if members is not None:
-        del x_all
         for m, result in zip(chosen, results):
             _write_atomically(member_done_path(out, m), json.dumps({"member": m, "epochs": result["epochs"]}))
         return None

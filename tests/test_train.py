@@ -256,6 +256,31 @@ def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, netw
     assert 0.9 < np.median(std_b / std_f) < 1.1
 
 
+@pytest.mark.parametrize("network", ["default", "paper"])
+def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_path, network):
+    """One compiled pass per model serves every number of jets and of samples (a retrace cost a second per
+    call); for the default network, evaluating the jets in small chunks gives the same numbers as in one
+    (the paper network's first layer draws its noise per chunk, from the chunk's own seed)."""
+    from topcal.train.network import _SAMPLERS, sample_outputs
+
+    ds, model_dir, _ = toy
+    if network == "paper":
+        model_dir = tmp_path / "paper"
+        train(ds.path, model_dir, paper_train_config(epochs=1, train_size=2000), progress=False)
+    model = load_model(model_dir)
+    net, cfg = model.networks[0], model.config
+    arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, 90)))
+    whole = sample_outputs(net, cfg, arrays, 7, np.random.default_rng(3))
+    for n, t in ((90, 7), (13, 3), (1, 20)):
+        sample_outputs(net, cfg, {k: v[:n] for k, v in arrays.items()}, t, np.random.default_rng(4))
+    assert _SAMPLERS[net].experimental_get_tracing_count() == 1
+    if network == "paper":
+        return
+    per_jet = 7 * max(cfg.phi_hidden + cfg.hidden) * arrays["constituents"].shape[1]
+    chunked = sample_outputs(net, cfg, arrays, 7, np.random.default_rng(3), budget=per_jet * 4)  # 4 jets a chunk
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
 def test_ensemble_members_on_a_process_pool_give_the_same_model(tmp_path):
     ds = toy_dataset(tmp_path / "ds", 1500, seed=8)
     cfg = TrainConfig(epochs=2, ensemble=2, **FAST)

@@ -12,6 +12,7 @@ external cluster, and TensorFlow's own choice (every core) otherwise.
 """
 
 import os
+import sys
 import warnings
 
 from topcal.console import silenced, verbose
@@ -34,6 +35,8 @@ def task_threads() -> int | None:
             return max(1, int(os.environ["TOPCAL_THREADS"]))
         except ValueError:
             raise ValueError(f"TOPCAL_THREADS={os.environ['TOPCAL_THREADS']!r} is not a number of threads") from None
+    if "distributed" not in sys.modules:  # a dask worker has imported it; importing it here costs 20 MB
+        return None
     try:
         from distributed import get_worker
 

@@ -222,24 +222,32 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, bud
     width = max([int(w.shape[-1]) for w, _, _ in weights] + ([int(first[0].shape[-1])] if first else []))
     per_jet = samples * width * (int(arrays["constituents"].shape[1]) if deepset else 1)
     step = max(1, budget // per_jet)
-    if model not in _SAMPLERS:  # one compiled pass per model: traced once, not once per call
-        activations = ((layers[0].activation,) if first else ()) + tuple(a for _, _, a in weights)
-        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset)
-    run = _SAMPLERS[model]
     kernels, biases = tuple(w for w, _, _ in weights), tuple(b for _, b, _ in weights)
     names = ("constituents", "mask", "jet") if deepset else ("flat",)
+    if model not in _SAMPLERS:  # one compiled pass per model, traced once: any T, any number of jets
+        activations = ((layers[0].activation,) if first else ()) + tuple(a for _, _, a in weights)
+        spec = tf.TensorSpec
+        signature = (tuple(spec((None, *arrays[k].shape[1:]), tf.float32) for k in names),
+                     tuple(spec((None, *w.shape[1:]), tf.float32) for w in kernels),
+                     tuple(spec(b.shape, tf.float32) for b in biases),
+                     tuple(spec(t.shape, tf.float32) for t in first or ()),
+                     spec([2], tf.int64), spec([], tf.int32))
+        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset, signature)
+    run = _SAMPLERS[model]
     noise_seed = [int(v) for v in rng.integers(0, 2**31 - 1, size=2)]
-    outputs = [run(tuple(tf.constant(arrays[k][start:start + step]) for k in names), kernels, biases,
+    outputs = [run(tuple(tf.constant(arrays[k][start:start + step], tf.float32) for k in names), kernels, biases,
                    first or (), tf.constant([noise_seed[0], noise_seed[1] + start], tf.int64),
-                   tf.constant(samples, tf.int32)).numpy()  # tensors: no new trace for another T or chunk
+                   tf.constant(samples, tf.int32)).numpy()
                for start in range(0, n_jets, step)]
     if not outputs:
         return np.zeros((samples, 0, int((kernels or (first[0],))[-1].shape[-1])), np.float32)
     return np.concatenate(outputs, axis=1)
 
 
-def _sampled_pass(activations: tuple, n_phi: int, deepset: bool):
-    """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``."""
+def _sampled_pass(activations: tuple, n_phi: int, deepset: bool, signature: tuple):
+    """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a plain graph
+    function (no AutoGraph, whose conversion of this code cost a second at the first call), traced once for
+    ``signature`` (any number of jets and draws)."""
     import tensorflow as tf
 
     def dense(h, w, b, activation, shared_input):
@@ -247,7 +255,7 @@ def _sampled_pass(activations: tuple, n_phi: int, deepset: bool):
         out = tf.einsum("ri,tio->tro", h, w) if shared_input else tf.matmul(h, w)
         return activation(out + b)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=signature, autograph=False)
     def run(inputs, kernels, biases, first, seed, samples):
         acts = iter(activations)
         if deepset:

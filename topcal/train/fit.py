@@ -146,7 +146,9 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
         splits.append((idx[n_val:], idx[:n_val]))
     calibration_rows = splits[0][1][:CALIBRATION_JETS]  # a random subset: the split is a permutation
-    val_jets, val_labels = data.jets.take(calibration_rows), labels[calibration_rows]
+    # their dataset rows: the jets are read again for the calibration, after training (a copy held through
+    # the training would add to its peak memory), their labels are kept
+    val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
     del data
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
     chosen = list(range(len(splits))) if members is None else sorted({int(m) for m in members})
@@ -188,7 +190,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete: load it back
-    meta["calibration"] = _calibration(work, val_jets, val_labels, cfg)
+    meta["calibration"] = _calibration(work, _read_jets(ds, val_rows), val_labels, cfg)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
     (work / META_STARTED).unlink()
@@ -219,6 +221,12 @@ def _calibration(work: Path, jets, labels: np.ndarray, cfg: TrainConfig, samples
     if cfg.recalibrate:
         out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])
     return out
+
+
+def _read_jets(ds, rows: np.ndarray):
+    """The jets of dataset rows ``rows``, in that order."""
+    ordered = np.sort(rows)
+    return load_rows(ds, ordered)[0].jets.take(np.searchsorted(ordered, rows))
 
 
 def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[np.ndarray], bool]:

@@ -151,6 +151,8 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
     del data
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
+    n_trainable = len(trainable)
+    del labels, target, trainable, subsamples, rows  # 8 bytes a jet each, not needed in training
     chosen = list(range(len(splits))) if members is None else sorted({int(m) for m in members})
     results = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor, workers,
                            scheduler)
@@ -182,7 +184,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
         },
-        "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": len(trainable),
+        "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": n_trainable,
                     "process_config": ds.manifest["config"], "process_command": ds.manifest.get("command")},
         "training": {"jets_per_network": n_member, "disjoint_subsamples": disjoint, "members": results},
         "weights": [weights_name(m) for m in range(n_networks)],

@@ -74,8 +74,8 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         n = len(batch[LABEL])
         lo, hi = np.searchsorted(rows, [offset, offset + n])
         local = rows[lo:hi] - offset
-        block = x[filled:filled + len(local)]
         if x_out is None:
+            block = x[filled:filled + len(local)]
             np.take(batch[CONSTITUENTS], local, axis=0, out=block)  # straight into place, no copy in between
         else:
             block = batch[CONSTITUENTS][local]

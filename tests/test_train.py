@@ -276,8 +276,7 @@ def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_p
     assert _SAMPLERS[net].experimental_get_tracing_count() == 1
     if network == "paper":
         return
-    per_jet = 7 * max(cfg.phi_hidden + cfg.hidden) * arrays["constituents"].shape[1]
-    chunked = sample_outputs(net, cfg, arrays, 7, np.random.default_rng(3), budget=per_jet * 4)  # 4 jets a chunk
+    chunked = sample_outputs(net, cfg, arrays, 7, np.random.default_rng(3), chunk_jets=4)
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
 

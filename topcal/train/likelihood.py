@@ -93,14 +93,33 @@ def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.
 
 def predictive_density(x: np.ndarray, weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """Density of the sample-averaged mixture at points ``x`` (n_jets, G); parameters (T, n_jets, K)."""
-    # float32 (relative precision 1e-7, far below the grid spacing) halves the cost of the exponentials
-    n = weights.shape[1]
-    w = np.moveaxis(weights, 0, 1).reshape(n, -1)                            # (n, T*K)
-    mu = np.moveaxis(means, 0, 1).reshape(n, 1, -1)
-    inv_s = 1.0 / np.moveaxis(sigmas, 0, 1).reshape(n, 1, -1)
-    coef = (w * inv_s[:, 0] / (math.sqrt(2 * math.pi) * weights.shape[0])).astype(np.float32)
-    z = (x[:, :, None] - mu).astype(np.float32)                              # (n, G, T*K), in place below
-    z *= inv_s.astype(np.float32)
+    w, mu, s = _per_jet(weights), _per_jet(means), _per_jet(sigmas)
+    z = ((x[:, :, None] - mu[:, None, :]) / s[:, None, :]).astype(np.float32)
+    return _mixture_sum(z, w / s, weights.shape[0])
+
+
+def grid_density(centre: np.ndarray, width: np.ndarray, u: np.ndarray, weights: np.ndarray, means: np.ndarray,
+                 sigmas: np.ndarray) -> np.ndarray:
+    """:func:`predictive_density` on the grids ``centre + u x width`` (one per jet, ``u`` shared): each
+    component's standardised distance is ``a + u b``, two float64 numbers per jet and component, so the
+    (jets, G, T x K) block is built in float32 directly."""
+    w, mu, s = _per_jet(weights), _per_jet(means), _per_jet(sigmas)
+    a = ((centre[:, None] - mu) / s).astype(np.float32)
+    b = (width[:, None] / s).astype(np.float32)
+    z = u.astype(np.float32)[None, :, None] * b[:, None, :]
+    z += a[:, None, :]
+    return _mixture_sum(z, w / s, weights.shape[0])
+
+
+def _per_jet(p: np.ndarray) -> np.ndarray:
+    """(T, n_jets, K) -> (n_jets, T x K): every jet's T x K mixture components in a row."""
+    return np.moveaxis(p, 0, 1).reshape(p.shape[1], -1)
+
+
+def _mixture_sum(z: np.ndarray, w_over_s: np.ndarray, samples: int) -> np.ndarray:
+    """sum_k w_k / s_k phi(z_k) / T for standardised distances ``z`` (n, G, T x K), overwritten. float32
+    (relative precision 1e-7, far below the grid spacing) halves the cost of the exponentials."""
+    coef = (w_over_s / (math.sqrt(2 * math.pi) * samples)).astype(np.float32)
     np.square(z, out=z)
     z *= -0.5
     np.exp(z, out=z)
@@ -117,7 +136,7 @@ def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, inter
     for start in range(0, n, jets_per_block):
         sl = slice(start, start + jets_per_block)
         x = centre[sl, None] + u[None, :] * width[sl, None]
-        p = predictive_density(x, weights[:, sl], means[:, sl], sigmas[:, sl])
+        p = grid_density(centre[sl], width[sl], u, weights[:, sl], means[:, sl], sigmas[:, sl])
         peak = np.argmax(p, axis=1)
         mode[sl] = x[np.arange(x.shape[0]), peak] + _vertex(p, peak) * (x[:, 1] - x[:, 0])
         for (low, high), interval in zip(bands, intervals):

@@ -178,6 +178,7 @@ def _named(fn, name: str):
 
 
 _SAMPLERS = weakref.WeakKeyDictionary()  # model -> its compiled sampling pass
+NOISE_BUDGET = 8_000_000  # floats of the dense network's first-layer noise for all draws of one chunk
 
 
 def bayesian_layers(model) -> list:
@@ -187,21 +188,25 @@ def bayesian_layers(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, tfp.layers.DenseFlipout)]
 
 
-def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, budget: int = 8_000_000):
+def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chunk_jets: int | None = None,
+                   budget: int = 4_000_000):
     """Raw outputs ``(samples, n_jets, n_outputs)`` of ``samples`` weight draws of a Bayesian network.
 
     Exact and batched: draw ``samples`` full weight sets ``W_t = loc + scale * eps_t`` from every layer's
-    posterior (``eps`` from the numpy generator ``rng``), then evaluate all of them in one pass with batched
-    matrix products. Every jet sees T independent draws from the posterior, as in T separate Flipout
-    passes, but each draw is one product per layer (Flipout needs two), the padded constituent slots are
-    never computed (the per-constituent map runs on the real constituents only) and there is one call per
-    chunk of jets, not per sample.
+    posterior (``eps`` from the numpy generator ``rng``), then evaluate all of them in one compiled call per
+    chunk of jets, a loop over the draws inside it. Every jet sees T independent draws from the posterior,
+    as in T separate Flipout passes, but each draw is one product per layer (Flipout needs two), fused with
+    its bias and activation, on activations of one draw at a time (they stay in the processor's cache), and
+    the padded constituent slots are never computed (the per-constituent map runs on the real constituents
+    only).
 
     The dense network's first layer, whose input is the same for every draw, is sampled in distribution
     instead (the local reparametrisation): for one jet its pre-activations x W are exactly Gaussian, with
     mean x loc and variance x^2 scale^2, independent between outputs and draws, so two products serve
     all T draws. (Only the jets' joint distribution within a draw differs, which no per-jet summary uses.)
-    ``budget`` bounds the floats of one layer's activations (jets are chunked to fit).
+    ``chunk_jets``: jets per call; by default as many as keep one draw's widest activations within
+    ``budget`` floats (16 MB; larger products run faster) and all draws' first-layer noise (dense network)
+    within :data:`NOISE_BUDGET` floats.
     """
     import numpy as np
     import tensorflow as tf
@@ -219,10 +224,12 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, bud
         eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
         weights.append((tf.constant(loc[None] + scale[None] * eps), tf.constant(bias), layer.activation))
     n_jets = len(next(iter(arrays.values())))
-    width = max([int(w.shape[-1]) for w, _, _ in weights] + ([int(first[0].shape[-1])] if first else []))
-    per_jet = samples * width * (int(arrays["constituents"].shape[1]) if deepset else 1)
-    step = max(1, budget // per_jet)
     kernels, biases = tuple(w for w, _, _ in weights), tuple(b for _, b, _ in weights)
+    n_out = int((kernels or (first[0],))[-1].shape[-1])
+    if chunk_jets is None:
+        width = max([int(w.shape[-1]) for w in kernels] + ([int(first[0].shape[-1])] if first else []))
+        rows = int(arrays["constituents"].shape[1]) if deepset else 1
+        chunk_jets = max(1, min(budget // (width * rows), NOISE_BUDGET // (samples * width)))
     names = ("constituents", "mask", "jet") if deepset else ("flat",)
     if model not in _SAMPLERS:  # one compiled pass per model, traced once: any T, any number of jets
         activations = ((layers[0].activation,) if first else ()) + tuple(a for _, _, a in weights)
@@ -232,53 +239,55 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, bud
                      tuple(spec(b.shape, tf.float32) for b in biases),
                      tuple(spec(t.shape, tf.float32) for t in first or ()),
                      spec([2], tf.int64), spec([], tf.int32))
-        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset, signature)
+        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset, n_out,
+                                         signature)
     run = _SAMPLERS[model]
     noise_seed = [int(v) for v in rng.integers(0, 2**31 - 1, size=2)]
-    outputs = [run(tuple(tf.constant(arrays[k][start:start + step], tf.float32) for k in names), kernels, biases,
-                   first or (), tf.constant([noise_seed[0], noise_seed[1] + start], tf.int64),
+    outputs = [run(tuple(tf.constant(arrays[k][start:start + chunk_jets], tf.float32) for k in names), kernels,
+                   biases, first or (), tf.constant([noise_seed[0], noise_seed[1] + start], tf.int64),
                    tf.constant(samples, tf.int32)).numpy()
-               for start in range(0, n_jets, step)]
+               for start in range(0, n_jets, chunk_jets)]
     if not outputs:
-        return np.zeros((samples, 0, int((kernels or (first[0],))[-1].shape[-1])), np.float32)
+        return np.zeros((samples, 0, n_out), np.float32)
     return np.concatenate(outputs, axis=1)
 
 
-def _sampled_pass(activations: tuple, n_phi: int, deepset: bool, signature: tuple):
-    """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a plain graph
-    function (no AutoGraph, whose conversion of this code cost a second at the first call), traced once for
-    ``signature`` (any number of jets and draws)."""
+def _sampled_pass(activations: tuple, n_phi: int, deepset: bool, n_out: int, signature: tuple):
+    """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a loop over the
+    draws, each a chain of 2-d products (which TensorFlow fuses with the bias and the activation); a plain
+    graph function (no AutoGraph, whose conversion of this code cost a second at the first call), traced
+    once for ``signature`` (any number of jets and draws)."""
     import tensorflow as tf
-
-    def dense(h, w, b, activation, shared_input):
-        # h: (rows, in) shared by all draws, or (T, rows, in); w: (T, in, out)
-        out = tf.einsum("ri,tio->tro", h, w) if shared_input else tf.matmul(h, w)
-        return activation(out + b)
 
     @tf.function(input_signature=signature, autograph=False)
     def run(inputs, kernels, biases, first, seed, samples):
-        acts = iter(activations)
-        if deepset:
-            layers = zip(kernels, biases, acts)
+        if deepset:  # the per-constituent map on the real constituents only, summed per jet
             constituents, mask, jet = inputs
             real = mask > 0
-            h = tf.boolean_mask(constituents, real)                      # (real constituents, features)
+            rows = tf.boolean_mask(constituents, real)                   # (real constituents, features)
             jet_of_row = tf.cast(tf.where(real)[:, 0], tf.int32)
-            for i in range(n_phi):
-                h = dense(h, *next(layers), i == 0)
-            pooled = tf.math.unsorted_segment_sum(tf.transpose(h, (1, 0, 2)), jet_of_row, tf.shape(mask)[0])
-            pooled = tf.transpose(pooled, (1, 0, 2)) / POOL_SCALE              # (T, jets, features)
-            jet = tf.broadcast_to(jet[None], tf.concat([tf.shape(pooled)[:1], tf.shape(jet)], 0))
-            z = tf.concat([pooled, jet], axis=-1)
+            n_jets = tf.shape(mask)[0]
         else:  # the first layer in distribution (local reparametrisation), the same for all draws' inputs
-            x = inputs[0]
             loc, scale2, bias = first
-            mean, sd = tf.matmul(x, loc) + bias, tf.sqrt(tf.matmul(x * x, scale2))
+            mean, sd = tf.matmul(inputs[0], loc) + bias, tf.sqrt(tf.matmul(inputs[0] * inputs[0], scale2))
             eps = tf.random.stateless_normal(tf.concat([samples[None], tf.shape(mean)], 0), seed)
-            z = next(acts)(mean[None] + sd[None] * eps)
-            layers = zip(kernels, biases, acts)
-        for w, b, activation in layers:
-            z = dense(z, w, b, activation, False)
-        return z
+
+        def draw(t, out):
+            acts = iter(activations)
+            if deepset:
+                h = rows
+                for i in range(n_phi):
+                    h = next(acts)(tf.matmul(h, kernels[i][t]) + biases[i])
+                pooled = tf.math.unsorted_segment_sum(h, jet_of_row, n_jets) / POOL_SCALE
+                z = tf.concat([pooled, jet], axis=-1)
+            else:
+                z = next(acts)(mean + sd * eps[t])
+            for w, b in zip(kernels[n_phi:], biases[n_phi:]):
+                z = next(acts)(tf.matmul(z, w[t]) + b)
+            return t + 1, out.write(t, z)
+
+        out = tf.TensorArray(tf.float32, size=samples, element_shape=tf.TensorShape([None, n_out]))
+        _, out = tf.while_loop(lambda t, _: t < samples, draw, (tf.constant(0), out), parallel_iterations=1)
+        return out.stack()
 
     return run

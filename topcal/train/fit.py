@@ -38,6 +38,7 @@ from topcal.io.dataset import open_dataset
 from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.inputs import Standardiser, raw_inputs
+from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 
 CHECKPOINT = "checkpoint"
@@ -154,8 +155,8 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     n_trainable = len(trainable)
     del labels, target, trainable, subsamples, rows  # 8 bytes a jet each, not needed in training
     chosen = list(range(len(splits))) if members is None else sorted({int(m) for m in members})
-    results = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor, workers,
-                           scheduler)
+    results, networks = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor,
+                                     workers, scheduler)
     if members is not None:
         for m, result in zip(chosen, results):
             _write_atomically(member_done_path(out, m), json.dumps({"member": m, "epochs": result["epochs"]}))
@@ -191,8 +192,10 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     }
     epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
-    (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete: load it back
-    meta["calibration"] = _calibration(work, _read_jets(ds, val_rows), val_labels, cfg)
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)
+    in_memory = networks is not None and len(networks) == n_networks
+    model = TrainedModel(work, meta, networks, standardiser) if in_memory else load_model(work)
+    meta["calibration"] = _calibration(model, _read_jets(ds, val_rows), val_labels, cfg)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
     (work / META_STARTED).unlink()
@@ -202,8 +205,9 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
                         epoch_seconds)
 
 
-def _calibration(work: Path, jets, labels: np.ndarray, cfg: TrainConfig, samples: int = 50) -> dict:
-    """The raw coverage of the trained model on the validation jets of network 0 (at most
+def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, samples: int = 50) -> dict:
+    """The raw coverage of the trained ``model`` (a :class:`TrainedModel`: the networks just trained, with
+    their best weights, or the model directory loaded back) on the validation jets of network 0 (at most
     ``CALIBRATION_JETS`` of them: beyond, the binomial error of the coverage, 0.002, no longer limits the
     factor, and the copy of the jets and their predictions would cost memory and time) and, with
     ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels.
@@ -213,9 +217,7 @@ def _calibration(work: Path, jets, labels: np.ndarray, cfg: TrainConfig, samples
     at 2k training jets, and in resampling studies of 424 validation jets the always-fitted factor put the
     held-out coverage in 0.66..0.70 more often (0.62 against 0.08..0.61 of the trials)."""
     from topcal.train.metrics import summary_row, width_factor_for_coverage
-    from topcal.train.model import load_model
 
-    model = load_model(work)
     pred = model.predict(jets, samples, seed=cfg.seed, raw=True)
     row = summary_row(jets.pt, labels, pred)
     out = {"validation_jets": len(labels), "samples": samples, "coverage68_raw": row["coverage68"],
@@ -253,13 +255,16 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _fit_members(cfg: TrainConfig, splits: dict[int, tuple], x_all: dict, y_all, work: Path, progress: bool,
-                 executor: str, workers: int, scheduler: str | None) -> list[dict]:
+                 executor: str, workers: int, scheduler: str | None) -> tuple[list[dict], list | None]:
     """Train the members ``splits`` (member number -> training and validation rows): one after the other here,
-    or at the same time on a worker pool."""
+    or at the same time on a worker pool. Returns their results and, when they trained in this process, the
+    networks with their best weights (None from a pool)."""
     from topcal.workers import worker_pool
 
     if len(splits) == 1 or (executor == "iterative" and not scheduler):
-        return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress) for m, (trn, val) in splits.items()]
+        networks: list = []
+        return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress, networks)
+                for m, (trn, val) in splits.items()], networks
     with worker_pool(executor, workers, scheduler) as pool:
         if pool.executor == "dask":  # the arrays go to the cluster once, not once per member
             x_all, y_all = pool.pool.scatter(x_all, broadcast=False), pool.pool.scatter(y_all, broadcast=False)
@@ -270,16 +275,17 @@ def _fit_members(cfg: TrainConfig, splits: dict[int, tuple], x_all: dict, y_all,
             for future in futures:
                 results.append(future.result())
                 bar.update(1)
-    return results
+    return results, None
 
 
 def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
-                progress: bool) -> dict:
+                progress: bool, keep: list | None = None) -> dict:
     """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``.
 
     Each epoch is one compiled call (:class:`topcal.train.loop.EpochLoop`) over the training rows in an order
     drawn from the member's seed and the epoch number. The best weights (by validation NLL) are kept in
-    memory and written with every checkpoint and at the end."""
+    memory and written with every checkpoint and at the end. ``keep``: a list that gets the network, set to
+    its best weights (the calibration uses it instead of building it again from the files)."""
     import tensorflow as tf
 
     from topcal.train.loop import EpochLoop
@@ -303,6 +309,7 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
         if run.weights_path.is_file():
             run.best = _weights_from(model, run.weights_path)
         if run.state.get("done"):
+            run.keep_best(keep)
             return _member_result(run.state, len(trn), len(val), run.epoch_seconds)
 
     state = run.state
@@ -319,6 +326,7 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
             bar.update(1)
     state["done"] = True
     run.save()
+    run.keep_best(keep)
     return _member_result(state, len(trn), len(val), run.epoch_seconds)
 
 
@@ -365,6 +373,13 @@ class _MemberRun:
             self.model.optimizer.learning_rate.assign(state["learning_rate"])
         if time.monotonic() - self.last_save > CHECKPOINT_SECONDS:
             self.save()
+
+    def keep_best(self, keep: list | None) -> None:
+        """Set the network to its best weights and append it to ``keep`` (when given, and when there are
+        best weights)."""
+        if keep is not None and self.best is not None:
+            self.model.set_weights(self.best)
+            keep.append(self.model)
 
     def save(self) -> None:
         """The best weights (when new), then the weights, optimiser state and bookkeeping of the last

@@ -231,9 +231,10 @@ def test_nan_loss_stops_training_with_a_message(tmp_path):
 
 @pytest.mark.parametrize("network", ["default", "paper"])
 def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, network):
-    """The batched sampler (one weight draw per sample, all samples in one pass; the paper network's first
-    layer in distribution) gives per-jet means and spreads of the raw outputs that agree with T separate
-    Flipout passes of the Keras network."""
+    """The batched sampler (one full weight draw per sample, all samples in one call) gives per-jet means and
+    spreads of the raw outputs that agree with T separate Flipout passes of the Keras network. The sampler
+    shares its draws between the jets of a call (their errors are correlated), so each jet gets its own
+    call here: the pulls of different jets are then independent."""
     import tensorflow as tf
 
     from topcal.train.network import sample_outputs
@@ -243,24 +244,25 @@ def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, netw
         model_dir = tmp_path / "paper"
         train(ds.path, model_dir, paper_train_config(epochs=2, train_size=3000), progress=False)
     model = load_model(model_dir)
-    arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, 100)))
-    t = 400
-    batched = sample_outputs(model.networks[0], model.config, arrays, t, np.random.default_rng(5))
+    n, t = 30, 300
+    arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, n)))
+    one_jet = [{k: v[j:j + 1] for k, v in arrays.items()} for j in range(n)]
+    batched = np.concatenate([sample_outputs(model.networks[0], model.config, x, t, np.random.default_rng([5, j]))
+                              for j, x in enumerate(one_jet)], axis=1)
     tf.keras.utils.set_random_seed(5)
     passes = np.stack([model.networks[0](arrays, training=False).numpy() for _ in range(t)])
     assert batched.shape == passes.shape
     mean_b, mean_f = batched.mean(axis=0), passes.mean(axis=0)
     std_b, std_f = batched.std(axis=0), passes.std(axis=0)
     pull = (mean_b - mean_f) / np.sqrt((std_b**2 + std_f**2) / t + 1e-12)
-    assert abs(pull.mean()) < 0.3 and 0.7 < pull.std() < 1.3
+    assert abs(pull.mean()) < 3.3 / np.sqrt(n) and 0.7 < pull.std() < 1.3  # a jet's outputs are correlated
     assert 0.9 < np.median(std_b / std_f) < 1.1
 
 
 @pytest.mark.parametrize("network", ["default", "paper"])
 def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_path, network):
     """One compiled pass per model serves every number of jets and of samples (a retrace cost a second per
-    call); for the default network, evaluating the jets in small chunks gives the same numbers as in one
-    (the paper network's first layer draws its noise per chunk, from the chunk's own seed)."""
+    call), and evaluating the jets in small chunks gives the same numbers as in one."""
     from topcal.train.network import _SAMPLERS, sample_outputs
 
     ds, model_dir, _ = toy
@@ -274,8 +276,6 @@ def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_p
     for n, t in ((90, 7), (13, 3), (1, 20)):
         sample_outputs(net, cfg, {k: v[:n] for k, v in arrays.items()}, t, np.random.default_rng(4))
     assert _SAMPLERS[net].experimental_get_tracing_count() == 1
-    if network == "paper":
-        return
     chunked = sample_outputs(net, cfg, arrays, 7, np.random.default_rng(3), chunk_jets=4)
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 

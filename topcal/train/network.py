@@ -20,6 +20,7 @@ use plain dense layers with L2 = 1 / (2 prior_sigma N) and dropout ``ensemble_dr
 
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
@@ -178,7 +179,6 @@ def _named(fn, name: str):
 
 
 _SAMPLERS = weakref.WeakKeyDictionary()  # model -> its compiled sampling pass
-NOISE_BUDGET = 8_000_000  # floats of the dense network's first-layer noise for all draws of one chunk
 
 
 def bayesian_layers(model) -> list:
@@ -198,94 +198,76 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
     as in T separate Flipout passes, but each draw is one product per layer (Flipout needs two), fused with
     its bias and activation, on activations of one draw at a time (they stay in the processor's cache), and
     the padded constituent slots are never computed (the per-constituent map runs on the real constituents
-    only).
-
-    The dense network's first layer, whose input is the same for every draw, is sampled in distribution
-    instead (the local reparametrisation): for one jet its pre-activations x W are exactly Gaussian, with
-    mean x loc and variance x^2 scale^2, independent between outputs and draws, so two products serve
-    all T draws. (Only the jets' joint distribution within a draw differs, which no per-jet summary uses.)
-    ``chunk_jets``: jets per call; by default as many as keep one draw's widest activations within
-    ``budget`` floats (16 MB; larger products run faster) and all draws' first-layer noise (dense network)
-    within :data:`NOISE_BUDGET` floats.
+    only). The draws are the same for every jet, so a jet's outputs do not depend on the jets evaluated
+    with it. ``chunk_jets``: jets per call; by default as many as keep one draw's widest activations within
+    ``budget`` floats (16 MB; larger products run faster).
     """
     import numpy as np
     import tensorflow as tf
 
     deepset = cfg.architecture == "deepset"
     layers = bayesian_layers(model)
-    weights, first = [], None
-    for i, layer in enumerate(layers):
+    kernels, biases = [], []
+    for layer in layers:
         q = layer.kernel_posterior.distribution
         loc, scale = tf.convert_to_tensor(q.loc).numpy(), tf.convert_to_tensor(q.scale).numpy()
-        bias = tf.convert_to_tensor(layer.bias_posterior.distribution.mean()).numpy()
-        if i == 0 and not deepset:
-            first = (tf.constant(loc), tf.constant(scale**2), tf.constant(bias))
-            continue
         eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
-        weights.append((tf.constant(loc[None] + scale[None] * eps), tf.constant(bias), layer.activation))
-    n_jets = len(next(iter(arrays.values())))
-    kernels, biases = tuple(w for w, _, _ in weights), tuple(b for _, b, _ in weights)
-    n_out = int((kernels or (first[0],))[-1].shape[-1])
+        kernels.append(tf.constant(loc[None] + scale[None] * eps))
+        biases.append(tf.convert_to_tensor(layer.bias_posterior.distribution.mean()))
+    kernels, biases = tuple(kernels), tuple(biases)
+    n_jets, n_out = len(next(iter(arrays.values()))), int(kernels[-1].shape[-1])
     if chunk_jets is None:
-        width = max([int(w.shape[-1]) for w in kernels] + ([int(first[0].shape[-1])] if first else []))
         rows = int(arrays["constituents"].shape[1]) if deepset else 1
-        chunk_jets = max(1, min(budget // (width * rows), NOISE_BUDGET // (samples * width)))
+        chunk_jets = max(1, budget // (max(int(w.shape[-1]) for w in kernels) * rows))
     names = ("constituents", "mask", "jet") if deepset else ("flat",)
     if model not in _SAMPLERS:  # one compiled pass per model, traced once: any T, any number of jets
-        activations = ((layers[0].activation,) if first else ()) + tuple(a for _, _, a in weights)
         spec = tf.TensorSpec
         signature = (tuple(spec((None, *arrays[k].shape[1:]), tf.float32) for k in names),
                      tuple(spec((None, *w.shape[1:]), tf.float32) for w in kernels),
-                     tuple(spec(b.shape, tf.float32) for b in biases),
-                     tuple(spec(t.shape, tf.float32) for t in first or ()),
-                     spec([2], tf.int64), spec([], tf.int32))
-        _SAMPLERS[model] = _sampled_pass(activations, len(cfg.phi_hidden) if deepset else 0, deepset, n_out,
-                                         signature)
+                     tuple(spec(b.shape, tf.float32) for b in biases))
+        _SAMPLERS[model] = _sampled_pass(tuple(layer.activation for layer in layers),
+                                         len(cfg.phi_hidden) if deepset else 0, n_out, signature)
     run = _SAMPLERS[model]
-    noise_seed = [int(v) for v in rng.integers(0, 2**31 - 1, size=2)]
     outputs = [run(tuple(tf.constant(arrays[k][start:start + chunk_jets], tf.float32) for k in names), kernels,
-                   biases, first or (), tf.constant([noise_seed[0], noise_seed[1] + start], tf.int64),
-                   tf.constant(samples, tf.int32)).numpy()
+                   biases).numpy()
                for start in range(0, n_jets, chunk_jets)]
     if not outputs:
         return np.zeros((samples, 0, n_out), np.float32)
     return np.concatenate(outputs, axis=1)
 
 
-def _sampled_pass(activations: tuple, n_phi: int, deepset: bool, n_out: int, signature: tuple):
+def _sampled_pass(activations: tuple, n_phi: int, n_out: int, signature: tuple):
     """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a loop over the
     draws, each a chain of 2-d products (which TensorFlow fuses with the bias and the activation); a plain
     graph function (no AutoGraph, whose conversion of this code cost a second at the first call), traced
-    once for ``signature`` (any number of jets and draws)."""
+    once for ``signature`` (any number of jets and draws). ``n_phi``: the deep set's per-constituent
+    layers (0: a dense network)."""
     import tensorflow as tf
 
     @tf.function(input_signature=signature, autograph=False)
-    def run(inputs, kernels, biases, first, seed, samples):
-        if deepset:  # the per-constituent map on the real constituents only, summed per jet
+    def run(inputs, kernels, biases):
+        if n_phi:  # the per-constituent map on the real constituents only, summed per jet
             constituents, mask, jet = inputs
             real = mask > 0
             rows = tf.boolean_mask(constituents, real)                   # (real constituents, features)
             jet_of_row = tf.cast(tf.where(real)[:, 0], tf.int32)
             n_jets = tf.shape(mask)[0]
-        else:  # the first layer in distribution (local reparametrisation), the same for all draws' inputs
-            loc, scale2, bias = first
-            mean, sd = tf.matmul(inputs[0], loc) + bias, tf.sqrt(tf.matmul(inputs[0] * inputs[0], scale2))
-            eps = tf.random.stateless_normal(tf.concat([samples[None], tf.shape(mean)], 0), seed)
 
         def draw(t, out):
-            acts = iter(activations)
-            if deepset:
+            layers = iter(zip(kernels, biases, activations))
+            if n_phi:
                 h = rows
-                for i in range(n_phi):
-                    h = next(acts)(tf.matmul(h, kernels[i][t]) + biases[i])
+                for w, b, activation in itertools.islice(layers, n_phi):
+                    h = activation(tf.matmul(h, w[t]) + b)
                 pooled = tf.math.unsorted_segment_sum(h, jet_of_row, n_jets) / POOL_SCALE
                 z = tf.concat([pooled, jet], axis=-1)
             else:
-                z = next(acts)(mean + sd * eps[t])
-            for w, b in zip(kernels[n_phi:], biases[n_phi:]):
-                z = next(acts)(tf.matmul(z, w[t]) + b)
+                z = inputs[0]
+            for w, b, activation in layers:
+                z = activation(tf.matmul(z, w[t]) + b)
             return t + 1, out.write(t, z)
 
+        samples = tf.shape(kernels[0])[0]
         out = tf.TensorArray(tf.float32, size=samples, element_shape=tf.TensorShape([None, n_out]))
         _, out = tf.while_loop(lambda t, _: t < samples, draw, (tf.constant(0), out), parallel_iterations=1)
         return out.stack()

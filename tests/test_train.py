@@ -345,8 +345,9 @@ def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as
     """A step draws Flipout's random numbers from stateful ops, and its batch shape comes from a numpy
     gather that does not wait for the step before: with TensorFlow's default of 10 overlapping loop
     iterations, a later step's draw could come first, and one seed gave different trainings at 20k jets.
-    The training and validation loops run one iteration at a time; they run without the graph optimiser,
-    which is switched back afterwards for everything else (the prediction pass needs its fused products)."""
+    The epoch's loop (training and validation steps) runs one iteration at a time, without the graph
+    optimiser, which is switched back afterwards for everything else (the prediction pass needs its fused
+    products)."""
     import tensorflow as tf
 
     from topcal.train.loop import EpochLoop
@@ -358,6 +359,7 @@ def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as
     graph = loop._epoch.get_concrete_function().graph
     loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
     assert loops and all(op.get_attr("parallel_iterations") == 1 for op in loops)
+
     def optimiser_off():
         return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
 

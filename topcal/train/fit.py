@@ -305,7 +305,7 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
         ckpt.restore(manager.latest_checkpoint)
         run.state = json.loads(run.state_path.read_text())
         if run.weights_path.is_file():
-            run.best = _weights_from(model, run.weights_path)
+            run.best = run.weights_from(run.weights_path)
         if run.state.get("done"):
             run.keep_best(keep)
             return _member_result(run.state, len(trn), len(val), run.epoch_seconds)
@@ -325,15 +325,6 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
     run.save()
     run.keep_best(keep)
     return _member_result(state, len(trn), len(val), run.epoch_seconds)
-
-
-def _weights_from(model, path: Path) -> list:
-    """The weights stored at ``path`` (``model`` keeps its own)."""
-    current = model.get_weights()
-    model.load_weights(str(path))
-    stored = model.get_weights()
-    model.set_weights(current)
-    return stored
 
 
 class _MemberRun:
@@ -395,6 +386,14 @@ class _MemberRun:
         """Set the network's weights from :meth:`get_weights`' arrays (``model.set_weights``)."""
         for variable, value in zip(self.variables, values, strict=True):
             variable.assign(value)
+
+    def weights_from(self, path: Path) -> list:
+        """The weights stored at ``path`` (the network keeps its own)."""
+        current = self.get_weights()
+        self.model.load_weights(str(path))
+        stored = self.get_weights()
+        self.set_weights(current)
+        return stored
 
     def save(self) -> None:
         """The best weights (when new), then the weights, optimiser state and bookkeeping of the last

@@ -9,7 +9,9 @@ it prints
      the epochs after the first alone (the first also builds the compiled functions; a long training is
      mostly later epochs); each training timed ``--repeats`` times, interleaved, the fastest counting (the
      machine's noise only adds time; every run's seconds go to the json), and a bare fit with Keras 2's
-     Adam (``tf_keras.optimizers.legacy.Adam``, as topcal trains) shown beside the standard one;
+     Adam (``tf_keras.optimizers.legacy.Adam``, as topcal trains) shown beside the standard one, and a
+     bare fit of the paper's network as plain Keras code builds it, on TFP's own ``DenseFlipout`` layers
+     (the reference ``train_vs_bare_fit`` keeps topcal's own Flipout layer, the stricter comparison);
   2. inference jets x samples/s: ``TrainedModel.sample`` (T forward passes) and ``TrainedModel.predict``
      (plus the per-jet summaries: moments, mode and 68% interval) against T bare forward passes;
   3. with ``--memory-jets N``: the peak resident memory of ``topcal train`` on a dataset of N jets x 100
@@ -54,14 +56,41 @@ def jets_table(base: Path, n: int) -> tuple[dict, object]:
     return {k: np.concatenate([v] * reps)[:n] for k, v in table.items()}, ds.config
 
 
+def paper_keras_network(cfg: TrainConfig, n_inputs: int, n_train: int):
+    """The paper's network as plain Keras code builds it: ``tfp.layers.DenseFlipout`` layers as TFP ships
+    them (its default mean-field posterior, a N(0, prior_sigma) prior, KL / N_train in the loss), the same
+    widths, activation and likelihood as ``build_network``."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras as keras
+
+    from topcal.train.likelihood import n_outputs
+
+    tfd = tfp.distributions
+
+    def prior(dtype, shape, name, trainable, add_variable_fn):
+        return tfd.Independent(tfd.Normal(tf.zeros(shape, dtype), cfg.prior_sigma), len(shape))
+
+    def kl(q, p, _):
+        return cfg.kl_weight * tfd.kl_divergence(q, p) / float(n_train)
+
+    z = flat = keras.Input((n_inputs,), name="flat")
+    for width in cfg.hidden:
+        z = tfp.layers.DenseFlipout(width, activation=cfg.activation, kernel_prior_fn=prior, kernel_divergence_fn=kl)(z)
+    out = tfp.layers.DenseFlipout(n_outputs(cfg.components), kernel_prior_fn=prior, kernel_divergence_fn=kl)(z)
+    return keras.Model(inputs={"flat": flat}, outputs=out)
+
+
 def bare_fit_seconds(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, validation=None,
-                     keras2_adam: bool = False) -> tuple[float, list]:
+                     keras2_adam: bool = False, tfp_layers: bool = False) -> tuple[float, list]:
     """A plain ``model.fit`` of the paper's network on the flattened constituents, one step per call (the
     way the paper's own Keras code trains), with Keras's standard Adam (what ``optimizer="adam"`` gives;
     ``keras2_adam``: Keras 2's, ``tf_keras.optimizers.legacy.Adam``, as topcal trains): the seconds of the
-    whole fit and of each epoch."""
+    whole fit and of each epoch. The network is ``build_network``'s, on topcal's Flipout layer, or with
+    ``tfp_layers`` :func:`paper_keras_network`, on TFP's own ``DenseFlipout``."""
     import tf_keras as keras
 
+    from topcal.train.likelihood import nll_loss
     from topcal.train.network import build_network
 
     class EpochTimes(keras.callbacks.Callback):
@@ -72,10 +101,14 @@ def bare_fit_seconds(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, validation=
             seconds.append(time.perf_counter() - self.started)
 
     seconds: list[float] = []
-    model = build_network(cfg, {"flat": (x.shape[1],)}, len(x))
+    if tfp_layers:
+        model = paper_keras_network(cfg, x.shape[1], len(x))
+    else:
+        model = build_network(cfg, {"flat": (x.shape[1],)}, len(x))
+    loss = nll_loss(cfg.components, cfg.sigma_floor)
     adam = keras.optimizers.legacy.Adam if keras2_adam else keras.optimizers.Adam
-    model.compile(optimizer=adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm), loss=model.loss,
-                  metrics=[model.loss])  # the loss and the NLL metric of build_network
+    model.compile(optimizer=adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm), loss=loss,
+                  metrics=[loss])  # the loss and the NLL metric of build_network
     if validation is not None:
         validation = ({"flat": validation[0]}, validation[1])
     t0 = time.perf_counter()
@@ -131,7 +164,8 @@ def main() -> None:
         # patience above the epoch count: both loops run exactly --epochs epochs
         cfg = paper_train_config(epochs=args.epochs, patience=args.epochs + 1, test_fraction=0.01)
         n_fit = None  # known after the first training
-        runs: dict[str, list[tuple[float, float]]] = {"topcal": [], "bare": [], "bare_val": [], "bare_k2": []}
+        runs: dict[str, list[tuple[float, float]]] = {"topcal": [], "bare": [], "bare_val": [], "bare_k2": [],
+                                                      "bare_tfp": []}
         for r in range(args.repeats):  # interleaved, so that a slow spell of the machine hits every row
             t0 = time.perf_counter()
             summary = train(base / "ds", base / f"model{r}", cfg, progress=False)
@@ -143,12 +177,12 @@ def main() -> None:
                 y = ((table["pt_truth"][:n_all] - table["pt_truth"].mean())
                      / table["pt_truth"].std()).astype(np.float32)
             for key, kwargs in (("bare", {}), ("bare_val", {"validation": (x[n_fit:], y[n_fit:])}),
-                                ("bare_k2", {"keras2_adam": True})):
+                                ("bare_k2", {"keras2_adam": True}), ("bare_tfp", {"tfp_layers": True})):
                 total, epochs = bare_fit_seconds(x[:n_fit], y[:n_fit], cfg, **kwargs)
                 runs[key].append((total, later_epochs(epochs)))
         # the fastest of the repeats: the machine's noise only ever adds time
-        (t_topcal, t_topcal_later), (t_bare, t_bare_later), (t_bare_val, t_bare_val_later), (t_bare_k2, _) = (
-            min(runs[key]) for key in ("topcal", "bare", "bare_val", "bare_k2"))
+        ((t_topcal, t_topcal_later), (t_bare, t_bare_later), (t_bare_val, t_bare_val_later), (t_bare_k2, _),
+         (t_tfp, t_tfp_later)) = (min(runs[key]) for key in ("topcal", "bare", "bare_val", "bare_k2", "bare_tfp"))
 
         model = load_model(base / "model0")
         n_inf = min(len(table["pt"]), 20_000)
@@ -180,14 +214,20 @@ def main() -> None:
           f"{t_bare / t_bare_val:.2f} |")
     print(f"| bare tf_keras fit with Keras 2's Adam (topcal's optimiser) | {work / t_bare_k2:.0f} jets/s | "
           f"{t_bare / t_bare_k2:.2f} |")
+    print(f"| bare tf_keras fit of the paper's Keras network (TFP's own DenseFlipout) | {work / t_tfp:.0f} jets/s | "
+          f"{t_bare / t_tfp:.2f} |")
     print(f"| topcal train (dataset read, validation, checkpoints, save) | {work / t_topcal:.0f} jets/s | "
-          f"{t_bare / t_topcal:.2f} x bare (target >= 1.2); {t_bare_val / t_topcal:.2f} x bare + validation |")
+          f"{t_bare / t_topcal:.2f} x bare (target >= 1.2); {t_bare_val / t_topcal:.2f} x bare + validation; "
+          f"{t_tfp / t_topcal:.2f} x the bare fit on TFP's layers |")
     later = n_fit * (args.epochs - 1)
     print(f"| epochs after the first: bare fit | {later / t_bare_later:.0f} jets/s | 1.00 |")
     print(f"| epochs after the first: bare fit + validation | {later / t_bare_val_later:.0f} jets/s | "
           f"{t_bare_later / t_bare_val_later:.2f} |")
+    print(f"| epochs after the first: bare fit on TFP's layers | {later / t_tfp_later:.0f} jets/s | "
+          f"{t_bare_later / t_tfp_later:.2f} |")
     print(f"| epochs after the first: topcal train (with validation) | {later / t_topcal_later:.0f} jets/s | "
-          f"{t_bare_later / t_topcal_later:.2f} x bare; {t_bare_val_later / t_topcal_later:.2f} x bare + validation |")
+          f"{t_bare_later / t_topcal_later:.2f} x bare; {t_bare_val_later / t_topcal_later:.2f} x bare + validation; "
+          f"{t_tfp_later / t_topcal_later:.2f} x the bare fit on TFP's layers |")
     print(f"| bare forward passes | {js / t_forward:.0f} jets x samples/s | 1.00 |")
     print(f"| TrainedModel.sample | {js / t_sample:.0f} jets x samples/s | {t_forward / t_sample:.2f} x bare "
           f"(target >= 0.8) |")
@@ -202,11 +242,14 @@ def main() -> None:
             "seconds_of_each_run": {key: [round(t, 3) for t, _ in v] for key, v in runs.items()},
             "inference_jets": len(xi), "samples": args.samples,
             "jets_per_s": {"bare_fit": work / t_bare, "bare_fit_validation": work / t_bare_val,
-                           "bare_fit_keras2_adam": work / t_bare_k2, "topcal_train": work / t_topcal},
+                           "bare_fit_keras2_adam": work / t_bare_k2, "bare_fit_tfp_layers": work / t_tfp,
+                           "topcal_train": work / t_topcal},
             "jet_samples_per_s": {"bare_forward": js / t_forward, "sample": js / t_sample, "predict": js / t_predict},
             "later_epochs_jets_per_s": {"bare_fit": later / t_bare_later, "bare_fit_validation": later / t_bare_val_later,
-                                        "topcal_train": later / t_topcal_later},
+                                        "bare_fit_tfp_layers": later / t_tfp_later, "topcal_train": later / t_topcal_later},
             "ratios": {"train_vs_bare_fit": t_bare / t_topcal, "train_vs_bare_fit_validation": t_bare_val / t_topcal,
+                       "train_vs_bare_fit_tfp_layers": t_tfp / t_topcal,
+                       "later_epochs_train_vs_bare_fit_tfp_layers": t_tfp_later / t_topcal_later,
                        "later_epochs_train_vs_bare_fit": t_bare_later / t_topcal_later,
                        "later_epochs_train_vs_bare_fit_validation": t_bare_val_later / t_topcal_later,
                        "memory_vs_input": memory / input_mb if memory is not None else None,

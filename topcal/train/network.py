@@ -21,6 +21,7 @@ use plain dense layers with L2 = 1 / (2 prior_sigma N) and dropout ``ensemble_dr
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
@@ -31,18 +32,13 @@ POOL_SCALE = 10.0
 POSTERIOR_SCALE_INIT = -3.0  # initial posterior width softplus(-3) = 0.049 (TFP's default)
 
 
-def _prior(sigma: float):
-    """Gaussian prior N(0, sigma) for every weight, in the signature TFP's layers expect."""
+def normal_kl(loc, scale, prior_sigma: float):
+    """KL(N(loc, scale) || N(0, prior_sigma)) summed over all weights: sum of log(prior_sigma / scale) +
+    (scale^2 + loc^2) / (2 prior_sigma^2) - 1/2 (dimensionless; ``loc`` and ``scale`` tensors of one shape)."""
     import tensorflow as tf
-    import tensorflow_probability as tfp
 
-    tfd = tfp.distributions
-
-    def prior_fn(dtype, shape, name, trainable, add_variable_fn):
-        dist = tfd.Normal(loc=tf.zeros(shape, dtype), scale=tf.constant(sigma, dtype))
-        return tfd.Independent(dist, reinterpreted_batch_ndims=len(shape))
-
-    return prior_fn
+    return tf.reduce_sum(math.log(prior_sigma) - tf.math.log(scale)
+                         + (tf.square(scale) + tf.square(loc)) / (2.0 * prior_sigma**2) - 0.5)
 
 
 def _posterior(seed: int, speed: float):
@@ -88,22 +84,37 @@ def _flipout_class():
         per constituent and so understate the spread of the jet's prediction); on ``(jets, features)`` it is
         ``DenseFlipout``'s estimator. The weight perturbation ``scale x eps`` and the two sign patterns are
         drawn by TensorFlow's stateful random ops, each with its own op seed (TFP's ``SeedStream`` of the
-        layer's seed): draws with one seed would repeat each other's random numbers. Drawn so, the paper
-        network's forward pass in training takes 23% less time than with TFP's own draws (``Normal.sample``
-        and ``rademacher``, which derive a stateless seed from a stateful draw first) and a whole training
-        step about 10% less."""
+        layer's seed): draws with one seed would repeat each other's random numbers.
 
-        def _apply_variational_kernel(self, inputs):
+        The prior is N(0, ``prior_sigma``) on every kernel weight, and the layer adds ``kl_factor`` x the KL
+        divergence of the kernel's posterior from it to the model's losses, in closed form, computed on the
+        same posterior widths as the draw. Compared with ``DenseFlipout``'s own call (TFP's ``Normal.sample``
+        and ``rademacher``, which derive a stateless seed from a stateful draw first; a ``Deterministic`` bias
+        sampled; ``kl_divergence`` of the distributions, which recomputes the widths), the paper network's
+        compiled epoch has 999 graph nodes instead of 1369 and traces in about 0.7 s instead of 1 s, and an
+        epoch of 16k jets takes about 15% less time (``benchmarks/bench_train.py``)."""
+
+        def __init__(self, units, prior_sigma: float, kl_factor: float, **kwargs):
+            super().__init__(units, kernel_prior_fn=None, kernel_divergence_fn=None, **kwargs)
+            self.prior_sigma, self.kl_factor = float(prior_sigma), float(kl_factor)
+
+        def call(self, inputs):
+            inputs = tf.convert_to_tensor(inputs, self.dtype)
             posterior = self.kernel_posterior.distribution
-            self.kernel_posterior_tensor = None  # analytic KL, as in DenseFlipout
+            loc = posterior.loc
+            scale = tf.convert_to_tensor(posterior.scale)  # softplus of the width variable, once per call
             seeds = tfp.util.SeedStream(self.seed, salt="JetFlipout")
-            eps = tf.random.normal(tf.shape(posterior.loc), dtype=inputs.dtype, seed=seeds())
-            delta = posterior.scale * eps
+            delta = scale * tf.random.normal(tf.shape(loc), dtype=inputs.dtype, seed=seeds())
             jets = tf.shape(inputs)[:1]
             middle = tf.ones([inputs.shape.rank - 2], tf.int32)  # constituents: one pattern for all of a jet's
             sign_in = _rademacher(tf.concat([jets, middle, tf.shape(inputs)[-1:]], 0), inputs.dtype, seeds())
             sign_out = _rademacher(tf.concat([jets, middle, [self.units]], 0), inputs.dtype, seeds())
-            return tf.matmul(inputs, posterior.loc) + tf.matmul(inputs * sign_in, delta) * sign_out
+            outputs = tf.matmul(inputs, loc) + tf.matmul(inputs * sign_in, delta) * sign_out
+            outputs = tf.nn.bias_add(outputs, self.bias_posterior.distribution.loc)  # the deterministic bias
+            if self.activation is not None:
+                outputs = self.activation(outputs)
+            self.add_loss(self.kl_factor * normal_kl(loc, scale, self.prior_sigma))
+            return outputs
 
     def _rademacher(shape, dtype, seed):
         return tf.cast(2 * tf.random.uniform(shape, 0, 2, dtype=tf.int32, seed=seed) - 1, dtype)
@@ -113,20 +124,17 @@ def _flipout_class():
 
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
     """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
-    import tensorflow_probability as tfp
     import tf_keras as keras
 
-    tfd = tfp.distributions
     counter = iter(range(1000))
     if bayesian:
         flipout = _flipout_class()
-        kl = lambda q, p, _: cfg.kl_weight * tfd.kl_divergence(q, p) / float(n_train)  # noqa: E731
 
         def dense(width, activation=None):
             seed = cfg.seed * 1000 + next(counter)
-            return flipout(width, activation=activation, kernel_prior_fn=_prior(cfg.prior_sigma),
+            return flipout(width, cfg.prior_sigma, cfg.kl_weight / float(n_train), activation=activation,
                            kernel_posterior_fn=_posterior(seed, cfg.width_speed), bias_posterior_fn=_point_bias(),
-                           kernel_divergence_fn=kl, seed=seed)
+                           seed=seed)
 
         def dropout(x):
             return x

@@ -373,3 +373,30 @@ def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as
     assert int(model.optimizer.iterations) == iterations + 4 and np.isfinite([loss, nll, val_nll]).all()
     assert not optimiser_off()
     loop.close()
+
+
+@pytest.mark.parametrize("bayesian", [True, False])
+def test_the_deep_set_never_computes_the_padded_slots(bayesian):
+    """The per-constituent map runs on the real constituents only (the rows where the mask is set), in
+    training as at prediction: padded slots holding NaN give the network, Bayesian (same seed, so the same
+    Flipout draws) or an ensemble member, bit for bit the outputs and losses it gives with zeros there."""
+    import tensorflow as tf
+
+    from topcal.train.network import build_network
+
+    rng = np.random.default_rng(4)
+    n, slots = 16, 20
+    mask = (np.arange(slots)[None] < rng.integers(1, slots, n)[:, None]).astype(np.float32)
+    x = {"constituents": (rng.normal(size=(n, slots, 8)) * mask[..., None]).astype(np.float32), "mask": mask,
+         "jet": rng.normal(size=(n, 24)).astype(np.float32)}
+    poisoned = {**x, "constituents": np.where(mask[..., None] > 0, x["constituents"], np.nan).astype(np.float32)}
+    cfg = TrainConfig(phi_hidden=[8, 8], hidden=[8])
+    tf.keras.utils.set_random_seed(3)
+    model = build_network(cfg, {k: v.shape[1:] for k, v in x.items()}, 100, bayesian=bayesian)
+    results = []
+    for inputs in (x, poisoned):
+        tf.keras.utils.set_random_seed(7)
+        out = model(inputs, training=True).numpy()
+        results.append((out, [float(loss) for loss in model.losses]))
+    (clean, clean_losses), (dirty, dirty_losses) = results
+    assert np.isfinite(clean).all() and np.array_equal(clean, dirty) and clean_losses == dirty_losses

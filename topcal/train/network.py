@@ -6,8 +6,9 @@ of backend touches this file (and :mod:`topcal.train.likelihood` for the loss).
 ``TrainConfig.architecture``:
 
 * ``"deepset"`` (topcal's default), a Bayesian Particle Flow Network: the same map Phi (layers
-  ``phi_hidden``, ReLU) applied to every constituent's jet-frame features, summed over the real
-  constituents (padding masked, the sum scaled by ``1 / POOL_SCALE``), joined with the jet-level features,
+  ``phi_hidden``, ReLU) applied to every real constituent's jet-frame features (the rows where ``mask``
+  is set; padding slots are never computed), summed per jet (the sum scaled by ``1 / POOL_SCALE``), joined
+  with the jet-level features,
   then the head (layers ``hidden``) and the likelihood outputs. Inputs ``constituents``, ``jet``, ``mask``
   (:mod:`topcal.train.inputs`).
 * ``"dense"`` (the paper's): dense layers ``hidden`` on the flattened input ``flat``.
@@ -79,36 +80,49 @@ def _flipout_class():
     import tensorflow_probability as tfp
 
     class JetFlipout(tfp.layers.DenseFlipout):
-        """``DenseFlipout`` whose random signs are drawn once per jet: on a ``(jets, constituents, features)``
-        input every constituent of a jet sees the same weight sample (TFP's own layer would draw a new one
-        per constituent and so understate the spread of the jet's prediction); on ``(jets, features)`` it is
-        ``DenseFlipout``'s estimator. The weight perturbation ``scale x eps`` and the two sign patterns are
-        drawn by TensorFlow's stateful random ops, each with its own op seed (TFP's ``SeedStream`` of the
-        layer's seed): draws with one seed would repeat each other's random numbers.
+        """``DenseFlipout`` whose random signs are drawn once per jet. Its input is ``(jets, features)``
+        (``DenseFlipout``'s estimator), or for the deep set's per-constituent map the list ``[rows, jet_of_row,
+        n_jets]``: the real constituents' rows ``(rows, features)``, the jet of each row and the number of
+        jets, and every constituent of a jet sees the same weight sample (TFP's own layer would draw a new one
+        per constituent and so understate the spread of the jet's prediction). The weight perturbation
+        ``scale x eps`` and the two sign patterns are drawn by TensorFlow's stateful random ops, each with its
+        own op seed (TFP's ``SeedStream`` of the layer's seed): draws with one seed would repeat each other's
+        random numbers.
 
         The prior is N(0, ``prior_sigma``) on every kernel weight, and the layer adds ``kl_factor`` x the KL
         divergence of the kernel's posterior from it to the model's losses, in closed form, computed on the
         same posterior widths as the draw. Compared with ``DenseFlipout``'s own call (TFP's ``Normal.sample``
         and ``rademacher``, which derive a stateless seed from a stateful draw first; a ``Deterministic`` bias
         sampled; ``kl_divergence`` of the distributions, which recomputes the widths), the paper network's
-        compiled epoch has 999 graph nodes instead of 1369 and traces in about 0.7 s instead of 1 s, and an
+        compiled epoch has 984 graph nodes instead of 1369 and traces in about 0.7 s instead of 1 s, and an
         epoch of 16k jets takes about 15% less time (``benchmarks/bench_train.py``)."""
 
         def __init__(self, units, prior_sigma: float, kl_factor: float, **kwargs):
             super().__init__(units, kernel_prior_fn=None, kernel_divergence_fn=None, **kwargs)
             self.prior_sigma, self.kl_factor = float(prior_sigma), float(kl_factor)
+            self.input_spec = None  # DenseFlipout's spec checks one input tensor (also set again by build)
+
+        def build(self, input_shape):
+            if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple, tf.TensorShape)):
+                input_shape = input_shape[0]  # [rows, jet_of_row, n_jets]: the rows' features
+            super().build(input_shape)
+            self.input_spec = None
 
         def call(self, inputs):
+            if isinstance(inputs, (list, tuple)):
+                inputs, jet_of_row, n_jets = inputs
+            else:
+                jet_of_row, n_jets = None, tf.shape(inputs)[0]
             inputs = tf.convert_to_tensor(inputs, self.dtype)
             posterior = self.kernel_posterior.distribution
             loc = posterior.loc
             scale = tf.convert_to_tensor(posterior.scale)  # softplus of the width variable, once per call
             seeds = tfp.util.SeedStream(self.seed, salt="JetFlipout")
             delta = scale * tf.random.normal(tf.shape(loc), dtype=inputs.dtype, seed=seeds())
-            jets = tf.shape(inputs)[:1]
-            middle = tf.ones([inputs.shape.rank - 2], tf.int32)  # constituents: one pattern for all of a jet's
-            sign_in = _rademacher(tf.concat([jets, middle, tf.shape(inputs)[-1:]], 0), inputs.dtype, seeds())
-            sign_out = _rademacher(tf.concat([jets, middle, [self.units]], 0), inputs.dtype, seeds())
+            sign_in = _rademacher(tf.stack([n_jets, tf.shape(inputs)[-1]]), inputs.dtype, seeds())
+            sign_out = _rademacher(tf.stack([n_jets, self.units]), inputs.dtype, seeds())
+            if jet_of_row is not None:  # each row takes its jet's signs
+                sign_in, sign_out = tf.gather(sign_in, jet_of_row), tf.gather(sign_out, jet_of_row)
             outputs = tf.matmul(inputs, loc) + tf.matmul(inputs * sign_in, delta) * sign_out
             outputs = tf.nn.bias_add(outputs, self.bias_posterior.distribution.loc)  # the deterministic bias
             if self.activation is not None:
@@ -124,6 +138,7 @@ def _flipout_class():
 
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
     """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
+    import tensorflow as tf
     import tf_keras as keras
 
     counter = iter(range(1000))
@@ -142,19 +157,23 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         l2 = keras.regularizers.L2(1.0 / (2.0 * cfg.prior_sigma * n_train))
 
         def dense(width, activation=None):
-            return keras.layers.Dense(width, activation=activation, kernel_regularizer=l2)
+            layer = keras.layers.Dense(width, activation=activation, kernel_regularizer=l2)
+            return lambda x: layer(x[0] if isinstance(x, list) else x)  # per-constituent rows: no jet signs
 
         def dropout(x):
             return keras.layers.Dropout(cfg.ensemble_dropout)(x)
 
     inputs = {name: keras.Input(shape=shape, name=name) for name, shape in sorted(shapes.items())}
     if cfg.architecture == "deepset":
-        h = inputs["constituents"]
+        # the map Phi on the real constituents only (padded slots are never computed: 15% of the 64 in the
+        # embedded sample's top jets), each row with its jet's number; then the sum per jet
+        rows, jet_of_row, n_jets = keras.layers.Lambda(_real_constituents, name="real_constituents")(
+            [inputs["constituents"], inputs["mask"]])
+        h = rows
         for width in cfg.phi_hidden:
-            h = dense(width, cfg.activation)(h)
-        mask = keras.layers.Reshape((-1, 1))(inputs["mask"])
-        h = keras.layers.Multiply()([h, mask])
-        pooled = keras.layers.Lambda(lambda t: keras.backend.sum(t, axis=1) / POOL_SCALE, name="sum_pool")(h)
+            h = dense(width, cfg.activation)([h, jet_of_row, n_jets])
+        pooled = keras.layers.Lambda(lambda t: tf.math.unsorted_segment_sum(*t) / POOL_SCALE, name="sum_pool")(
+            [h, jet_of_row, n_jets])
         z = keras.layers.Concatenate()([pooled, inputs["jet"]])
     else:
         z = inputs["flat"]
@@ -170,6 +189,16 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
     optimizer = keras.optimizers.legacy.Adam(cfg.learning_rate, global_clipnorm=cfg.clip_norm)
     model.compile(optimizer=optimizer, loss=loss, metrics=[_named(loss, "nll")])
     return model
+
+
+def _real_constituents(inputs):
+    """``[constituents (jets, N, F), mask (jets, N)]`` -> ``[rows (real constituents, F), jet of each row,
+    number of jets]``: the rows where the mask is set, in jet order."""
+    import tensorflow as tf
+
+    constituents, mask = inputs
+    real = mask > 0
+    return [tf.boolean_mask(constituents, real), tf.cast(tf.where(real)[:, 0], tf.int32), tf.shape(mask)[0]]
 
 
 def _named(fn, name: str):
@@ -246,10 +275,7 @@ def _sampled_pass(activations: tuple, n_phi: int, n_out: int, signature: tuple):
     def run(inputs, kernels, biases):
         if n_phi:  # the per-constituent map on the real constituents only, summed per jet
             constituents, mask, jet = inputs
-            real = mask > 0
-            rows = tf.boolean_mask(constituents, real)                   # (real constituents, features)
-            jet_of_row = tf.cast(tf.where(real)[:, 0], tf.int32)
-            n_jets = tf.shape(mask)[0]
+            rows, jet_of_row, n_jets = _real_constituents([constituents, mask])  # as in training
 
         def draw(t, out):
             layers = iter(zip(kernels, biases, activations))

@@ -138,7 +138,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
 
     raw = raw_inputs(data.jets, cfg.inputs, cfg.n_constituents)
     standardiser = Standardiser.fit(raw)
-    x_all = standardiser.apply(raw) if standardiser else raw  # batches are gathered from it (EpochLoop)
+    x_all = standardiser.apply(raw, in_place=True) if standardiser else raw  # batches are gathered from it
     del raw
     splits = []
     for sub in subsamples:

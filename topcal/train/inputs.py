@@ -41,6 +41,7 @@ JET_FEATURES = ("pt", "mass", "mass_over_pt", "eta", "n_constituents",
                 *(f"ptfrac_{k}" for k in LEADING_FRACTIONS), "girth", "m12", "m13", "m23", "m123", "tau21", "tau32")
 SUBJET_RADIUS = 1.2
 TINY = 1e-12
+ENCODE_CHUNK_JETS = 8192  # jets encoded at a time (see raw_inputs)
 
 
 @dataclass
@@ -202,7 +203,10 @@ def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.nda
 
 def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict[str, np.ndarray]:
     """The unstandardised network arrays for ``kind`` (module docstring), from the leading
-    ``n_constituents`` constituents (all stored ones when None)."""
+    ``n_constituents`` constituents (all stored ones when None). The jet-frame arrays are computed
+    ``ENCODE_CHUNK_JETS`` jets at a time into the output: their float64 intermediates take about 40 kB a
+    jet (at 64 constituents), so that encoding 200k jets at once peaked at 8.6 GB (a 1M-jet training of the
+    default network would have needed about 40 GB)."""
     if kind not in INPUT_KINDS:
         raise ValueError(f"inputs: {kind!r} is not one of {INPUT_KINDS}")
     if n_constituents is not None and n_constituents < jets.n_max:
@@ -210,6 +214,19 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
                     jets.n_constituents, jets.input_scale_gev)
     if kind == "lab-4vectors":
         return {"flat": jets.constituents.reshape(len(jets), -1).astype(np.float32, copy=False)}  # a view: no copy
+    if len(jets) <= ENCODE_CHUNK_JETS:
+        return _jet_frame_inputs(jets)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, len(jets), ENCODE_CHUNK_JETS):  # every feature is a jet's own: chunks change nothing
+        part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)))
+        for name, array in part.items():
+            if name not in out:
+                out[name] = np.empty((len(jets), *array.shape[1:]), array.dtype)
+            out[name][start:start + len(array)] = array
+    return out
+
+
+def _jet_frame_inputs(jets: Jets) -> dict[str, np.ndarray]:
     kin = constituent_kinematics(jets)
     return {"constituents": jet_frame_constituents(jets, kin), "jet": jet_features(jets, kin),
             "mask": kin["mask"].astype(np.float32)}
@@ -217,7 +234,9 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
 
 @dataclass
 class Standardiser:
-    """Per-feature mean and width of the jet-frame arrays, from the training jets; stored in ``model.json``."""
+    """Per-feature mean and width of the jet-frame arrays, from the training jets; stored in ``model.json``.
+    Both :meth:`fit` and :meth:`apply` go through the jets ``ENCODE_CHUNK_JETS`` at a time, so that they
+    need no full-size float64 or float32 copy of the arrays."""
 
     constituent_mean: list[float]
     constituent_scale: list[float]
@@ -226,22 +245,42 @@ class Standardiser:
 
     @classmethod
     def fit(cls, arrays: dict[str, np.ndarray]) -> Standardiser | None:
+        """Mean and standard deviation (float64, two passes) of every feature over the real constituents
+        and over the jets; a width below ``TINY`` becomes 1."""
         if "constituents" not in arrays:
             return None
-        real = arrays["constituents"][arrays["mask"] > 0].astype(np.float64)
-        jet = arrays["jet"].astype(np.float64)
-        width = lambda a: np.where(a.std(axis=0) > TINY, a.std(axis=0), 1.0)  # noqa: E731
-        return cls(real.mean(axis=0).tolist(), width(real).tolist(), jet.mean(axis=0).tolist(), width(jet).tolist())
+        cons, mask, jet = arrays["constituents"], arrays["mask"], arrays["jet"]
 
-    def apply(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Standardised copies (padding rows stay zero); arrays of other input kinds pass unchanged."""
+        def real_rows():
+            for a in range(0, len(cons), ENCODE_CHUNK_JETS):
+                yield cons[a:a + ENCODE_CHUNK_JETS][mask[a:a + ENCODE_CHUNK_JETS] > 0].astype(np.float64)
+
+        def jet_rows():
+            for a in range(0, len(jet), ENCODE_CHUNK_JETS):
+                yield jet[a:a + ENCODE_CHUNK_JETS].astype(np.float64)
+
+        (c_mean, c_width), (j_mean, j_width) = _moments(real_rows), _moments(jet_rows)
+        return cls(c_mean.tolist(), c_width.tolist(), j_mean.tolist(), j_width.tolist())
+
+    def apply(self, arrays: dict[str, np.ndarray], in_place: bool = False) -> dict[str, np.ndarray]:
+        """Standardised arrays (padding rows stay zero): copies, or with ``in_place`` the given arrays
+        overwritten (for arrays that nothing else holds: no second copy of them); arrays of other input
+        kinds pass unchanged."""
         if "constituents" not in arrays:
             return arrays
-        mask = arrays["mask"][..., None]
-        cons = (arrays["constituents"] - np.float32(self.constituent_mean)) / np.float32(self.constituent_scale)
-        jet = (arrays["jet"] - np.float32(self.jet_mean)) / np.float32(self.jet_scale)
-        return {"constituents": (cons * mask).astype(np.float32), "jet": jet.astype(np.float32),
-                "mask": arrays["mask"]}
+        out = arrays if in_place else {"constituents": arrays["constituents"].astype(np.float32),
+                                       "jet": arrays["jet"].astype(np.float32), "mask": arrays["mask"]}
+        cons, jet, mask = out["constituents"], out["jet"], out["mask"]
+        c_mean, c_scale = np.float32(self.constituent_mean), np.float32(self.constituent_scale)
+        j_mean, j_scale = np.float32(self.jet_mean), np.float32(self.jet_scale)
+        for a in range(0, len(cons), ENCODE_CHUNK_JETS):
+            c, j = cons[a:a + ENCODE_CHUNK_JETS], jet[a:a + ENCODE_CHUNK_JETS]
+            np.subtract(c, c_mean, out=c)
+            np.divide(c, c_scale, out=c)
+            np.multiply(c, mask[a:a + ENCODE_CHUNK_JETS, :, None], out=c)
+            np.subtract(j, j_mean, out=j)
+            np.divide(j, j_scale, out=j)
+        return out
 
     def to_dict(self) -> dict:
         return {"constituent_features": list(CONSTITUENT_FEATURES), "constituent_mean": self.constituent_mean,
@@ -258,8 +297,20 @@ class Standardiser:
         return cls(data["constituent_mean"], data["constituent_scale"], data["jet_mean"], data["jet_scale"])
 
 
+def _moments(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and width (standard deviation; 1 where below ``TINY``) of the rows of the float64
+    blocks that ``blocks()`` yields, in two passes (a sum, then the sum of squared deviations)."""
+    count, total = 0, 0.0
+    for b in blocks():
+        count, total = count + len(b), total + b.sum(axis=0)
+    mean = total / count
+    squares = sum(((b - mean) ** 2).sum(axis=0) for b in blocks())
+    std = np.sqrt(squares / count)
+    return mean, np.where(std > TINY, std, 1.0)
+
+
 def encode(jets: Jets, kind: str, n_constituents: int | None, standardiser: Standardiser | None) \
         -> dict[str, np.ndarray]:
     """The standardised network arrays of ``jets`` (what training and prediction both feed the network)."""
     arrays = raw_inputs(jets, kind, n_constituents)
-    return standardiser.apply(arrays) if standardiser is not None else arrays
+    return standardiser.apply(arrays, in_place=True) if standardiser is not None else arrays

@@ -12,7 +12,7 @@ takes, for one of two input kinds (``TrainConfig.inputs``):
   ``delta_eta``, ``delta_phi``: the constituent's position relative to the jet axis after rotating the
   pT-weighted principal axis onto the eta direction and flipping both axes so that the pT-weighted third
   moments are >= 0; ``delta_r`` (unrotated); ``log_pt`` log(pT,i / GeV); ``log_e`` log(E_i / GeV).
-  Padding rows stay zero (and are masked by the network).
+  Padding rows stay zero (and the network never computes them).
 * ``jet`` ``(n, len(JET_FEATURES))``: ``pt`` pT,j / TeV, ``mass`` m_j / TeV, ``mass_over_pt``, ``eta``,
   ``n_constituents``, ``ptfrac_1``.. cumulative pT fractions of the 1, 2, 3, 5 and 10 leading constituents,
   ``girth`` (sum of pT,i Delta R_i / pT,j), ``m12``, ``m13``, ``m23``, ``m123`` (masses in TeV of pairs and the

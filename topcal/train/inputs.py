@@ -249,17 +249,8 @@ class Standardiser:
         and over the jets; a width below ``TINY`` becomes 1."""
         if "constituents" not in arrays:
             return None
-        cons, mask, jet = arrays["constituents"], arrays["mask"], arrays["jet"]
-
-        def real_rows():
-            for a in range(0, len(cons), ENCODE_CHUNK_JETS):
-                yield cons[a:a + ENCODE_CHUNK_JETS][mask[a:a + ENCODE_CHUNK_JETS] > 0].astype(np.float64)
-
-        def jet_rows():
-            for a in range(0, len(jet), ENCODE_CHUNK_JETS):
-                yield jet[a:a + ENCODE_CHUNK_JETS].astype(np.float64)
-
-        (c_mean, c_width), (j_mean, j_width) = _moments(real_rows), _moments(jet_rows)
+        c_mean, c_width = _moments(arrays["constituents"], arrays["mask"])
+        j_mean, j_width = _moments(arrays["jet"])
         return cls(c_mean.tolist(), c_width.tolist(), j_mean.tolist(), j_width.tolist())
 
     def apply(self, arrays: dict[str, np.ndarray], in_place: bool = False) -> dict[str, np.ndarray]:
@@ -297,9 +288,16 @@ class Standardiser:
         return cls(data["constituent_mean"], data["constituent_scale"], data["jet_mean"], data["jet_scale"])
 
 
-def _moments(blocks) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and width (standard deviation; 1 where below ``TINY``) of the rows of the float64
-    blocks that ``blocks()`` yields, in two passes (a sum, then the sum of squared deviations)."""
+def _moments(array: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (last axis) mean and width (standard deviation; 1 where below ``TINY``) over the rows of
+    ``array`` (those where ``mask > 0``, when given), in float64, ``ENCODE_CHUNK_JETS`` jets at a time
+    and in two passes (a sum, then the sum of squared deviations)."""
+
+    def blocks():
+        for a in range(0, len(array), ENCODE_CHUNK_JETS):
+            block = array[a:a + ENCODE_CHUNK_JETS]
+            yield (block if mask is None else block[mask[a:a + ENCODE_CHUNK_JETS] > 0]).astype(np.float64)
+
     count, total = 0, 0.0
     for b in blocks():
         count, total = count + len(b), total + b.sum(axis=0)

@@ -73,12 +73,12 @@ class EpochLoop:
 
         bs, vb = tf.constant(self.batch_size, tf.int64), tf.constant(VALIDATION_BATCH, tf.int64)
 
-        def step(step, n_train, n_all, train_steps, totals):
-            """Step ``step`` of an epoch: a gradient step on training rows while ``step < train_steps``, then
+        def step(i, n_train, n_all, train_steps, totals):
+            """Step ``i`` of an epoch: a gradient step on training rows while ``i < train_steps``, then
             validation steps (no gradient) on the rows after ``n_train``. One body serves both, so the
             network is traced once for training and validation (a second trace cost 0.45 s a training)."""
-            training = step < train_steps
-            lo = tf.where(training, step * bs, n_train + (step - train_steps) * vb)
+            training = i < train_steps
+            lo = tf.where(training, i * bs, n_train + (i - train_steps) * vb)
             end = tf.where(training, n_train, n_all)
             hi = tf.minimum(lo + tf.where(training, bs, vb), end)
             x, y = rows(lo, hi)
@@ -97,14 +97,11 @@ class EpochLoop:
             train_w = tf.where(training, weight, 0.0)
             totals = (totals[0] + trained_loss * weight, totals[1] + nll * train_w,
                       totals[2] + nll * (weight - train_w))
-            return step + 1, n_train, n_all, train_steps, totals
+            return i + 1, n_train, n_all, train_steps, totals
 
         # Plain graph functions (no AutoGraph: tracing the network through it took seconds), traced once:
         # the optimiser's slot variables exist before the first trace, so TensorFlow need not trace again.
-        if hasattr(optimizer, "build"):  # a Keras 3 style optimiser
-            optimizer.build(model.trainable_variables)
-        else:  # Keras 2's (tf_keras.optimizers.legacy): hyperparameters, iteration counter, slots
-            optimizer._create_all_weights(model.trainable_variables)
+        optimizer._create_all_weights(model.trainable_variables)  # Keras 2's Adam: its counter and slots
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2, autograph=False)
         def epoch(n_train, n_val):

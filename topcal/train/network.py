@@ -138,7 +138,6 @@ def _flipout_class():
 
 def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, bayesian: bool = True):
     """The compiled network for ``cfg`` (architecture, likelihood, optimiser); ``shapes`` of the inputs."""
-    import tensorflow as tf
     import tf_keras as keras
 
     counter = iter(range(1000))
@@ -157,8 +156,7 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         l2 = keras.regularizers.L2(1.0 / (2.0 * cfg.prior_sigma * n_train))
 
         def dense(width, activation=None):
-            layer = keras.layers.Dense(width, activation=activation, kernel_regularizer=l2)
-            return lambda x: layer(x[0] if isinstance(x, list) else x)  # per-constituent rows: no jet signs
+            return keras.layers.Dense(width, activation=activation, kernel_regularizer=l2)
 
         def dropout(x):
             return keras.layers.Dropout(cfg.ensemble_dropout)(x)
@@ -170,10 +168,9 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         rows, jet_of_row, n_jets = keras.layers.Lambda(_real_constituents, name="real_constituents")(
             [inputs["constituents"], inputs["mask"]])
         h = rows
-        for width in cfg.phi_hidden:
-            h = dense(width, cfg.activation)([h, jet_of_row, n_jets])
-        pooled = keras.layers.Lambda(lambda t: tf.math.unsorted_segment_sum(*t) / POOL_SCALE, name="sum_pool")(
-            [h, jet_of_row, n_jets])
+        for width in cfg.phi_hidden:  # a Flipout layer also takes each row's jet, for the jet's signs
+            h = dense(width, cfg.activation)([h, jet_of_row, n_jets] if bayesian else h)
+        pooled = keras.layers.Lambda(lambda t: _sum_per_jet(*t), name="sum_pool")([h, jet_of_row, n_jets])
         z = keras.layers.Concatenate()([pooled, inputs["jet"]])
     else:
         z = inputs["flat"]
@@ -199,6 +196,13 @@ def _real_constituents(inputs):
     constituents, mask = inputs
     real = mask > 0
     return [tf.boolean_mask(constituents, real), tf.cast(tf.where(real)[:, 0], tf.int32), tf.shape(mask)[0]]
+
+
+def _sum_per_jet(h, jet_of_row, n_jets):
+    """The per-constituent outputs ``h`` summed over each jet's rows, scaled by ``1 / POOL_SCALE``."""
+    import tensorflow as tf
+
+    return tf.math.unsorted_segment_sum(h, jet_of_row, n_jets) / POOL_SCALE
 
 
 def _named(fn, name: str):
@@ -283,8 +287,7 @@ def _sampled_pass(activations: tuple, n_phi: int, n_out: int, signature: tuple):
                 h = rows
                 for w, b, activation in itertools.islice(layers, n_phi):
                     h = activation(tf.matmul(h, w[t]) + b)
-                pooled = tf.math.unsorted_segment_sum(h, jet_of_row, n_jets) / POOL_SCALE
-                z = tf.concat([pooled, jet], axis=-1)
+                z = tf.concat([_sum_per_jet(h, jet_of_row, n_jets), jet], axis=-1)
             else:
                 z = inputs[0]
             for w, b, activation in layers:

@@ -124,19 +124,39 @@ def later_epochs(seconds: list[float]) -> float:
     return float(sum(seconds[1:]))
 
 
-def peak_train_memory_mb(base: Path, table: dict, pconfig, n: int) -> float:
+def peak_train_memory_mb(base: Path, table: dict, pconfig, n: int) -> tuple[float, float]:
+    """Peak resident and peak anonymous memory (MiB) of ``topcal train`` (the paper's network, one epoch) on a
+    dataset of ``n`` jets, in a separate process."""
     reps = -(-n // len(table["pt"]))
     big = {k: np.concatenate([v] * reps)[:n] for k, v in table.items()}
     write_dataset(base / "big", big, pconfig, part_jets=100_000)
     del big
     # The peak is the child's own high-water mark (VmHWM): getrusage's ru_maxrss carries over through exec
     # the peak of the process it was started from (here, this one, which made the big dataset).
-    code = ("import sys; from topcal.config import paper_train_config; from topcal.train.fit import train; "
-            "train(sys.argv[1], sys.argv[2], paper_train_config(epochs=1, test_fraction=0.01), progress=False); "
-            "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0])")
-    done = subprocess.run([sys.executable, "-c", code, str(base / "big"), str(base / "big_model")], check=True,
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(base / "big"), str(base / "big_model")], check=True,
                           capture_output=True, text=True)
-    return int(done.stdout.split()[-1]) / 1024  # kB -> MiB
+    peak_kb, anon_kb = done.stdout.split()[-2:]
+    return int(peak_kb) / 1024, int(anon_kb) / 1024  # kB -> MiB
+
+
+# The child: a one-epoch training of the paper's network; it prints its peak resident memory (VmHWM) and the
+# peak of its anonymous memory (RssAnon, sampled every 10 ms: the resident memory without the pages of the
+# shared libraries, TensorFlow's 430 MB of them among them, which every process on a node shares)
+MEMORY_CHILD = """
+import sys, threading, time
+def status(key):
+    return int([line.split()[1] for line in open('/proc/self/status') if line.startswith(key)][0])
+anon = [0]
+def watch():
+    while True:
+        anon[0] = max(anon[0], status('RssAnon'))
+        time.sleep(0.01)
+threading.Thread(target=watch, daemon=True).start()
+from topcal.config import paper_train_config
+from topcal.train.fit import train
+train(sys.argv[1], sys.argv[2], paper_train_config(epochs=1, test_fraction=0.01), progress=False)
+print(status('VmHWM'), max(anon[0], status('RssAnon')))
+"""
 
 
 def main() -> None:
@@ -201,7 +221,7 @@ def main() -> None:
         t0 = time.perf_counter()
         model.predict(xi, args.samples, seed=1)
         t_predict = time.perf_counter() - t0
-        memory = peak_train_memory_mb(base, table, pconfig, args.memory_jets) if args.memory_jets else None
+        memory, anon = peak_train_memory_mb(base, table, pconfig, args.memory_jets) if args.memory_jets else (None, None)
         input_mb = args.memory_jets * table["constituents"][0].nbytes / 2**20
 
     work = n_fit * args.epochs
@@ -235,7 +255,8 @@ def main() -> None:
           f"{t_forward / t_predict:.2f} x bare |")
     if memory is not None:
         print(f"\npeak RSS of topcal train on {args.memory_jets} jets x 100 constituents (1 epoch): {memory:.0f} MB, "
-              f"{memory / input_mb:.2f} x its input array of {input_mb:.0f} MB (target <= 1.5)")
+              f"{memory / input_mb:.2f} x its input array of {input_mb:.0f} MB (target <= 1.5); peak anonymous memory "
+              f"(without the shared libraries' pages) {anon:.0f} MB, {anon / input_mb:.2f} x")
     if args.json:
         write_json(args.json, {
             "training_jets": n_fit, "epochs": args.epochs, "repeats": args.repeats,
@@ -253,8 +274,9 @@ def main() -> None:
                        "later_epochs_train_vs_bare_fit": t_bare_later / t_topcal_later,
                        "later_epochs_train_vs_bare_fit_validation": t_bare_val_later / t_topcal_later,
                        "memory_vs_input": memory / input_mb if memory is not None else None,
+                       "anonymous_memory_vs_input": anon / input_mb if anon is not None else None,
                        "sample_vs_bare_forward": t_forward / t_sample, "predict_vs_bare_forward": t_forward / t_predict},
-            "peak_rss_mb": memory, "memory_jets": args.memory_jets or None})
+            "peak_rss_mb": memory, "peak_anonymous_mb": anon, "memory_jets": args.memory_jets or None})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from topcal.config import TrainConfig, paper_train_config
 from topcal.errors import ConfigError, InputFileError
 from topcal.train.data import load_rows, split_rows
 from topcal.train.fit import train
+from topcal.train.inputs import aligned_empty
 from topcal.train.metrics import linear_response
 from topcal.train.model import load_model
 
@@ -317,8 +318,8 @@ def test_ensemble_members_trained_as_separate_calls_assemble_to_the_same_model(t
 
 
 def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
-    """Once trained, nothing holds the training inputs (TensorFlow's registry of numpy functions kept the
-    whole sample alive before): they are freed when the caller drops them, with no garbage collection
+    """Once trained, nothing holds the training inputs (neither the tensors on their memory nor, as before,
+    TensorFlow's registry of numpy functions, which kept the whole sample alive): they are freed when the caller drops them, with no garbage collection
     (``train`` runs none); the summary has each epoch's wall time, the model files do not."""
     import weakref
 
@@ -330,8 +331,9 @@ def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     assert len(summary.epoch_seconds[0]) == 2 and all(s > 0 for s in summary.epoch_seconds[0])
     assert "seconds" not in (tmp_path / "m" / "model.json").read_text()
     arrays, _ = load_rows(ds, np.arange(400))
-    x_all = {"constituents": np.ascontiguousarray(arrays.x[:, :, :3]), "mask": np.ones(arrays.x.shape[:2], np.float32),
-             "jet": np.zeros((400, 8), np.float32)}
+    x_all = {"constituents": aligned_empty((400, arrays.x.shape[1], 3)), "mask": np.ones(arrays.x.shape[:2], np.float32),
+             "jet": np.zeros((400, 8), np.float32)}  # the first shared with TensorFlow, the others copied
+    x_all["constituents"][...] = arrays.x[:, :, :3]
     probe = weakref.ref(x_all["constituents"])
     y = np.zeros(400, np.float32)
     (tmp_path / "w").mkdir()
@@ -341,29 +343,21 @@ def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     assert probe() is None
 
 
-def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as_it_was():
-    """A step draws Flipout's random numbers from stateful ops, and its batch shape comes from a numpy
-    gather that does not wait for the step before: with TensorFlow's default of 10 overlapping loop
-    iterations, a later step's draw could come first, and one seed gave different trainings at 20k jets.
-    The epoch's loop (training and validation steps) runs one iteration at a time, without the graph
-    optimiser, which is switched back afterwards for everything else (the prediction pass needs its fused
-    products)."""
-    import tensorflow as tf
-
+def test_the_epoch_loops_run_one_step_at_a_time():
+    """A step draws Flipout's random numbers from stateful ops: with TensorFlow's default of 10 overlapping
+    loop iterations, a later step's draw could come first, and one seed gave different trainings at 20k jets.
+    The epoch's loop (training and validation steps) runs one iteration at a time; validation steps take no
+    gradient step and leave the weights alone."""
     from topcal.train.loop import EpochLoop
     from topcal.train.network import build_network
 
-    x = {"flat": np.zeros((50, 8), np.float32)}
+    x = {"flat": np.random.default_rng(3).standard_normal((50, 8)).astype(np.float32)}
     model = build_network(paper_train_config(hidden=[4]), {"flat": (8,)}, 50)
     loop = EpochLoop(model, x, np.zeros(50, np.float32), 10)
     graph = loop._epoch.get_concrete_function().graph
     loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
     assert loops and all(op.get_attr("parallel_iterations") == 1 for op in loops)
 
-    def optimiser_off():
-        return tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-
-    assert not optimiser_off()
     iterations = int(model.optimizer.iterations)
     weights = [w.copy() for w in model.get_weights()]
     val_nll = loop.validation_nll(np.arange(40, 50))  # no gradient step
@@ -371,8 +365,33 @@ def test_the_epoch_loops_run_one_step_at_a_time_and_leave_the_graph_optimiser_as
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
     loss, nll, val_nll = loop.epoch(np.arange(40), np.arange(40, 50))  # 4 steps of 10 jets, then validation
     assert int(model.optimizer.iterations) == iterations + 4 and np.isfinite([loss, nll, val_nll]).all()
-    assert not optimiser_off()
+    assert not all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
     loop.close()
+
+
+def test_the_loop_gathers_its_batches_from_the_training_arrays_themselves(tmp_path):
+    """The arrays that training reads and encodes start on 64-byte boundaries, so the loop's tensors share
+    their memory (a write to the array shows in the tensor); a misaligned or strided array is copied, and
+    the copy holds the same numbers."""
+    from topcal.train.inputs import ALIGNMENT, raw_inputs
+    from topcal.train.loop import shared_tensor
+
+    ds = toy_dataset(tmp_path / "ds", 300, seed=4)
+    jets = load_rows(ds, np.arange(300))[0].jets
+    arrays = {**raw_inputs(jets, "jet-frame", 6), **raw_inputs(jets, "lab-4vectors"),
+              "flat_6": raw_inputs(jets, "lab-4vectors", 6)["flat"]}
+    for name, array in arrays.items():
+        assert array.ctypes.data % ALIGNMENT == 0 and array.flags.c_contiguous, name
+        tensor = shared_tensor(array)
+        np.testing.assert_array_equal(tensor.numpy(), array)
+        array.flat[7] += 1.0
+        assert tensor.numpy().flat[7] == array.flat[7], f"{name}: copied"
+    base = np.arange(4 * 33, dtype=np.float32)
+    for other in (base[1:129].reshape(32, 4), base.reshape(33, 4)[:, :3]):  # misaligned, strided
+        tensor = shared_tensor(other)
+        np.testing.assert_array_equal(tensor.numpy(), other)
+        other[0, 0] = -5.0
+        assert tensor.numpy()[0, 0] != -5.0
 
 
 @pytest.mark.parametrize("bayesian", [True, False])

@@ -13,7 +13,7 @@ import numpy as np
 
 from topcal.errors import InputFileError
 from topcal.io.dataset import CONSTITUENTS, Dataset
-from topcal.train.inputs import Jets
+from topcal.train.inputs import Jets, aligned_empty
 
 LABEL = "pt_truth"
 JET_COLUMNS = ("pt", "eta", "phi", "mass", "n_constituents")
@@ -64,7 +64,7 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
     if len(rows) == 0:
         raise InputFileError(f"{ds.path}: no jets to read (dataset has {ds.n_jets})")
     n_max = ds.config.max_constituents
-    x = np.empty((len(rows), n_max, 4), dtype=np.float32) if x_out is None else x_out
+    x = aligned_empty((len(rows), n_max, 4)) if x_out is None else x_out  # aligned: no copy in training
     present = set(ds.columns)
     wanted = [c for c in dict.fromkeys((LABEL, *JET_COLUMNS, *extra)) if c in present or c in (LABEL, "pt")]
     columns = {name: np.empty(len(rows)) for name in wanted}

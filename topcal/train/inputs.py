@@ -42,6 +42,7 @@ JET_FEATURES = ("pt", "mass", "mass_over_pt", "eta", "n_constituents",
 SUBJET_RADIUS = 1.2
 TINY = 1e-12
 ENCODE_CHUNK_JETS = 8192  # jets encoded at a time (see raw_inputs)
+ALIGNMENT = 64  # bytes: the start of the arrays the training loop takes without a copy (aligned_empty)
 
 
 @dataclass
@@ -77,6 +78,17 @@ class Jets:
     @property
     def n_max(self) -> int:
         return int(self.constituents.shape[1])
+
+
+def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data start on an ``ALIGNMENT``-byte boundary (numpy's own
+    are 16-byte aligned), as TensorFlow's CPU tensors must: the training loop then gathers its batches from
+    the array itself, not from a copy (:func:`topcal.train.loop.shared_tensor`)."""
+    shape = tuple(int(n) for n in np.atleast_1d(shape))
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % ALIGNMENT
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _wrap(dphi: np.ndarray) -> np.ndarray:
@@ -206,22 +218,26 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
     ``n_constituents`` constituents (all stored ones when None). The jet-frame arrays are computed
     ``ENCODE_CHUNK_JETS`` jets at a time into the output: their float64 intermediates take about 40 kB a
     jet (at 64 constituents), so that encoding 200k jets at once peaked at 8.6 GB (a 1M-jet training of the
-    default network would have needed about 40 GB)."""
+    default network would have needed about 40 GB). The arrays are new and aligned (:func:`aligned_empty`),
+    or, for ``"lab-4vectors"`` of all stored constituents, a view of ``jets.constituents``."""
     if kind not in INPUT_KINDS:
         raise ValueError(f"inputs: {kind!r} is not one of {INPUT_KINDS}")
     if n_constituents is not None and n_constituents < jets.n_max:
         jets = Jets(jets.constituents[:, :n_constituents], jets.pt, jets.eta, jets.phi, jets.mass,
                     jets.n_constituents, jets.input_scale_gev)
     if kind == "lab-4vectors":
-        return {"flat": jets.constituents.reshape(len(jets), -1).astype(np.float32, copy=False)}  # a view: no copy
-    if len(jets) <= ENCODE_CHUNK_JETS:
-        return _jet_frame_inputs(jets)
+        c = jets.constituents
+        if c.flags.c_contiguous and c.dtype == np.float32:
+            return {"flat": c.reshape(len(jets), -1)}  # a view: no copy
+        flat = aligned_empty((len(jets), c.shape[1] * c.shape[2]))
+        flat.reshape(c.shape)[...] = c
+        return {"flat": flat}
     out: dict[str, np.ndarray] = {}
-    for start in range(0, len(jets), ENCODE_CHUNK_JETS):  # every feature is a jet's own: chunks change nothing
+    for start in range(0, max(len(jets), 1), ENCODE_CHUNK_JETS):  # a jet's features are its own: chunks change nothing
         part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)))
         for name, array in part.items():
             if name not in out:
-                out[name] = np.empty((len(jets), *array.shape[1:]), array.dtype)
+                out[name] = aligned_empty((len(jets), *array.shape[1:]), array.dtype)
             out[name][start:start + len(array)] = array
     return out
 

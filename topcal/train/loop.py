@@ -1,11 +1,11 @@
-"""The training loop: one compiled TensorFlow call per epoch, batches gathered from numpy arrays.
+"""The training loop: one compiled TensorFlow call per epoch, batches gathered from the input arrays in it.
 
 Keras's ``model.fit`` returns to Python after every step (or every ``steps_per_execution`` steps, whose
 unrolled graph took seconds to trace) and runs its callbacks there. Here one ``tf.function`` runs a whole
 epoch, its validation included, as a ``tf.while_loop`` of one step at a time: per step it gathers the
-batch's rows from the numpy arrays (``tf.numpy_function``, so the inputs stay in memory once, never copied
-into TensorFlow; the epoch's order of rows stays a numpy array too), computes the
-negative log-likelihood (mean over the batch) plus the network's own losses (the KL term of the Bayesian
+batch's rows (``tf.gather`` on tensors that share the numpy arrays' memory, :func:`shared_tensor`, so the
+inputs stay in memory once; a gather through ``tf.numpy_function``, which returns to Python every step,
+made the paper network's epochs 17% slower), computes the negative log-likelihood (mean over the batch) plus the network's own losses (the KL term of the Bayesian
 layers, or the L2 penalty of an ensemble member), and applies the gradients with the model's optimiser
 (Adam with gradient clipping, :func:`topcal.train.network.build_network`); the validation steps after the
 training steps compute the NLL only. The epoch's order is a permutation that the caller draws from its
@@ -26,13 +26,27 @@ import numpy as np
 
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.console import silenced
+from topcal.train.inputs import ALIGNMENT, aligned_empty
 
 # Jets per validation step. 1000 is as fast as 2000 here and holds 5 MiB of TensorFlow's working memory at
 # the first validation instead of 64 MiB (a 1M-jet training of the paper's network, benchmarks/bench_train.py).
 VALIDATION_BATCH = 1000
 
 
-_NO_ROWS = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+def shared_tensor(array: np.ndarray):
+    """A float32 TensorFlow tensor on the memory of ``array`` (through DLPack: no copy; the tensor keeps the
+    array alive) when the array is float32, C-contiguous and aligned to ``ALIGNMENT`` bytes, as TensorFlow's
+    CPU tensors must be (the arrays that :func:`topcal.train.data.load_rows` and
+    :func:`topcal.train.inputs.raw_inputs` make are: :func:`topcal.train.inputs.aligned_empty`); otherwise
+    on an aligned copy (numpy's own allocations are 16-byte aligned; TensorFlow's ``convert_to_tensor``
+    always copies)."""
+    import tensorflow as tf
+
+    if array.dtype != np.float32 or not array.flags.c_contiguous or array.ctypes.data % ALIGNMENT:
+        copy = aligned_empty(array.shape)
+        copy[...] = array
+        array = copy
+    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
 class EpochLoop:
@@ -48,32 +62,18 @@ class EpochLoop:
         self.model, self.batch_size = model, int(batch_size)
         names = sorted(x_all)
         shapes = {name: x_all[name].shape[1:] for name in names}
+        if len(y_all) >= 2**31:
+            raise ValueError(f"{len(y_all)} jets: the training loop takes at most 2^31 - 1")
 
-        # emptied by close(): TensorFlow keeps gather() registered. "order": the rows of the running epoch,
-        # training then validation, set by epoch() for its call (so the epoch's order never becomes a tensor:
-        # for 1M jets, two 8 MB copies fewer)
-        self._arrays = {"x": x_all, "y": y_all, "order": _NO_ROWS}
-
-        def gather(lo, hi):
-            """The arrays of the epoch's rows lo..hi (positions in its training rows, then validation rows)."""
-            x, y = self._arrays["x"], self._arrays["y"]
-            train, val = self._arrays["order"]
-            i = train[lo:hi] if lo < len(train) else val[lo - len(train):hi - len(train)]
-            return (*(x[name][i] for name in names), y[i])
-
-        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for AutoGraph to convert
-        def rows(lo, hi):
-            *xs, y = tf.numpy_function(gather, [lo, hi], [tf.float32] * (len(names) + 1), stateful=True)
-            for name, x in zip(names, xs):
-                x.set_shape((None, *shapes[name]))
-            y.set_shape((None,))
-            return dict(zip(names, xs)), y
+        # the inputs as tensors on the arrays' own memory (no copy: shared_tensor), and the targets; dropped by
+        # close(). They enter the compiled epoch as arguments, so the function itself holds no reference.
+        self._tensors = ({name: shared_tensor(x_all[name]) for name in names}, tf.constant(y_all, tf.float32))
 
         loss_fn, optimizer = model.loss, model.optimizer
 
         bs, vb = tf.constant(self.batch_size, tf.int64), tf.constant(VALIDATION_BATCH, tf.int64)
 
-        def step(i, n_train, n_all, train_steps, totals):
+        def step(i, x_all, y_all, order, n_train, n_all, train_steps, totals):
             """Step ``i`` of an epoch: a gradient step on training rows while ``i < train_steps``, then
             validation steps (no gradient) on the rows after ``n_train``. One body serves both, so the
             network is traced once for training and validation (a second trace cost 0.45 s a training)."""
@@ -81,7 +81,8 @@ class EpochLoop:
             lo = tf.where(training, i * bs, n_train + (i - train_steps) * vb)
             end = tf.where(training, n_train, n_all)
             hi = tf.minimum(lo + tf.where(training, bs, vb), end)
-            x, y = rows(lo, hi)
+            rows = order[lo:hi]
+            x, y = {name: tf.gather(x_all[name], rows) for name in names}, tf.gather(y_all, rows)
             with tf.GradientTape() as tape:
                 out = model(x, training=training)  # dropout (ensemble members) only in training steps
                 nll = tf.reduce_mean(loss_fn(y, out))
@@ -97,19 +98,24 @@ class EpochLoop:
             train_w = tf.where(training, weight, 0.0)
             totals = (totals[0] + trained_loss * weight, totals[1] + nll * train_w,
                       totals[2] + nll * (weight - train_w))
-            return i + 1, n_train, n_all, train_steps, totals
+            return i + 1, x_all, y_all, order, n_train, n_all, train_steps, totals
 
         # Plain graph functions (no AutoGraph: tracing the network through it took seconds), traced once:
         # the optimiser's slot variables exist before the first trace, so TensorFlow need not trace again.
         optimizer._create_all_weights(model.trainable_variables)  # Keras 2's Adam: its counter and slots
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int64)] * 2, autograph=False)
-        def epoch(n_train, n_val):
+        spec = tf.TensorSpec
+        signature = [{name: spec((None, *shapes[name]), tf.float32) for name in names}, spec((None,), tf.float32),
+                     spec((None,), tf.int32), spec([], tf.int64)]
+
+        @tf.function(input_signature=signature, autograph=False)
+        def epoch(x_all, y_all, order, n_train):
+            n_val = tf.shape(order, out_type=tf.int64)[0] - n_train
             train_steps = (n_train + bs - 1) // bs
             steps = train_steps + (n_val + vb - 1) // vb
             *_, totals = tf.while_loop(lambda i, *_: i < steps, step,
-                                       (tf.constant(0, tf.int64), n_train, n_train + n_val, train_steps,
-                                        (0.0, 0.0, 0.0)), parallel_iterations=1)
+                                       (tf.constant(0, tf.int64), x_all, y_all, order, n_train, n_train + n_val,
+                                        train_steps, (0.0, 0.0, 0.0)), parallel_iterations=1)
             n_train, n_val = tf.cast(tf.maximum(n_train, 1), tf.float32), tf.cast(tf.maximum(n_val, 1), tf.float32)
             return totals[0] / n_train, totals[1] / n_train, totals[2] / n_val
 
@@ -117,9 +123,9 @@ class EpochLoop:
         self._ran = False
 
     def close(self) -> None:
-        """Drop the references to the input arrays (TensorFlow's registry of numpy functions would keep them,
-        and so the whole training sample, alive as long as the process); the loop cannot run after this."""
-        self._arrays.clear()
+        """Drop the tensors on the input arrays (they keep the arrays, the whole training sample, alive); the
+        loop cannot run after this."""
+        self._tensors = None
 
     def epoch(self, order: np.ndarray, val_rows: np.ndarray) -> tuple[float, float, float]:
         """One epoch over the training rows ``order`` in that order, then the validation rows ``val_rows``:
@@ -127,13 +133,10 @@ class EpochLoop:
         first, self._ran = not self._ran, True
         # at a function's first run TensorFlow has printed cost-model warnings ("Error in PredictCost() for
         # the op: Softmax") from C++, past its log level: silenced then (topcal -v shows them)
-        order, val_rows = np.asarray(order), np.asarray(val_rows)
-        self._arrays["order"] = (order, val_rows)
-        try:
-            with (silenced(stdout=False) if first else contextlib.nullcontext()), graph_rewrites_off():
-                loss, nll, val_nll = self._epoch(np.int64(len(order)), np.int64(len(val_rows)))
-        finally:
-            self._arrays["order"] = _NO_ROWS
+        x_all, y_all = self._tensors
+        rows = np.concatenate([order, val_rows]).astype(np.int32, copy=False)  # (rows < 2^31: checked at init)
+        with silenced(stdout=False) if first else contextlib.nullcontext():
+            loss, nll, val_nll = self._epoch(x_all, y_all, rows, np.int64(len(order)))
         return float(loss), float(nll), float(val_nll)
 
     def train_epoch(self, order: np.ndarray) -> tuple[float, float]:
@@ -143,21 +146,3 @@ class EpochLoop:
     def validation_nll(self, rows: np.ndarray) -> float:
         """Mean NLL of the standardised targets on ``rows`` (no gradient step)."""
         return self.epoch(np.zeros(0, np.int64), rows)[2]
-
-
-@contextlib.contextmanager
-def graph_rewrites_off():
-    """Calls of compiled functions within run without TensorFlow's graph optimiser (grappler): for the
-    training and validation loops it cost 0.5 s at their first run and gained nothing per epoch
-    (benchmarks/bench_train.py). The setting is TensorFlow's, for the whole process, and is part of the
-    key under which TensorFlow keeps a function's optimised form, so a function called always within (or
-    always outside) is optimised once; the prediction pass, called outside, keeps its fused products."""
-    import tensorflow as tf
-
-    before = bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
-

@@ -291,6 +291,7 @@ def test_ensemble_members_on_a_process_pool_give_the_same_model(tmp_path):
     b = load_model(tmp_path / "pool").predict(jets, samples=2)
     np.testing.assert_array_equal(a["mean"], b["mean"])
     np.testing.assert_array_equal(a["sigma_tot"], b["sigma_tot"])
+    assert not (tmp_path / "pool" / "inputs").exists()  # the members' input files are removed
 
 
 def test_ensemble_members_trained_as_separate_calls_assemble_to_the_same_model(tmp_path):
@@ -392,6 +393,33 @@ def test_the_loop_gathers_its_batches_from_the_training_arrays_themselves(tmp_pa
         np.testing.assert_array_equal(tensor.numpy(), other)
         other[0, 0] = -5.0
         assert tensor.numpy()[0, 0] != -5.0
+
+
+def test_members_on_a_pool_map_the_training_arrays_from_the_checkpoint_directory(tmp_path):
+    """A pool's members read the training arrays from files (InputFiles), memory-mapped: the same numbers,
+    aligned so that the loop's tensor shares the mapping (no copy per worker), writes stay in the process
+    (copy-on-write) and never reach the file; a worker that cannot see the files gets an error naming them."""
+    from topcal.train.fit import InputFiles
+    from topcal.train.inputs import ALIGNMENT, raw_inputs
+    from topcal.train.loop import shared_tensor
+
+    ds = toy_dataset(tmp_path / "ds", 300, seed=4)
+    x_all = raw_inputs(load_rows(ds, np.arange(300))[0].jets, "jet-frame", 6)
+    y_all = np.linspace(-1.0, 1.0, 300).astype(np.float32)
+    files = InputFiles.write(tmp_path / "work" / "inputs", x_all, y_all)
+    x, y = files.load()
+    assert sorted(x) == sorted(x_all)
+    np.testing.assert_array_equal(y, y_all)
+    for name, array in x.items():
+        np.testing.assert_array_equal(array, x_all[name])
+        assert array.ctypes.data % ALIGNMENT == 0, name
+        tensor = shared_tensor(array)
+        array.flat[3] += 1.0
+        assert tensor.numpy().flat[3] == array.flat[3], f"{name}: copied"
+        assert files.load()[0][name].flat[3] == x_all[name].flat[3], f"{name}: the write reached the file"
+    (files.directory / "y.npy").unlink()
+    with pytest.raises(InputFileError, match="y.npy: training inputs not found"):
+        files.load()
 
 
 @pytest.mark.parametrize("bayesian", [True, False])

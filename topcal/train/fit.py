@@ -41,6 +41,7 @@ from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 
 CHECKPOINT = "checkpoint"
+INPUTS = "inputs"  # the training arrays for members on a worker pool (InputFiles), while they train
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
 CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)
@@ -265,22 +266,60 @@ def _fit_members(cfg: TrainConfig, splits: dict[int, tuple], x_all: dict, y_all,
         networks: list = []
         return [_fit_member(cfg, m, trn, val, x_all, y_all, work, progress, networks)
                 for m, (trn, val) in splits.items()], networks
-    with worker_pool(executor, workers, scheduler) as pool:
-        if pool.executor == "dask":  # the arrays go to the cluster once, not once per member
-            x_all, y_all = pool.pool.scatter(x_all, broadcast=False), pool.pool.scatter(y_all, broadcast=False)
-        futures = [pool.submit(_fit_member, cfg, m, trn, val, x_all, y_all, work, False)
-                   for m, (trn, val) in splits.items()]
-        results = []
-        with progress_bar(len(futures), "training ensemble members", "network", progress) as bar:
-            for future in futures:
-                results.append(future.result())
-                bar.update(1)
+    files = InputFiles.write(work / INPUTS, x_all, y_all)  # each worker maps them: no copy per member
+    try:
+        with worker_pool(executor, workers, scheduler) as pool:
+            futures = [pool.submit(_fit_member, cfg, m, trn, val, files, None, work, False)
+                       for m, (trn, val) in splits.items()]
+            results = []
+            with progress_bar(len(futures), "training ensemble members", "network", progress) as bar:
+                for future in futures:
+                    results.append(future.result())
+                    bar.update(1)
+    finally:
+        shutil.rmtree(files.directory, ignore_errors=True)
     return results, None
 
 
-def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
-                progress: bool, keep: list | None = None) -> dict:
-    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``.
+@dataclass(frozen=True)
+class InputFiles:
+    """The training arrays (network inputs and standardised targets) as ``.npy`` files in ``directory``, for
+    members that train in other processes or on other machines (which see the checkpoint directory as this
+    process does: they write their checkpoints there). Each member maps the files (:meth:`load`) instead of
+    receiving a pickled copy: nothing goes over the network, the workers of one machine share one copy of
+    the inputs in the page cache, and the mapped arrays are page-aligned, so the training loop gathers from
+    them directly (:func:`topcal.train.loop.shared_tensor`)."""
+
+    directory: Path
+    names: tuple[str, ...]
+
+    @classmethod
+    def write(cls, directory: Path, x_all: dict[str, np.ndarray], y_all: np.ndarray) -> InputFiles:
+        shutil.rmtree(directory, ignore_errors=True)  # an interrupted run's files: written again, whole
+        try:
+            directory.mkdir(parents=True)
+            for name, array in (*((f"x_{k}", v) for k, v in x_all.items()), ("y", y_all)):
+                np.save(directory / f"{name}.npy", np.asarray(array, dtype=np.float32))
+        except OSError as err:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise OutputError(f"{directory}: cannot write the training inputs for the workers "
+                              f"({err.strerror or err})") from None
+        return cls(directory, tuple(sorted(x_all)))
+
+    def load(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The arrays, memory-mapped copy-on-write (writeable, as DLPack needs; the files stay unchanged)."""
+        try:
+            return ({name: np.load(self.directory / f"x_{name}.npy", mmap_mode="c") for name in self.names},
+                    np.load(self.directory / "y.npy", mmap_mode="c"))
+        except FileNotFoundError as err:
+            raise InputFileError(f"{err.filename}: training inputs not found; this worker must see the "
+                                 f"checkpoint directory {self.directory.parent} at the same path") from None
+
+
+def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict | InputFiles, y_all,
+                work: Path, progress: bool, keep: list | None = None) -> dict:
+    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``, on
+    the arrays ``x_all`` and ``y_all`` (or those of the :class:`InputFiles` ``x_all``; ``y_all`` None).
 
     Each epoch is one compiled call (:class:`topcal.train.loop.EpochLoop`) over the training rows in an order
     drawn from the member's seed and the epoch number. The best weights (by validation NLL) are kept in
@@ -292,6 +331,8 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
     from topcal.train.network import build_network
 
     deterministic()
+    if isinstance(x_all, InputFiles):
+        x_all, y_all = x_all.load()
     seed = cfg.seed + 7919 * member
     tf.keras.utils.set_random_seed(seed)  # the same weights wherever the member trains
 

@@ -70,7 +70,7 @@ def yardsticks(train_arrays, test_arrays, seed: int) -> dict[str, dict]:
                                         validation_fraction=0.2, n_iter_no_change=30, random_state=seed)
     gbt.fit(jet_features(train_arrays.jets), train_arrays.pt_truth / train_arrays.pt_jet)
     out[TREES] = {"mean": gbt.predict(jet_features(test_arrays.jets)) * test_arrays.pt_jet,
-                                     "train_seconds": time.perf_counter() - t0}
+                  "train_seconds": time.perf_counter() - t0}
     return out
 
 

@@ -92,8 +92,7 @@ def paired_rmse_difference(truth: np.ndarray, mean: np.ndarray, other: np.ndarra
     bootstrap standard error: both resampled with the same jets, so the part of their errors that the
     jets share (most of it: both see the same detector fluctuations) cancels. Two methods whose separate
     bootstrap errors overlap can still differ significantly."""
-    rmse = lambda m: float(np.sqrt(np.mean((truth - m) ** 2)))  # noqa: E731
-    difference = rmse(mean) - rmse(other)
+    difference = float(np.sqrt(np.mean((truth - mean) ** 2)) - np.sqrt(np.mean((truth - other) ** 2)))
     if len(truth) < 2:
         return difference, float("nan")
     resampled = _resampled_rmse(truth, mean, n_boot, seed) - _resampled_rmse(truth, other, n_boot, seed)

@@ -269,7 +269,7 @@ def _fit_members(cfg: TrainConfig, splits: dict[int, tuple], x_all: dict, y_all,
     files = InputFiles.write(work / INPUTS, x_all, y_all)  # each worker maps them: no copy per member
     try:
         with worker_pool(executor, workers, scheduler) as pool:
-            futures = [pool.submit(_fit_member, cfg, m, trn, val, files, None, work, False)
+            futures = [pool.submit(_fit_member_on_worker, cfg, m, trn, val, files, work)
                        for m, (trn, val) in splits.items()]
             results = []
             with progress_bar(len(futures), "training ensemble members", "network", progress) as bar:
@@ -316,10 +316,16 @@ class InputFiles:
                                  f"checkpoint directory {self.directory.parent} at the same path") from None
 
 
-def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict | InputFiles, y_all,
-                work: Path, progress: bool, keep: list | None = None) -> dict:
-    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``, on
-    the arrays ``x_all`` and ``y_all`` (or those of the :class:`InputFiles` ``x_all``; ``y_all`` None).
+def _fit_member_on_worker(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, files: InputFiles,
+                          work: Path) -> dict:
+    """:func:`_fit_member` in a pool's worker, on the arrays mapped from ``files``."""
+    x_all, y_all = files.load()
+    return _fit_member(cfg, member, trn, val, x_all, y_all, work, False)
+
+
+def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray, x_all: dict, y_all, work: Path,
+                progress: bool, keep: list | None = None) -> dict:
+    """Train network ``member`` (its seed: ``cfg.seed + 7919 x member``), with checkpoints under ``work``.
 
     Each epoch is one compiled call (:class:`topcal.train.loop.EpochLoop`) over the training rows in an order
     drawn from the member's seed and the epoch number. The best weights (by validation NLL) are kept in
@@ -331,8 +337,6 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
     from topcal.train.network import build_network
 
     deterministic()
-    if isinstance(x_all, InputFiles):
-        x_all, y_all = x_all.load()
     seed = cfg.seed + 7919 * member
     tf.keras.utils.set_random_seed(seed)  # the same weights wherever the member trains
 

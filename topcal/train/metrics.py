@@ -83,7 +83,7 @@ def bootstrap_rmse(truth: np.ndarray, mean: np.ndarray, n_boot: int = 1000, seed
     """Bootstrap standard error (GeV) of sqrt(MSE) of ``mean`` against ``truth`` (jets resampled)."""
     if len(truth) < 2:
         return float("nan")
-    return float(np.std(_resampled_rmse(truth, mean, n_boot, seed)))
+    return float(np.std(_resampled_rmse(truth, (mean,), n_boot, seed)[0]))
 
 
 def paired_rmse_difference(truth: np.ndarray, mean: np.ndarray, other: np.ndarray, n_boot: int = 1000,
@@ -95,16 +95,17 @@ def paired_rmse_difference(truth: np.ndarray, mean: np.ndarray, other: np.ndarra
     difference = float(np.sqrt(np.mean((truth - mean) ** 2)) - np.sqrt(np.mean((truth - other) ** 2)))
     if len(truth) < 2:
         return difference, float("nan")
-    resampled = _resampled_rmse(truth, mean, n_boot, seed) - _resampled_rmse(truth, other, n_boot, seed)
-    return difference, float(np.std(resampled))
+    resampled = _resampled_rmse(truth, (mean, other), n_boot, seed)
+    return difference, float(np.std(resampled[0] - resampled[1]))
 
 
-def _resampled_rmse(truth: np.ndarray, mean: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """sqrt(MSE) in ``n_boot`` resamplings of the jets; the same seed resamples the same jets."""
-    sq = (truth - mean) ** 2
-    rng, block = np.random.default_rng(seed), max(1, 2**24 // max(len(sq), 1))  # 128 MB of indices at most
-    return np.concatenate([np.sqrt(sq[rng.integers(0, len(sq), (min(block, n_boot - start), len(sq)))].mean(axis=1))
-                           for start in range(0, n_boot, block)])
+def _resampled_rmse(truth: np.ndarray, means: tuple[np.ndarray, ...], n_boot: int, seed: int) -> np.ndarray:
+    """sqrt(MSE) of each of ``means`` in ``n_boot`` resamplings of the jets, the same jets for all of them
+    (drawn from ``seed``): ``(len(means), n_boot)``."""
+    sq = np.stack([(truth - mean) ** 2 for mean in means])
+    rng, block = np.random.default_rng(seed), max(1, 2**24 // max(len(truth), 1))  # 128 MB of indices at most
+    return np.concatenate([np.sqrt(sq[:, rng.integers(0, len(truth), (min(block, n_boot - start), len(truth)))]
+                                   .mean(axis=2)) for start in range(0, n_boot, block)], axis=1)
 
 
 def linear_response(pt_jet: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:

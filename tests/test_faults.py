@@ -20,7 +20,7 @@ from toys import toy_dataset
 
 from topcal.cli import main
 from topcal.config import ProcessConfig, TrainConfig
-from topcal.errors import OutputError
+from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import atomic_output
 
 
@@ -339,3 +339,86 @@ def test_a_symlinked_output_is_replaced_not_followed(tmp_path, ttbar_file):
     assert code == 0, out
     assert not link.is_symlink() and (link / "dataset.json").exists()
     assert (target / "keep").read_text() == "not ours to delete"
+
+
+# --overwrite replaces only a topcal output of the same kind
+
+
+def _thesis(folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "thesis.tex").write_text("t")
+    return folder / "thesis.tex"
+
+
+def test_overwrite_never_replaces_a_folder_of_other_files(tmp_path, ttbar_file):
+    thesis = _thesis(tmp_path / "u")
+    code, out = run("process", ttbar_file, "-o", tmp_path / "u", "--overwrite", "--quiet")
+    assert code == 2 and "not a topcal dataset" in one_line(out)
+    ds = toy_dataset(tmp_path / "ds", 200, seed=1)
+    code, out = run("train", ds.path, "-o", tmp_path / "u", "--overwrite", "--quiet")
+    assert code == 2 and "not a topcal model" in one_line(out)
+    code, out = run("tagger", ds.path, ds.path, "-o", tmp_path / "u", "--overwrite", "--quiet")
+    assert code == 2 and "not a topcal tagger" in one_line(out)
+    assert thesis.read_text() == "t"
+    # a dataset is not a model, and a real dataset with a file of the user's in it is not replaced either
+    toy_dataset(tmp_path / "ds2", 30, seed=2)
+    code, out = run("train", ds.path, "-o", tmp_path / "ds2", "--overwrite", "--quiet")
+    assert code == 2 and "not a topcal model (no model.json)" in one_line(out)
+    _thesis(tmp_path / "ds2")
+    code, out = run("process", ttbar_file, "-o", tmp_path / "ds2", "--overwrite", "--quiet")
+    assert code == 2 and "holds 'thesis.tex'" in one_line(out)
+    assert (tmp_path / "ds2" / "thesis.tex").exists() and (tmp_path / "ds2" / "dataset.json").exists()
+
+
+def test_overwrite_never_replaces_the_working_directory_or_above(tmp_path, ttbar_file, monkeypatch):
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    thesis = _thesis(tmp_path / "a")
+    monkeypatch.chdir(sub)
+    for target, where in ((".", "is the working directory"), ("..", "a folder above the working directory")):
+        code, out = run("process", ttbar_file, "-o", target, "--overwrite", "--quiet")
+        assert code == 2 and where in one_line(out)
+        code, out = run("process", ttbar_file, "-o", target, "--quiet")  # also without --overwrite
+        assert code == 2 and where in one_line(out)
+    code, out = run("demo", "--sample", ttbar_file, "-o", "..", "--quiet")
+    assert code == 2 and "a folder above the working directory" in one_line(out)
+    assert thesis.read_text() == "t" and sub.is_dir()
+
+
+def test_overwrite_of_a_root_file_only_replaces_topcal_files(tmp_path, ttbar_file):
+    mine = tmp_path / "mine.root"
+    with uproot.recreate(mine) as f:
+        f["note"] = "an analysis of mine"
+    code, out = run("generate", "-o", mine, "-n", "4", "--overwrite", "--quiet")
+    assert code == 2 and "not a ROOT file written by topcal" in one_line(out)
+    text = tmp_path / "notes.root"
+    text.write_text("not ROOT at all")
+    code, out = run("generate", "-o", text, "-n", "4", "--overwrite", "--quiet")
+    assert code == 2 and "not a ROOT file written by topcal" in one_line(out)
+    assert text.read_text() == "not ROOT at all" and "note" in uproot.open(mine)
+    shutil.copy(ttbar_file, tmp_path / "ev.root")  # topcal's own event file is replaced
+    code, out = run("generate", "-o", tmp_path / "ev.root", "-n", "4", "--overwrite", "--quiet")
+    assert code == 0, out
+    assert uproot.open(tmp_path / "ev.root")["Delphes"].num_entries == 4
+
+
+def test_predict_and_evaluate_overwrite_only_their_own_outputs(tmp_path):
+    from topcal.io.atomic import OutputKind, check_output
+    from topcal.predict.friend_tree import FRIEND_FILE
+    from topcal.train.evaluate import OUTPUT as REPORT
+
+    friend = tmp_path / "ev_topcal.root"
+    with uproot.recreate(friend) as f:
+        f["x"] = "mine"
+    with pytest.raises(OutputError, match="not a ROOT file written by topcal"):
+        check_output(friend, True, kind=FRIEND_FILE)
+    report = tmp_path / "rep"
+    _thesis(report)
+    with pytest.raises(OutputError, match="not a topcal report"):
+        check_output(report, True, kind=REPORT)
+    (report / "thesis.tex").unlink()
+    (report / "report.json").write_text(json.dumps({"topcal_version": "0"}))
+    assert check_output(report, True, kind=REPORT) == report
+    (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose
+    assert check_output(tmp_path / "empty", True, kind=OutputKind("x", "x.json"))
+

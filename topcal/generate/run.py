@@ -25,7 +25,7 @@ from topcal.errors import ConfigError
 from topcal.generate import detector
 from topcal.generate.pythia import compact_truth, event_info, final_state, gen_particles, run_pythia
 from topcal.io.atomic import check_output
-from topcal.io.delphes_writer import delphes_file
+from topcal.io.delphes_writer import EVENT_FILE, delphes_file
 from topcal.workers import worker_pool
 
 PYTHIA_MAX_SEED = 900_000_000
@@ -104,7 +104,7 @@ def generate(
     if n_events > MAX_EVENTS:
         raise ConfigError(f"--events: {n_events} is more than one file should hold ({MAX_EVENTS}); generate "
                           f"several files with different --seed values instead")
-    out = check_output(out, overwrite)
+    out = check_output(out, overwrite, kind=EVENT_FILE)
     n_chunks = -(-n_events // cfg.chunk_events)
     sizes = _LazySizes(n_events, cfg.chunk_events, n_chunks)
     metadata = {

@@ -25,12 +25,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from topcal.config import ProcessConfig
+from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
 
 FORMAT = "topcal-jet-dataset/1"
 MANIFEST = "dataset.json"
 HISTOGRAMS = "histograms.root"
 CONSTITUENTS = "constituents"
+OUTPUT = OutputKind("dataset", MANIFEST, "topcal-jet-dataset/", ("part-*.parquet", HISTOGRAMS, "figures"))
 
 
 def part_name(index: int) -> str:

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from topcal.io.atomic import OutputKind
 from topcal.io.tree_writer import tree_file
 
 TREE_NAME = "Delphes"
+# every file topcal generates holds its configuration: --overwrite replaces only such a file
+EVENT_FILE = OutputKind("event file", root_key="topcal_config")
 
 def _counter_name(collection: str) -> str:
     return f"{collection}_size"
@@ -35,4 +38,4 @@ def delphes_file(
     ``metadata`` entries are stored as ``TObjString`` (e.g. ``topcal_config``, ``topcal_command``).
     """
     return tree_file(path, TREE_NAME, _counter_name, _field_name, metadata, overwrite, compression, level,
-                     title="Analysis tree (topcal)")
+                     title="Analysis tree (topcal)", kind=EVENT_FILE)

@@ -16,7 +16,7 @@ from pathlib import Path
 import awkward as ak
 import uproot
 
-from topcal.io.atomic import atomic_output
+from topcal.io.atomic import OutputKind, atomic_output
 
 CODECS = {"zlib": uproot.ZLIB, "lzma": uproot.LZMA, "lz4": uproot.LZ4, "zstd": uproot.ZSTD}
 
@@ -45,12 +45,13 @@ class TreeWriter:
 @contextlib.contextmanager
 def tree_file(path: str | Path, tree_name: str, counter_name, field_name, metadata: Mapping[str, str],
               overwrite: bool = False, compression: str = "zlib", level: int = 1,
-              title: str = "") -> Iterator[TreeWriter]:
+              title: str = "", kind: OutputKind | None = None) -> Iterator[TreeWriter]:
     """Open ``path`` for writing one tree; the file appears only when the block finishes without error.
 
-    ``compression`` is one of uproot's ``zlib``, ``lzma``, ``lz4``, ``zstd`` at ``level`` 0..9.
+    ``compression`` is one of uproot's ``zlib``, ``lzma``, ``lz4``, ``zstd`` at ``level`` 0..9. With
+    ``overwrite``, an existing ``path`` is replaced only when it is a file of ``kind``.
     """
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite, kind=kind) as tmp:
         with uproot.recreate(tmp, compression=CODECS[compression](level)) as file:
             for key, value in metadata.items():
                 file[key] = str(value)

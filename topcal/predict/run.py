@@ -22,8 +22,8 @@ import awkward as ak
 import topcal
 from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
-from topcal.io.atomic import refuse_overlap, remove_stale_temporaries, temporary_name
-from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
+from topcal.io.atomic import refuse_foreign, refuse_overlap, remove_stale_temporaries, temporary_name
+from topcal.predict.friend_tree import DEFAULT_TREE, FRIEND_FILE, friend_name, write_friend
 from topcal.predict.calibrator import Calibrator
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset
@@ -84,6 +84,8 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not overwrite:
         raise OutputError(f"{existing[0]}: friend exists; pass --overwrite to replace it")
+    for target in targets.values():
+        refuse_foreign(target, FRIEND_FILE)
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
     metadata = {"topcal_model": json.dumps(meta), "topcal_model_path": str(Path(model_dir).absolute()),

@@ -26,7 +26,7 @@ import topcal
 from topcal.config import ProcessConfig
 from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output, check_output
-from topcal.io.dataset import HISTOGRAMS, part_name, read_part, write_manifest, write_part
+from topcal.io.dataset import HISTOGRAMS, OUTPUT, part_name, read_part, write_manifest, write_part
 from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, diagnose_read_error, read_metadata
 from topcal.process.truth import TRUTH_FIELDS
 from topcal.process.executors import make_runner
@@ -155,12 +155,12 @@ def process(
     cfg = cfg or ProcessConfig()
     cfg.validate()
     fileset = build_fileset(inputs)
-    check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs])
+    check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs], kind=OUTPUT)
     fileset, entries, skipped = check_inputs(fileset, cfg, skip_bad_files)
     files = [f for fs in fileset.values() for f in fs]
     command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
 
-    with atomic_output(out, overwrite, inputs=files) as tmp:
+    with atomic_output(out, overwrite, inputs=files, kind=OUTPUT) as tmp:
         staging = tmp / STAGING
         staging.mkdir(parents=True)
         proc = FatJetDatasetProcessor(cfg, {f: i for i, f in enumerate(files)}, staging)

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from topcal.errors import ConfigError
+from topcal.io.atomic import OutputKind, claim_directory
 from topcal.reproduce import isr_study
 from topcal.config import TrainConfig
 from topcal.reproduce.plan import (Estimate, SampleStep, estimate, measure_rates, pct, sample_steps, smear_name,
@@ -47,6 +48,9 @@ PAPER = {  # DESIGN.md section 7, pT,j 600..620 GeV, without ISR
     "sigma_stoch_plateau_gev": 50.0,
     "table2": {"weights": [0.59, 0.30, 0.11], "means": [617.8, 659.8, 738.6], "sigmas": [16.6, 33.7, 78.6]},
 }
+# what a reproduction holds (it is reused to resume): a folder with anything else is not taken for one
+OUTPUT = OutputKind("reproduction", contents=("samples", "dataset*", "models", "reports", "plots", "taggers",
+                                              "report.md"), manifest_required=False)
 JETS_PER_EVENT = 0.55  # trainable jets per ttbar event in the paper's data set (measured: 50,156 of 90,000)
 
 
@@ -79,6 +83,8 @@ def reproduce(scale_name: str, out, sample=None, progress: bool = True, command:
 
     scale = get_scale(scale_name)
     out = Path(out)
+    if not dry_run:
+        claim_directory(out, OUTPUT)  # new, empty or an earlier reproduction: never a folder of other files
     summary = ReproduceSummary(out, dry_run=dry_run)
     steps = sample_steps(out, scale, sample)
     with worker_pool(executor, workers, scheduler) as pool:

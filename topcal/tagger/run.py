@@ -21,7 +21,7 @@ import topcal
 import topcal.tagger  # noqa: F401
 from topcal.config import TaggerConfig
 from topcal.errors import InputFileError
-from topcal.io.atomic import atomic_output
+from topcal.io.atomic import OutputKind, atomic_output, check_output
 from topcal.io.dataset import open_dataset
 from topcal.io.manifest import read_manifest
 from topcal.tagger.lola import build_lola
@@ -30,6 +30,7 @@ from topcal.train.data import load_rows, split_rows
 FORMAT = "topcal-tagger/1"
 META = "tagger.json"
 WEIGHTS = "lola.weights.h5"
+OUTPUT = OutputKind("tagger", META, "topcal-tagger/", (WEIGHTS,))
 
 
 @dataclass
@@ -78,6 +79,7 @@ def train_tagger(top_dataset, background_dataset, out, cfg: TaggerConfig | None 
 
     cfg = cfg or TaggerConfig()
     cfg.validate()
+    check_output(out, overwrite, inputs=[top_dataset, background_dataset], kind=OUTPUT)  # before any work
     t0 = time.perf_counter()
     rng = np.random.default_rng([cfg.seed, 0x7A66])
     tops, background = open_dataset(top_dataset), open_dataset(background_dataset)
@@ -122,7 +124,7 @@ def train_tagger(top_dataset, background_dataset, out, cfg: TaggerConfig | None 
                      "background_rejection_at_50": rejection},
         "weights": [WEIGHTS],
     }
-    with atomic_output(out, overwrite, inputs=[top_dataset, background_dataset]) as tmp:
+    with atomic_output(out, overwrite, inputs=[top_dataset, background_dataset], kind=OUTPUT) as tmp:
         tmp.mkdir()
         model.save_weights(tmp / WEIGHTS)
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")

@@ -24,7 +24,7 @@ import numpy as np
 import topcal
 from topcal.console import progress_bar
 from topcal.errors import InputFileError
-from topcal.io.atomic import atomic_output
+from topcal.io.atomic import OutputKind, atomic_output, check_output
 from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
@@ -32,6 +32,8 @@ from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, linear_response
 from topcal.train.model import TrainedModel, load_model
 
+# a report directory (report.json names topcal's version): --overwrite replaces only such a directory
+OUTPUT = OutputKind("report", "report.json", "", ("report.md", "*.parquet", "*.json", "figures"))
 REPORT_COLUMNS = ("jets", "rmse", "rmse_err", "rmse_rel", "bias", "sigma_stoch", "sigma_pred", "sigma_tot",
                   "sigma_cal", "sigma_input", "coverage68", "coverage95", "pull_width", "pull_iqr", "crps")
 
@@ -71,6 +73,8 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
              seed: int = 0, max_jets: int | None = None, overwrite: bool = False, progress: bool = True,
              figures: bool = True, command: str | None = None) -> EvaluationSummary:
     """Evaluate ``model_dir`` on the test part of ``dataset_dir`` and write the report directory ``out``."""
+    inputs = [model_dir, dataset_dir, *([reference] if reference else [])]
+    check_output(out, overwrite, inputs, kind=OUTPUT)  # before any work
     model = load_model(model_dir)
     ds = open_dataset(dataset_dir)
     if ds.config.max_constituents != model.n_constituents:
@@ -113,7 +117,7 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     }
     if model.width_factor != 1.0:  # the raw network's figures beside the recalibrated ones
         report["network_raw"] = binned(arrays.pt_jet, arrays.pt_truth, unstretched(pred, model.width_factor))
-    with atomic_output(out, overwrite, inputs=[model_dir, dataset_dir, *([reference] if reference else [])]) as tmp:
+    with atomic_output(out, overwrite, inputs, kind=OUTPUT) as tmp:
         tmp.mkdir()
         (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
         (tmp / "report.md").write_text(markdown_report(report))

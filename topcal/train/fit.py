@@ -39,6 +39,7 @@ from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.inputs import Standardiser, raw_inputs
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
+from topcal.train.model_dir import OUTPUT as MODEL_OUTPUT
 
 CHECKPOINT = "checkpoint"
 INPUTS = "inputs"  # the training arrays for members on a worker pool (InputFiles), while they train
@@ -96,7 +97,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         if bad:
             raise ConfigError(f"members: {bad} are not members of an ensemble of {max(cfg.ensemble, 1)}")
         resume = True  # the members share one checkpoint directory
-    out = check_output(out, overwrite, inputs=[dataset_dir])
+    out = check_output(out, overwrite, inputs=[dataset_dir], kind=MODEL_OUTPUT)
     work = partial_dir(out)
     refuse_overlap(work, [dataset_dir])
     if work.is_symlink() or (work.exists() and not work.is_dir()):
@@ -200,7 +201,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
     (work / META_STARTED).unlink()
-    publish(work, out, overwrite)
+    publish(work, out, overwrite, MODEL_OUTPUT)
     n_val = results[0]["n_val"]
     return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"],
                         epoch_seconds)

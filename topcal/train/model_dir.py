@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
 
 FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (topcal 0.2)
 META = "model.json"
 HISTORY = "history.json"
+OUTPUT = OutputKind("model", META, "topcal-model/", ("weights-*.weights.h5", HISTORY))
 
 
 def weights_name(member: int) -> str:

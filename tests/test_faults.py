@@ -422,3 +422,59 @@ def test_predict_and_evaluate_overwrite_only_their_own_outputs(tmp_path):
     (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose
     assert check_output(tmp_path / "empty", True, kind=OutputKind("x", "x.json"))
 
+
+# a dataset's manifest, parts and checksums agree, or it is not opened
+
+
+def _edit_manifest(path: Path, change) -> None:
+    manifest = json.loads((path / "dataset.json").read_text())
+    change(manifest)
+    (path / "dataset.json").write_text(json.dumps(manifest))
+
+
+def test_an_edited_jet_count_is_refused(tmp_path):
+    from topcal.io.dataset import open_dataset
+
+    ds = toy_dataset(tmp_path / "ds", 300, seed=1)
+    _edit_manifest(ds.path, lambda m: m.update(n_jets=1100))
+    code, out = run("train", ds.path, "-o", tmp_path / "m", "--quiet")
+    assert code == 2 and "n_jets 1100 differs from the parts' 300 jets" in one_line(out)
+    _edit_manifest(ds.path, lambda m: (m.update(n_jets=301), m["parts"][0].update(jets=101)))
+    with pytest.raises(InputFileError, match="part-00000.parquet: 100 jets, dataset.json says 101"):
+        open_dataset(ds.path)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+def test_a_part_from_another_dataset_is_refused(tmp_path):
+    from topcal.io.dataset import open_dataset
+
+    ds = toy_dataset(tmp_path / "ds", 300, seed=1)
+    other = toy_dataset(tmp_path / "other", 300, seed=2)  # the same jet counts per part, other jets
+    shutil.copy(other.parts[1], ds.parts[1])
+    with pytest.raises(InputFileError, match="part-00001.parquet: .*(footer checksum differs|bytes)"):
+        open_dataset(ds.path)
+    # a manifest without checksums (older datasets) still has its rows and columns checked
+    _edit_manifest(ds.path, lambda m: [p.pop(k, None) for p in m["parts"] for k in ("bytes", "footer_sha256")])
+    from topcal.io.dataset import to_arrow
+    import pyarrow.parquet as pq
+
+    table = to_arrow({"pt": np.ones(100), "eta": np.zeros(100)})
+    pq.write_table(table, ds.parts[2])
+    with pytest.raises(InputFileError, match="part-00002.parquet: columns"):
+        open_dataset(ds.path)
+
+
+def test_a_damaged_part_is_one_line_and_found_by_info_check(tmp_path):
+    ds = toy_dataset(tmp_path / "ds", 300, seed=1)
+    part = ds.parts[1]
+    data = bytearray(part.read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 64] = bytes(64)  # same size, same footer: found only by reading or the full checksum
+    part.write_bytes(bytes(data))
+    code, out = run("info", ds.path)  # the cheap checks pass
+    assert code == 0, out
+    code, out = run("info", "--check", ds.path)
+    assert code == 2 and "part-00001.parquet: checksum differs" in one_line(out)
+    code, out = run("train", ds.path, "-o", tmp_path / "m", "--epochs", "1", "--quiet")
+    assert code == 2 and "part-00001.parquet" in one_line(out)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()

@@ -25,7 +25,7 @@ def describe(path: str | Path, check: bool = False) -> str:
         if (path / "model.json").is_file():
             return _model(path)
         if (path / "dataset.json").is_file():
-            return _dataset(path)
+            return _dataset(path, check)
         raise InputFileError(f"{path}: a directory, but no topcal dataset (dataset.json) or model (model.json)")
     if path.is_file():
         try:
@@ -40,10 +40,12 @@ def describe(path: str | Path, check: bool = False) -> str:
     return summarize(path, check=check)
 
 
-def _dataset(path: Path) -> str:
+def _dataset(path: Path, check: bool = False) -> str:
     from topcal.io.dataset import open_dataset
 
     ds = open_dataset(path)
+    if check:
+        ds.verify()
     cfg, m = ds.config, ds.manifest
     lines = [f"{path}: topcal per-jet dataset, {ds.n_jets} jets in {len(m['parts'])} part(s)",
              f"  jets: anti-kT R = {cfg.jet_radius}, pT,j {cfg.jet_pt_min_gev:g}..{cfg.jet_pt_max_gev:g} GeV, "

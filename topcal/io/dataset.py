@@ -11,10 +11,19 @@
 The parts are plain Parquet (``pyarrow.parquet.read_table`` or ``awkward.from_parquet`` read them). The
 ``constituents`` column is a fixed-size list ``max_constituents x 4`` of float32. :class:`Dataset` streams
 the parts in batches, so training never needs the whole dataset in memory.
+
+Integrity: the manifest records each part's jets, size in bytes, the SHA-256 of its Parquet footer (the
+schema, the row groups' sizes, offsets and column statistics: a part of another dataset has another) and the
+SHA-256 of the whole file. :func:`open_dataset` checks the jet count against the parts, and each part's size,
+footer hash, rows and columns (it reads only the footers: milliseconds for any dataset size);
+:meth:`Dataset.verify` (``topcal info --check``) also hashes and decodes every part. A part damaged in a way
+that keeps its size and footer is found when it is read: one line naming the part.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from topcal.config import ProcessConfig
+from topcal.errors import InputFileError
 from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
 
@@ -82,9 +92,38 @@ def read_part(path: str | Path, columns: Sequence[str] | None = None) -> dict[st
     return from_arrow(pq.read_table(str(path), columns=list(columns) if columns else None))
 
 
+def file_sha256(path: str | Path, start: int = 0) -> str:
+    """SHA-256 of the bytes of ``path`` from offset ``start`` (negative: from the end) to its end."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(start, 0 if start >= 0 else 2)
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def footer_sha256(path: str | Path) -> str:
+    """SHA-256 of a Parquet file's footer (its metadata, length and closing magic), read from its end."""
+    with open(path, "rb") as f:
+        f.seek(-8, 2)
+        tail = f.read(8)
+    if len(tail) != 8 or tail[4:] != b"PAR1":
+        raise InputFileError(f"{path}: not a complete Parquet file (no footer)")
+    return file_sha256(path, -(int.from_bytes(tail[:4], "little") + 8))
+
+
+def part_record(path: str | Path, jets: int) -> dict:
+    """A part's entry in the manifest: name, jets, size in bytes, footer and whole-file SHA-256."""
+    path = Path(path)
+    return {"name": path.name, "jets": int(jets), "bytes": path.stat().st_size, "footer_sha256": footer_sha256(path),
+            "sha256": file_sha256(path)}
+
+
 def write_manifest(out_dir: str | Path, config: ProcessConfig, parts: list[dict], columns: list[str],
                    **extra) -> dict:
-    """Write ``dataset.json``: format, configuration, parts with their jet counts, columns, and ``extra``."""
+    """Write ``dataset.json``: format, configuration, parts with their jet counts, sizes and checksums
+    (:func:`part_record`, computed here from the files), columns, and ``extra``."""
+    parts = [part_record(Path(out_dir) / p["name"], p["jets"]) for p in parts]
     manifest = {"format": FORMAT, **extra, "config": config.to_dict(), "columns": columns, "parts": parts,
                 "n_jets": int(sum(p["jets"] for p in parts))}
     (Path(out_dir) / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -138,9 +177,10 @@ class Dataset:
         pool = pa.default_memory_pool()
         try:
             for part in self.parts:
-                file = pq.ParquetFile(str(part), pre_buffer=False, buffer_size=1 << 20)
-                for batch in file.iter_batches(batch_size=batch_jets, columns=list(columns) if columns else None):
-                    yield from_arrow(pa.Table.from_batches([batch]))
+                with damaged_part(part):  # the caller's own errors never pass through a suspended generator
+                    file = pq.ParquetFile(str(part), pre_buffer=False, buffer_size=1 << 20)
+                    for batch in file.iter_batches(batch_size=batch_jets, columns=list(columns) if columns else None):
+                        yield from_arrow(pa.Table.from_batches([batch]))
                 pool.release_unused()
         finally:
             pool.release_unused()
@@ -160,7 +200,69 @@ class Dataset:
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
+    def verify(self) -> None:
+        """The whole-file checksum of every part (when the manifest has one), and every part decoded:
+        InputFileError naming the first damaged part (``topcal info --check``)."""
+        for record, part in zip(self.manifest["parts"], self.parts):
+            if "sha256" in record and file_sha256(part) != record["sha256"]:
+                raise InputFileError(f"{part}: checksum differs from {MANIFEST}'s; the part is damaged or was "
+                                     f"replaced")
+            with damaged_part(part):
+                pq.read_table(str(part))
+
+
+@contextlib.contextmanager
+def damaged_part(part: Path):
+    """Arrow's errors while reading ``part`` as one line naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise InputFileError(f"{part}: damaged Parquet part ({str(exc).splitlines()[0][:200]})") from None
+
+
+def _part_names(manifest: dict, path: Path) -> list[str]:
+    parts = manifest.get("parts")
+    if not isinstance(parts, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str) and
+                                              isinstance(p.get("jets"), int) for p in parts):
+        raise InputFileError(f"{path / MANIFEST}: 'parts' must list {{name, jets}} entries")
+    return [p["name"] for p in parts]
+
+
+def check_parts(path: Path, manifest: dict) -> None:
+    """The manifest's jet count against its parts, and each part's size, footer hash, rows and columns
+    against the manifest (footers only): InputFileError naming what differs."""
+    parts = manifest["parts"]
+    total = sum(int(p["jets"]) for p in parts)
+    if manifest.get("n_jets") != total:
+        raise InputFileError(f"{path / MANIFEST}: n_jets {manifest.get('n_jets')!r} differs from the parts' "
+                             f"{total} jets; the manifest was edited or the dataset is damaged")
+    columns = manifest.get("columns")
+    n_constituents = manifest.get("config", {}).get("max_constituents")
+    for record in parts:
+        part = path / record["name"]
+        if "bytes" in record and part.stat().st_size != record["bytes"]:
+            raise InputFileError(f"{part}: {part.stat().st_size} bytes, {MANIFEST} says {record['bytes']}; the "
+                                 f"part is damaged or was replaced")
+        with damaged_part(part):
+            if "footer_sha256" in record and footer_sha256(part) != record["footer_sha256"]:
+                raise InputFileError(f"{part}: not the part {MANIFEST} lists (its footer checksum differs); "
+                                     f"the part is damaged or comes from another dataset")
+            meta = pq.read_metadata(str(part))
+            schema = meta.schema.to_arrow_schema()
+        if meta.num_rows != int(record["jets"]):
+            raise InputFileError(f"{part}: {meta.num_rows} jets, {MANIFEST} says {record['jets']}")
+        if columns is not None and schema.names != list(columns):
+            raise InputFileError(f"{part}: columns {schema.names} differ from {MANIFEST}'s {columns}")
+        if CONSTITUENTS in schema.names and n_constituents is not None:
+            size = getattr(schema.field(CONSTITUENTS).type, "list_size", None)
+            if size != n_constituents:
+                raise InputFileError(f"{part}: {size} constituents per jet, {MANIFEST} says {n_constituents}")
+
+
 def open_dataset(path: str | Path) -> Dataset:
     """Open a dataset directory written by ``topcal process``; clear errors for anything missing."""
-    manifest = read_manifest(path, MANIFEST, FORMAT, "dataset", lambda m: [p["name"] for p in m["parts"]])
+    manifest = read_manifest(path, MANIFEST, FORMAT, "dataset", lambda m: _part_names(m, Path(path)))
+    check_parts(Path(path), manifest)
     return Dataset(Path(path), manifest)

@@ -20,7 +20,7 @@ from toys import toy_dataset
 
 from topcal.cli import main
 from topcal.config import ProcessConfig, TrainConfig
-from topcal.errors import InputFileError, OutputError
+from topcal.errors import ConfigError, InputFileError, OutputError
 from topcal.io.atomic import atomic_output
 
 
@@ -478,3 +478,97 @@ def test_a_damaged_part_is_one_line_and_found_by_info_check(tmp_path):
     code, out = run("train", ds.path, "-o", tmp_path / "m", "--epochs", "1", "--quiet")
     assert code == 2 and "part-00001.parquet" in one_line(out)
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+# models: checked on load, before the run; references of the same network only; a replaced model reloaded
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    from topcal.train.fit import train
+
+    base = tmp_path_factory.mktemp("faults_models")
+    ds = toy_dataset(base / "ds", 600, seed=1)
+    for name, seed in (("m1", 1), ("m2", 2)):
+        train(ds.path, base / name, TrainConfig(phi_hidden=[8], hidden=[8], epochs=1, seed=seed), progress=False)
+    return base / "ds", base / "m1", base / "m2"
+
+
+def _edited_model(src: Path, dst: Path, change) -> Path:
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    change(meta)
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst
+
+
+def test_seed_ranges_are_checked_before_any_work(tmp_path, ttbar_file, two_models):
+    from topcal.predict.calibrator import Calibrator
+
+    ds, m1, _ = two_models
+    code, out = run("train", ds, "-o", tmp_path / "m", "--seed", 2**32, "--quiet")
+    assert code == 2 and f"seed: {2**32} must be in 0..4294967295" in one_line(out)
+    assert not (tmp_path / "m.partial").exists()
+    code, out = run("process", ttbar_file, "-o", tmp_path / "d", "--seed", 2**32, "--quiet")
+    assert code == 2 and "seed" in one_line(out)
+    code, out = run("generate", "-o", tmp_path / "g.root", "-n", "4", "--seed", -1, "--quiet")
+    assert code == 2 and "seed: -1 must be in" in one_line(out)
+    code, out = run("evaluate", m1, ds, "-o", tmp_path / "r", "--seed", -1, "--quiet")
+    assert code == 2 and "seed: -1 must be in" in one_line(out)
+    with pytest.raises(ConfigError, match="seed: -5"):
+        Calibrator(m1, seed=-5)  # at once, not when called
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_reference_of_another_network_is_refused(tmp_path, two_models):
+    from topcal.predict.calibrator import Calibrator
+
+    ds, m1, m2 = two_models
+    other = _edited_model(m2, tmp_path / "gmm", lambda m: m["config"].update(likelihood="gmm2"))
+    code, out = run("evaluate", m1, ds, "-o", tmp_path / "r", "--reference", other, "--quiet")
+    assert code == 2 and "not a reference for" in one_line(out) and "likelihood 'gmm2'" in out
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(InputFileError, match="not a reference for"):
+        Calibrator(m1, reference=other)
+    Calibrator(m1, reference=m2)  # another seed of the same network is a valid reference
+
+
+def test_a_model_replaced_in_place_is_loaded_again(tmp_path, two_models):
+    from topcal.predict.calibrator import cached_model
+
+    _, m1, m2 = two_models
+    path = tmp_path / "model"
+    shutil.copytree(m1, path)
+    first = cached_model(str(path))
+    assert cached_model(str(path)) is first
+    shutil.rmtree(path)
+    shutil.copytree(m2, path)
+    second = cached_model(str(path))
+    assert second is not first
+    w1, w2 = (np.concatenate([w.ravel() for w in m.networks[0].get_weights()]) for m in (first, second))
+    assert not np.array_equal(w1, w2)
+
+
+def test_predict_checks_the_model_before_the_run(tmp_path, ttbar_file, two_models):
+    _, m1, _ = two_models
+    bad = tmp_path / "bad"
+    shutil.copytree(m1, bad)
+    weights = bad / "weights-00.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    code, out = run("predict", bad, ttbar_file, "-o", tmp_path / "friends", "--quiet")
+    assert code == 2 and "weights-00.weights.h5: cannot load weights" in one_line(out)
+    assert not (tmp_path / "friends").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.pop("weights"), "weights must list the weight files"),
+    (lambda m: m.pop("config"), "config is missing"),
+    (lambda m: m.setdefault("calibration", {}).update(width_factor=-3), "width_factor -3 must be"),
+    (lambda m: m["preprocessing"].update(target="bogus"), "preprocessing.target 'bogus' differs"),
+    (lambda m: m["config"].update(target="bogus"), "config is not valid"),
+])
+def test_a_hand_edited_model_json_is_one_line(tmp_path, two_models, change, message):
+    ds, m1, _ = two_models
+    bad = _edited_model(m1, tmp_path / "bad", change)
+    code, out = run("evaluate", bad, ds, "-o", tmp_path / "r", "--quiet")
+    assert code == 2 and message in one_line(out)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from topcal.errors import ConfigError
+from topcal.seeds import check_seed
 
 INF = math.inf
 
@@ -398,8 +399,7 @@ class RunConfig(_Serialisable):
         self.generator.validate()
         self.detector.validate()
         self.output.validate()
-        if self.seed < 0:
-            raise ConfigError(f"seed: {self.seed} must be >= 0")
+        check_seed(self.seed)
         if self.chunk_events < 1:
             raise ConfigError(f"chunk_events: {self.chunk_events} must be >= 1")
 
@@ -473,8 +473,7 @@ class ProcessConfig(_Serialisable):
             raise ConfigError(f"top_label: {self.top_label!r} is not one of {TOP_LABELS}")
         if self.max_constituents < 1:
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
-        if self.seed < 0:
-            raise ConfigError(f"seed: {self.seed} must be >= 0")
+        check_seed(self.seed)
 
 
 def paper_process_config(**overrides) -> ProcessConfig:
@@ -528,6 +527,7 @@ class TaggerConfig(_Serialisable):
 
     def validate(self) -> None:
         _training_fields(self, "tagger.", ("n_constituents", "batch_size", "epochs", "patience"))
+        check_seed(self.seed, "tagger.seed")
         if self.n_combinations < 0:
             raise ConfigError(f"tagger.n_combinations: {self.n_combinations} must be >= 0")
 
@@ -644,8 +644,7 @@ class TrainConfig(_Serialisable):
             raise ConfigError(f"ensemble: {self.ensemble} must be 0 (Bayesian network) or >= 2 members")
         if not 0 <= self.ensemble_dropout < 1:
             raise ConfigError(f"ensemble_dropout: {self.ensemble_dropout} must be in [0, 1)")
-        if self.seed < 0:
-            raise ConfigError(f"seed: {self.seed} must be >= 0")
+        check_seed(self.seed)
 
 
 def paper_train_config(**overrides) -> TrainConfig:

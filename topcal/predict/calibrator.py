@@ -40,12 +40,16 @@ FIELDS = ("pt", "eta", "phi", "mass", "nConstituents", "ptPred", "sigmaStoch", "
 
 
 def cached_model(path: str):
-    """The model at ``path``, loaded at most once per process."""
-    if path not in _MODELS:
+    """The model at ``path``, loaded at most once per process, and again when the folder was replaced or
+    rewritten (:func:`topcal.train.model_dir.model_stamp`)."""
+    from topcal.train.model_dir import model_stamp
+
+    key = (path, model_stamp(path))
+    if _MODELS.get(path, (None,))[0] != key:
         from topcal.train.model import load_model
 
-        _MODELS[path] = load_model(path)
-    return _MODELS[path]
+        _MODELS[path] = (key, load_model(path))
+    return _MODELS[path][1]
 
 
 def chunk_seed(seed: int, filename: str, entry_start: int) -> int:
@@ -62,18 +66,17 @@ class Calibrator:
 
     def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None):
         from topcal.predict.run import model_process_config
-        from topcal.train.model_dir import read_meta
+        from topcal.seeds import check_seed
+        from topcal.train.model_dir import check_reference, read_meta
 
         if samples < 2:
             raise InputFileError(f"samples: {samples} must be >= 2")
+        check_seed(seed)
         self.model_dir = str(Path(model_dir).absolute())
         self.reference_dir = str(Path(reference).absolute()) if reference else None
         meta = read_meta(self.model_dir)  # a clear error now, not in a worker later
         if self.reference_dir:
-            ref = read_meta(self.reference_dir)
-            if ref["preprocessing"]["n_constituents"] != meta["preprocessing"]["n_constituents"]:
-                raise InputFileError(f"{reference}: reference model has {ref['preprocessing']['n_constituents']} "
-                                     f"constituents, {model_dir} has {meta['preprocessing']['n_constituents']}")
+            check_reference(model_dir, reference)
         self.config = model_process_config(meta, model_dir)
         self.samples, self.seed = int(samples), int(seed)
 

@@ -24,7 +24,7 @@ from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_foreign, refuse_overlap, remove_stale_temporaries, temporary_name
 from topcal.predict.friend_tree import DEFAULT_TREE, FRIEND_FILE, friend_name, write_friend
-from topcal.predict.calibrator import Calibrator
+from topcal.predict.calibrator import Calibrator, cached_model
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset
 from topcal.process.run import check_inputs, run_or_diagnose
@@ -86,6 +86,9 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
         raise OutputError(f"{existing[0]}: friend exists; pass --overwrite to replace it")
     for target in targets.values():
         refuse_foreign(target, FRIEND_FILE)
+    for path in (calibrator.model_dir, calibrator.reference_dir):  # damaged weights: one line, before the run
+        if path:
+            cached_model(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
     metadata = {"topcal_model": json.dumps(meta), "topcal_model_path": str(Path(model_dir).absolute()),

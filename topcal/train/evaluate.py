@@ -30,7 +30,9 @@ from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, linear_response
+from topcal.seeds import check_seed
 from topcal.train.model import TrainedModel, load_model
+from topcal.train.model_dir import check_reference
 
 # a report directory (report.json names topcal's version): --overwrite replaces only such a directory
 OUTPUT = OutputKind("report", "report.json", "", ("report.md", "*.parquet", "*.json", "figures"))
@@ -74,7 +76,10 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
              figures: bool = True, command: str | None = None) -> EvaluationSummary:
     """Evaluate ``model_dir`` on the test part of ``dataset_dir`` and write the report directory ``out``."""
     inputs = [model_dir, dataset_dir, *([reference] if reference else [])]
+    check_seed(seed)
     check_output(out, overwrite, inputs, kind=OUTPUT)  # before any work
+    if reference is not None:
+        check_reference(model_dir, reference)
     model = load_model(model_dir)
     ds = open_dataset(dataset_dir)
     if ds.config.max_constituents != model.n_constituents:

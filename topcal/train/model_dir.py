@@ -7,8 +7,10 @@ when finished, so a directory named ``MODEL_DIR`` is always complete.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
 
@@ -27,7 +29,89 @@ def partial_dir(path: str | Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+KINDS = ("bnn", "ensemble")
+# what a reference (unsmeared) model shares with the model whose sigma_cal it gives: the same network on the
+# same inputs and target; only the label smearing (and seeds, epochs, sizes) may differ
+REFERENCE_KEYS = ("architecture", "inputs", "target", "likelihood", "hidden", "phi_hidden", "ensemble",
+                  "n_constituents")
+
+
 def read_meta(path: str | Path) -> dict:
-    """The model's metadata, after checking that every file it lists is there."""
+    """The model's metadata, after checking its structure (:func:`check_meta`) and that every file it lists
+    is there."""
     hint = " (an unfinished training? see the .partial directory)" if partial_dir(path).exists() else ""
-    return read_manifest(path, META, FORMAT, "model", lambda m: m["weights"], missing_hint=hint)
+    return read_manifest(path, META, FORMAT, "model", lambda m: check_meta(m, Path(path) / META), missing_hint=hint)
+
+
+def check_meta(meta: dict, where: Path) -> list[str]:
+    """InputFileError naming ``where`` and the field when ``model.json`` lacks or has a wrong value in what
+    loading the model needs (kind, configuration, weights, preprocessing, width factor); the weight files."""
+    from topcal.config import TrainConfig
+
+    def bad(field: str, what: str):
+        return InputFileError(f"{where}: {field} {what}")
+
+    if meta.get("kind") not in KINDS:
+        raise bad("kind", f"{meta.get('kind')!r} must be one of {', '.join(KINDS)}")
+    weights = meta.get("weights")
+    if not isinstance(weights, list) or not weights or not all(isinstance(w, str) and "/" not in w for w in weights):
+        raise bad("weights", "must list the weight files")
+    if not isinstance(meta.get("config"), dict):
+        raise bad("config", "is missing")
+    try:
+        cfg = TrainConfig.from_dict(meta["config"])
+        cfg.validate()
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise bad("config", f"is not valid ({exc})") from None
+    pre = meta.get("preprocessing")
+    if not isinstance(pre, dict):
+        raise bad("preprocessing", "is missing")
+    for key in ("target_mean", "target_scale", "n_constituents", "input_shapes"):
+        if key not in pre:
+            raise bad(f"preprocessing.{key}", "is missing")
+    if pre.get("target") != cfg.target:
+        raise bad("preprocessing.target", f"{pre.get('target')!r} differs from config.target {cfg.target!r}")
+    if not (isinstance(pre["target_scale"], (int, float)) and pre["target_scale"] > 0 and
+            math.isfinite(pre["target_scale"]) and isinstance(pre["target_mean"], (int, float)) and
+            math.isfinite(pre["target_mean"])):
+        raise bad("preprocessing", f"target_mean {pre['target_mean']!r} and target_scale {pre['target_scale']!r} "
+                                   f"must be finite, the scale > 0")
+    members = meta.get("training", {}).get("members") if isinstance(meta.get("training"), dict) else None
+    if not isinstance(members, list) or len(members) != len(weights) or \
+            not all(isinstance(m, dict) and isinstance(m.get("n_train"), int) and m["n_train"] > 0 for m in members):
+        raise bad("training.members", "must give n_train > 0 for every weight file")
+    factor = (meta.get("calibration") or {}).get("width_factor", 1.0)
+    if not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        raise bad("calibration.width_factor", f"{factor!r} must be a finite number > 0")
+    return weights
+
+
+def model_stamp(path: str | Path) -> tuple:
+    """What changes when the model at ``path`` is replaced or rewritten: ``model.json``'s inode, size and
+    modification time (a cache keyed on it never serves a replaced model)."""
+    try:
+        st = (Path(path) / META).stat()
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def reference_mismatch(meta: dict, ref: dict) -> str | None:
+    """How a reference model differs from the model in network, inputs or target (None when it does not)."""
+    def described(m: dict) -> dict:
+        return {**m["config"], "kind": m["kind"], "target": m["preprocessing"]["target"],
+                "n_constituents": m["preprocessing"]["n_constituents"]}
+
+    mine, theirs = described(meta), described(ref)
+    for key in ("kind", *REFERENCE_KEYS):
+        if mine.get(key) != theirs.get(key):
+            return f"{key} {theirs.get(key)!r}, the model's is {mine.get(key)!r}"
+    return None
+
+
+def check_reference(model_dir, reference) -> None:
+    """InputFileError unless ``reference`` is the same network on the same inputs and target as ``model_dir``
+    (:func:`reference_mismatch`): only then is sigma_cal = sqrt(sigma_stoch^2 - sigma_stoch,0^2) meaningful."""
+    why = reference_mismatch(read_meta(model_dir), read_meta(reference))
+    if why is not None:
+        raise InputFileError(f"{reference}: not a reference for {model_dir}: {why}")

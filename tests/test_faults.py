@@ -133,6 +133,11 @@ def test_resume_with_a_changed_configuration_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="different from the interrupted run"):
         fit.train(ds.path, tmp_path / "m", TrainConfig(epochs=3, phi_hidden=[16], hidden=[8]), resume=True,
                   progress=False)
+    other = toy_dataset(tmp_path / "other", 400, seed=2)
+    with pytest.raises(ConfigError, match="another dataset than the interrupted run's"):
+        fit.train(other.path, tmp_path / "m", cfg, resume=True, progress=False)
+    shutil.move(ds.path, tmp_path / "moved")  # the same dataset elsewhere is the same dataset
+    assert fit.train(tmp_path / "moved", tmp_path / "m", cfg, resume=True, progress=False) is not None
 
 
 def _flip_a_byte(path: Path, leaf: str) -> None:

@@ -261,6 +261,12 @@ def check_parts(path: Path, manifest: dict) -> None:
                 raise InputFileError(f"{part}: {size} constituents per jet, {MANIFEST} says {n_constituents}")
 
 
+def dataset_fingerprint(ds: Dataset) -> str:
+    """SHA-256 of the manifest's content (configuration, parts and their checksums): the same for a dataset
+    moved elsewhere, another for any other dataset."""
+    return hashlib.sha256(json.dumps(ds.manifest, sort_keys=True).encode()).hexdigest()
+
+
 def open_dataset(path: str | Path) -> Dataset:
     """Open a dataset directory written by ``topcal process``; clear errors for anything missing."""
     manifest = read_manifest(path, MANIFEST, FORMAT, "dataset", lambda m: _part_names(m, Path(path)))

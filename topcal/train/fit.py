@@ -9,8 +9,16 @@ Early stopping watches the validation negative log-likelihood (not the total los
 measure the fit), halves the learning rate after ``lr_patience`` epochs without improvement, stops after
 ``patience`` and restores the best weights. TensorFlow runs with op determinism and fixed seeds, so the same
 seed gives the same model. The weights, the optimiser state and the history go to a checkpoint in
-``MODEL_DIR.partial`` (at most every 30 s, and at the end); ``resume=True`` continues from there. A NaN loss
-stops training with a message and keeps the last good checkpoint.
+``MODEL_DIR.partial`` (at most every 30 s, and at the end); ``resume=True`` continues from there, only with
+the configuration and the dataset (its manifest's content) of the interrupted run. A NaN loss stops training
+with a message and keeps the last good checkpoint.
+
+What a resumed training restores: the weights, the optimiser state (Adam's moments and step count, the
+learning rate), the history, the early-stopping bookkeeping and, through the seed, every epoch's shuffle.
+What it does not: the state of TensorFlow's stateful random kernels, which draw the Flipout weight
+perturbations and sign patterns (and dropout masks); they start again from their seeds. A resumed Bayesian
+network therefore sees other random draws after the resume than an uninterrupted one and ends at other
+(equally trained, not bit-identical) weights and width factor.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from topcal.console import progress_bar
 from topcal.config import TrainConfig
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
-from topcal.io.dataset import open_dataset
+from topcal.io.dataset import dataset_fingerprint, open_dataset
 from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.inputs import Standardiser, raw_inputs
@@ -107,13 +115,16 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
             raise OutputError(f"{work}: an interrupted training's checkpoint is there; pass --resume to continue "
                               f"it or --overwrite to start again")
         shutil.rmtree(work)
-    if resume and (work / META_STARTED).is_file() and \
-            json.loads((work / META_STARTED).read_text()) != cfg.to_dict():
+    started = json.loads((work / META_STARTED).read_text()) if resume and (work / META_STARTED).is_file() else {}
+    if started and started.get("config", started) != cfg.to_dict():
         raise ConfigError(f"{work}: --resume with a configuration different from the interrupted run's; "
                           f"pass --overwrite to start again")
     t0 = time.perf_counter()
 
     ds = open_dataset(dataset_dir)
+    if started.get("dataset", {}).get("fingerprint", dataset_fingerprint(ds)) != dataset_fingerprint(ds):
+        raise ConfigError(f"{work}: --resume on another dataset than the interrupted run's "
+                          f"({started['dataset'].get('path')}); pass --overwrite to start again")
     trainable, _ = split_rows(ds.n_jets, cfg.test_fraction)
     n_networks = max(cfg.ensemble, 1)
     n_member = cfg.train_size if cfg.train_size is not None else len(trainable)
@@ -132,7 +143,9 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
                 raise InputFileError(f"{dataset_dir}: column '{name}' is missing or not finite; the "
                                      f"'{cfg.inputs}' inputs need it")
     work.mkdir(exist_ok=True)
-    _write_atomically(work / META_STARTED, json.dumps(cfg.to_dict()))  # member tasks may start together
+    _write_atomically(work / META_STARTED, json.dumps({  # member tasks may start together: the same text
+        "config": cfg.to_dict(), "dataset": {"path": str(Path(dataset_dir).absolute()),
+                                             "fingerprint": dataset_fingerprint(ds)}}))
     n_constituents = data.x.shape[1]
     labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
     target = labels / data.pt_jet if cfg.target == "response" else labels

@@ -577,3 +577,82 @@ def test_a_hand_edited_model_json_is_one_line(tmp_path, two_models, change, mess
     bad = _edited_model(m1, tmp_path / "bad", change)
     code, out = run("evaluate", bad, ds, "-o", tmp_path / "r", "--quiet")
     assert code == 2 and message in one_line(out)
+
+
+# local pools: interrupted at once, workers die with their parent, at most one worker per core
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_an_interrupted_local_pool_cancels_its_queue_and_ends_its_workers():
+    from topcal.workers import local_pool
+
+    futures, workers = [], []
+    with pytest.raises(KeyboardInterrupt):
+        with local_pool(2) as pool:
+            futures = [pool.submit(_sleep, 0.5) for _ in range(40)]
+            futures[0].result()
+            workers = list(pool._processes.values())
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM (which topcal's commands turn into it)
+    assert sum(f.cancelled() for f in futures) > 30  # the queue was not run first
+    assert workers and not any(w.is_alive() for w in workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker death on parent death is Linux's prctl")
+def test_coffea_futures_workers_die_with_a_killed_parent(tmp_path, ttbar_file):
+    proc = subprocess.Popen([sys.executable, "-m", "topcal.cli", "process", str(ttbar_file), "-o", str(tmp_path / "d"),
+                             "--executor", "futures", "--workers", "2", "--chunksize", "3", "--quiet", "--no-figures"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    workers = []
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the workers never started"
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "orphaned coffea workers"
+
+
+def test_workers_are_capped_at_the_cores_and_checked_everywhere(tmp_path, capsys):
+    from topcal.workers import check_executor, default_workers
+
+    cores = default_workers()
+    assert check_executor("futures", cores + 5, None) == cores
+    assert f"--workers {cores + 5} is more than the {cores} cores here" in capsys.readouterr().err
+    assert check_executor("dask", cores + 5, "tcp://cluster:8786") == cores + 5  # a remote cluster: not capped
+    ds = toy_dataset(tmp_path / "ds", 200, seed=1)
+    code, out = run("train", ds.path, "-o", tmp_path / "m", "--workers", "-5", "--quiet")
+    assert code == 2 and "workers: -5 must be >= 1" in one_line(out)
+    code, out = run("train", ds.path, "-o", tmp_path / "m", "--scheduler", "tcp://x:1", "--quiet")
+    assert code == 2 and "--scheduler needs --executor dask" in one_line(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_a_directory_given_as_an_input_file(tmp_path, ttbar_file):
+    folder = tmp_path / "events"
+    folder.mkdir()
+    code, out = run("process", folder, "-o", tmp_path / "d", "--quiet")
+    assert code == 2 and "events: is a directory, not a DELPHES file" in one_line(out)
+    code, out = run("process", folder, ttbar_file, "-o", tmp_path / "d", "--skip-bad-files", "--quiet",
+                    "--no-figures")
+    assert code == 0 and "skipped bad file" in out and "is a directory" in out
+
+
+def test_non_ascii_paths(tmp_path, ttbar_file, two_models):
+    _, m1, _ = two_models
+    folder = tmp_path / "Grüße ü"
+    folder.mkdir()
+    events = folder / "événements.root"
+    shutil.copy(ttbar_file, events)
+    code, out = run("process", events, "-o", folder / "données", "--quiet", "--no-figures", "--no-flatten")
+    assert code == 0, out
+    code, out = run("predict", m1, events, "-o", folder / "amis", "--quiet")
+    assert code == 0, out
+    assert uproot.open(folder / "amis" / "événements_topcal.root")["topcal"].num_entries == 300

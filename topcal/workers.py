@@ -44,14 +44,27 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def check_executor(executor: str, workers: int, scheduler: str | None) -> None:
-    """One-line errors for impossible executor options (shared with the coffea runners)."""
+def check_executor(executor: str, workers: int, scheduler: str | None) -> int:
+    """One-line errors for impossible executor options (shared with the coffea runners); the number of
+    workers to start: at most the cores here for a local pool or cluster (:func:`cap_workers`)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: {executor!r} is not one of {EXECUTORS}")
-    if workers < 1:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers: {workers} must be >= 1")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    return workers if scheduler or executor == "iterative" else cap_workers(workers)
+
+
+def cap_workers(workers: int) -> int:
+    """``workers`` local processes, or the cores available here when that is more, with a warning on
+    standard error: more processes than cores only add memory and switching."""
+    cores = default_workers()
+    if workers <= cores:
+        return workers
+    print(f"topcal: warning: --workers {workers} is more than the {cores} cores here; using {cores}",
+          file=sys.stderr, flush=True)
+    return cores
 
 
 class _Deferred:
@@ -125,25 +138,47 @@ class WorkerPool:
 @contextlib.contextmanager
 def worker_pool(executor: str = "iterative", workers: int = 1, scheduler: str | None = None) -> Iterator[WorkerPool]:
     """A :class:`WorkerPool`; local processes and clusters are shut down on exit (see the module docstring)."""
-    check_executor(executor, workers, scheduler)
+    workers = check_executor(executor, workers, scheduler)
     if executor == "iterative":
         yield WorkerPool("iterative", 1)
         return
     if executor == "futures":
-        # fork starts workers fast, but only before TensorFlow is loaded: a process forked after TensorFlow
-        # ran an operation inherits thread pools without their threads and hangs at its first parallel op.
-        # So spawn once it is loaded; with fork, every worker starts now (the pool would fork at the first
-        # submit, by when the caller may have run TensorFlow).
-        fork = "tensorflow" not in sys.modules
-        ctx = multiprocessing.get_context("fork" if fork else "spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent) as pool:
-            if fork:
-                pool.submit(os.getpid).result()  # forks all the workers
+        with local_pool(workers) as pool:
             yield WorkerPool("futures", workers, pool)
         return
     with dask_client(workers, scheduler) as client:
         slots = sum(client.nthreads().values()) or workers
         yield WorkerPool("dask", slots, client, client.scheduler.address)
+
+
+@contextlib.contextmanager
+def local_pool(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
+    """A pool of ``workers`` local processes that die with this one (:func:`die_with_parent`). On an error or
+    an interruption (Ctrl-C, SIGTERM) the queued calls are cancelled and the workers terminated at once,
+    instead of running every queued call first; on success the pool is shut down normally.
+
+    fork starts workers fast, but only before TensorFlow is loaded: a process forked after TensorFlow ran an
+    operation inherits thread pools without their threads and hangs at its first parallel op. So spawn once
+    it is loaded; with fork, every worker starts now (the pool would fork at the first submit, by when the
+    caller may have run TensorFlow)."""
+    fork = "tensorflow" not in sys.modules
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent)
+    try:
+        if fork:
+            pool.submit(os.getpid).result()  # forks all the workers
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(timeout=10)
+        raise
+    pool.shutdown(wait=True)
 
 
 def worker_environment(workers: int) -> dict[str, str]:

@@ -8,13 +8,14 @@ dask-jobqueue on a batch system), so the same command scales out (:mod:`topcal.w
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 
 from coffea import processor
 
 from topcal.errors import ConfigError
 from topcal.io.delphes_reader import TopcalDelphesSchema
-from topcal.workers import EXECUTORS, check_executor, dask_client  # noqa: F401  (EXECUTORS: the CLI's choices)
+from topcal.workers import EXECUTORS, check_executor, dask_client, local_pool  # noqa: F401  (EXECUTORS: the CLI's choices)
 
 
 @contextlib.contextmanager
@@ -29,9 +30,12 @@ def make_runner(
 ) -> Iterator[processor.Runner]:
     """A ``coffea.processor.Runner`` reading DELPHES trees with :class:`TopcalDelphesSchema`.
 
-    ``chunksize`` is in events. The dask client and local cluster, if any, are closed on exit.
+    ``chunksize`` is in events. The dask client and local cluster, if any, are closed on exit. The futures
+    executor runs on :func:`topcal.workers.local_pool`: its workers die with this process, and an
+    interruption cancels the queued chunks at once. A local pool or cluster has at most one worker per core.
     """
-    check_executor(executor, workers, scheduler)
+    workers = check_executor(executor, workers, scheduler)
+    _hash_paths_as_utf8()
     if chunksize < 1:
         raise ConfigError(f"chunksize: {chunksize} must be >= 1")
     from topcal.console import show_progress
@@ -43,13 +47,27 @@ def make_runner(
         if executor == "iterative":
             ex = processor.IterativeExecutor(status=progress, desc=desc)
         elif executor == "futures":
-            ex = processor.FuturesExecutor(workers=workers, status=progress, desc=desc)
+            ex = processor.FuturesExecutor(pool=stack.enter_context(local_pool(workers)), workers=workers,
+                                           status=progress, desc=desc)
         else:
             ex = processor.DaskExecutor(client=stack.enter_context(dask_client(workers, scheduler)),
                                         status=progress, desc=desc)
         yield processor.Runner(
             executor=ex, schema=TopcalDelphesSchema, chunksize=chunksize, skipbadfiles=skip_bad_files,
         )
+
+
+def _utf8_hash(items) -> int:
+    """coffea's work-item hash (``coffea.util._hash``) of the UTF-8 bytes: the same number for ASCII."""
+    return int(hashlib.md5(";".join(str(x) for x in items).encode("utf-8")).hexdigest()[:16], base=16)
+
+
+def _hash_paths_as_utf8() -> None:
+    """coffea hashes its work items' file names as ASCII bytes, and fails on a path with any other character
+    (``UnicodeEncodeError``): its executors get :func:`_utf8_hash` instead, identical for ASCII paths."""
+    from coffea.processor import executor as coffea_executor
+
+    coffea_executor._hash = _utf8_hash
 
 
 @contextlib.contextmanager

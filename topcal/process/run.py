@@ -123,6 +123,8 @@ def check_inputs(fileset: dict[str, list[str]], cfg: ProcessConfig, skip_bad_fil
     for dataset, files in fileset.items():
         for f in files:
             try:
+                if Path(f).is_dir():
+                    raise InputFileError(f"{f}: is a directory, not a DELPHES file")
                 entries[f] = check_delphes_file(f, collections, used_leaves(collections), deep=skip_bad_files)
             except InputFileError as exc:
                 if not skip_bad_files:

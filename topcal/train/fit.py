@@ -97,9 +97,12 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     ``out.partial``, marks each done (:func:`member_done_path`) and returns None, writing no model: separate
     tasks of ``topcal reproduce`` train an ensemble's members this way, each on any worker of a cluster,
     and a last call without ``members`` (with ``resume``) finds them done and assembles the model."""
+    from topcal.workers import check_executor
+
     deterministic()
     cfg = cfg or TrainConfig()
     cfg.validate()
+    workers = check_executor(executor, workers, scheduler)
     if members is not None:
         bad = [m for m in members if not 0 <= int(m) < max(cfg.ensemble, 1)]
         if bad:

@@ -158,6 +158,7 @@ def test_damaged_data_inside_a_valid_file(tmp_path, ttbar_file):
     code, out = run("process", bad, "-o", tmp_path / "ds", "--quiet")
     line = one_line(out)
     assert code == 2 and "bad.root" in line and "EFlowTrack.PT" in line and "damaged" in line
+    assert "Performed attempt" not in out  # a damaged basket fails the same way every time: no retries
     assert not (tmp_path / "ds").exists()
     code, out = run("process", bad, ttbar_file, "-o", tmp_path / "ds", "--skip-bad-files", "--quiet")
     assert code == 0, out
@@ -656,3 +657,15 @@ def test_non_ascii_paths(tmp_path, ttbar_file, two_models):
     code, out = run("predict", m1, events, "-o", folder / "amis", "--quiet")
     assert code == 0, out
     assert uproot.open(folder / "amis" / "événements_topcal.root")["topcal"].num_entries == 300
+
+
+def test_coffea_duplicate_branch_warnings_are_hidden(recwarn):
+    import warnings
+
+    from topcal.process.executors import make_runner
+
+    with make_runner("iterative", progress=False):
+        warnings.warn("Found duplicate branch Event.Number in Delphes, taking first instance")
+    assert not [w for w in recwarn if "duplicate branch" in str(w.message)]
+    warnings.warn("Found duplicate branch outside topcal's runs")  # only inside a run
+    assert [w for w in recwarn if "duplicate branch" in str(w.message)]

@@ -152,8 +152,9 @@ def worker_pool(executor: str = "iterative", workers: int = 1, scheduler: str | 
 
 
 @contextlib.contextmanager
-def local_pool(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
-    """A pool of ``workers`` local processes that die with this one (:func:`die_with_parent`). On an error or
+def local_pool(workers: int, initializer: Callable[[], None] | None = None) -> Iterator[cf.ProcessPoolExecutor]:
+    """A pool of ``workers`` local processes that die with this one (``initializer``, which must call
+    :func:`die_with_parent`, runs first in each; by default that function alone). On an error or
     an interruption (Ctrl-C, SIGTERM) the queued calls are cancelled and the workers terminated at once,
     instead of running every queued call first; on success the pool is shut down normally.
 
@@ -163,7 +164,7 @@ def local_pool(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
     caller may have run TensorFlow)."""
     fork = "tensorflow" not in sys.modules
     ctx = multiprocessing.get_context("fork" if fork else "spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent)
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer or die_with_parent)
     try:
         if fork:
             pool.submit(os.getpid).result()  # forks all the workers

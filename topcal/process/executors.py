@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import warnings
 from collections.abc import Iterator
 
 from coffea import processor
 
 from topcal.errors import ConfigError
 from topcal.io.delphes_reader import TopcalDelphesSchema
-from topcal.workers import EXECUTORS, check_executor, dask_client, local_pool  # noqa: F401  (EXECUTORS: the CLI's choices)
+from topcal.workers import EXECUTORS, check_executor, dask_client, die_with_parent, local_pool  # noqa: F401  (EXECUTORS: the CLI's choices)
+
+# coffea warnings that say nothing a user can act on: an older DELPHES file's repeated branch names (the
+# first is read, as DELPHES itself does); shown with ``topcal -v``
+QUIET_WARNINGS = ("Found duplicate branch",)
 
 
 @contextlib.contextmanager
@@ -33,6 +38,8 @@ def make_runner(
     ``chunksize`` is in events. The dask client and local cluster, if any, are closed on exit. The futures
     executor runs on :func:`topcal.workers.local_pool`: its workers die with this process, and an
     interruption cancels the queued chunks at once. A local pool or cluster has at most one worker per core.
+    A failed chunk is not retried (coffea retries three times by default): the inputs are files, whose damaged
+    data fails the same way every time.
     """
     workers = check_executor(executor, workers, scheduler)
     _hash_paths_as_utf8()
@@ -44,17 +51,34 @@ def make_runner(
     with contextlib.ExitStack() as stack:
         if not progress:
             stack.enter_context(_quiet_coffea_console())
+        stack.enter_context(warnings.catch_warnings())
+        quiet_coffea_warnings()
         if executor == "iterative":
-            ex = processor.IterativeExecutor(status=progress, desc=desc)
+            ex = processor.IterativeExecutor(status=progress, desc=desc, retries=0)
         elif executor == "futures":
-            ex = processor.FuturesExecutor(pool=stack.enter_context(local_pool(workers)), workers=workers,
-                                           status=progress, desc=desc)
+            ex = processor.FuturesExecutor(pool=stack.enter_context(local_pool(workers, _coffea_worker)),
+                                           workers=workers, status=progress, desc=desc, retries=0)
         else:
             ex = processor.DaskExecutor(client=stack.enter_context(dask_client(workers, scheduler)),
-                                        status=progress, desc=desc)
+                                        status=progress, desc=desc, retries=0)
         yield processor.Runner(
             executor=ex, schema=TopcalDelphesSchema, chunksize=chunksize, skipbadfiles=skip_bad_files,
         )
+
+
+def quiet_coffea_warnings() -> None:
+    """Hide :data:`QUIET_WARNINGS` in this process (unless ``topcal -v``)."""
+    from topcal.console import verbose
+
+    if not verbose():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+
+
+def _coffea_worker() -> None:
+    """The start of a futures worker: it dies with its parent and hides :data:`QUIET_WARNINGS`."""
+    die_with_parent()
+    quiet_coffea_warnings()
 
 
 def _utf8_hash(items) -> int:

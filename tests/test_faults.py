@@ -669,3 +669,66 @@ def test_coffea_duplicate_branch_warnings_are_hidden(recwarn):
     assert not [w for w in recwarn if "duplicate branch" in str(w.message)]
     warnings.warn("Found duplicate branch outside topcal's runs")  # only inside a run
     assert [w for w in recwarn if "duplicate branch" in str(w.message)]
+
+
+# smaller defects: each one line before any work, or the right number
+
+
+def test_small_argument_checks(tmp_path, two_models):
+    ds, m1, _ = two_models
+    for args, message in ((("--max-jets", "-1"), "--max-jets: -1 must be >= 1"),
+                          (("--input-smear", "2"), "--input-smear: 2.0 must be a fraction")):
+        code, out = run("evaluate", m1, ds, "-o", tmp_path / "r", *args, "--quiet")
+        assert code == 2 and message in one_line(out)
+    code, out = run("generate", "-o", tmp_path / "g.root", "-n", "4", "--pthat-min", "7000", "--pthat-max", "7100")
+    assert code == 2 and "generator.pthat_min_gev: 7000.0 must be below half the collision energy" in one_line(out)
+    code, out = run("tagger", ds, ds, "-o", tmp_path / "t", "--quiet")
+    assert code == 2 and "the same dataset as the top jets" in one_line(out)
+    code, out = run("demo", "--sample", tmp_path / "none.root", "-o", tmp_path / "demo", "--samples", "1")
+    assert code == 2 and "--samples: 1 must be >= 2" in one_line(out)
+    fileset = tmp_path / "files.json"
+    fileset.write_text(json.dumps({"tt": {"files": {"a.root": "Events"}}}))
+    code, out = run("process", fileset, "-o", tmp_path / "d")
+    assert code == 2 and "names the tree 'Events'" in one_line(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["files.json"]
+
+
+def test_a_model_is_not_evaluated_on_jets_of_another_kind(tmp_path, two_models):
+    ds, m1, _ = two_models
+    towers = tmp_path / "towers"
+    shutil.copytree(ds, towers)
+    _edit_manifest(towers, lambda m: m["config"].update(use_towers=True))
+    code, out = run("evaluate", m1, towers, "-o", tmp_path / "r", "--quiet")
+    assert code == 2 and "jets made with use_towers = True" in one_line(out)
+
+
+def test_plot_of_an_empty_dataset_and_of_two_inputs_with_one_name(tmp_path):
+    from topcal.io.dataset import write_dataset
+
+    cfg = ProcessConfig(max_constituents=12, flatten=False)
+    empty = write_dataset(tmp_path / "a" / "ds", {"pt": np.empty(0), "mass": np.empty(0),
+                                                  "n_constituents": np.empty(0, np.int32),
+                                                  "pt_truth": np.empty(0)}, cfg)
+    code, out = run("plot", empty.path, "-o", tmp_path / "figs")
+    assert code == 2 and "no truth-matched jets, nothing to draw" in one_line(out)
+    other = toy_dataset(tmp_path / "b" / "ds", 30, seed=1)
+    code, out = run("plot", empty.path, other.path, "-o", tmp_path / "figs2")
+    assert code == 2 and "two inputs have this name" in one_line(out)
+
+
+def test_info_check_finds_a_truncated_model(tmp_path, two_models):
+    _, m1, _ = two_models
+    bad = tmp_path / "bad"
+    shutil.copytree(m1, bad)
+    weights = bad / "weights-00.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:3000])
+    code, out = run("info", bad)
+    assert code == 0, out
+    code, out = run("info", "--check", bad)
+    assert code == 2 and "cannot load weights" in one_line(out)
+
+
+def test_background_summary_has_no_flattening_line(tmp_path, ttbar_file):
+    code, out = run("process", ttbar_file, "-o", tmp_path / "bkg", "--background", "--no-figures", "--quiet")
+    assert code == 0, out
+    assert "flattening kept" not in out

@@ -29,7 +29,8 @@ def _user_errors(fn):
         except TopcalError as exc:
             raise click.exceptions.Exit(_fail(str(exc))) from None
         except KeyboardInterrupt:
-            click.echo("topcal: interrupted; nothing partial was left behind", err=True)
+            click.echo("topcal: interrupted; no unfinished output was published (an interrupted training keeps "
+                       "its OUTPUT.partial checkpoint for --resume)", err=True)
             raise click.exceptions.Exit(130) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
@@ -240,7 +241,7 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
                    "dense network on lab-frame four-vectors (topcal.config.paper_train_config); a --config "
                    "card and the flags below override either.")
 @click.option("--likelihood", type=click.Choice(["gauss", "gmm2", "gmm3"]), default=None,
-              help="Gaussian, or a mixture of 2 or 3 Gaussians [gauss].")
+              help="Gaussian, or a mixture of 2 or 3 Gaussians [gmm3; gauss with --network paper].")
 @click.option("--train-size", type=int, default=None, help="Training jets per network [all trainable jets].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner) [200].")
 @click.option("--patience", type=int, default=None,
@@ -333,6 +334,10 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
 
     if samples < 2:
         raise ConfigError(f"samples: {samples} must be >= 2")
+    if max_jets is not None and max_jets < 1:
+        raise ConfigError(f"--max-jets: {max_jets} must be >= 1")
+    if input_smear is not None and not 0 < input_smear < 1:
+        raise ConfigError(f"--input-smear: {input_smear} must be a fraction between 0 and 1 (e.g. 0.05)")
     summary = run_evaluate(model, dataset, output, samples=samples, reference=reference, input_smear=input_smear,
                            seed=seed, max_jets=max_jets, overwrite=overwrite, progress=show_progress(not quiet),
                            command=shlex.join(["topcal", *sys.argv[1:]]))

@@ -90,6 +90,9 @@ class GeneratorConfig:
             raise ConfigError(
                 f"generator.pthat_max_gev: {self.pthat_max_gev} must be above pthat_min_gev {self.pthat_min_gev}"
             )
+        if not self.pthat_min_gev < self.ecm_gev / 2:
+            raise ConfigError(f"generator.pthat_min_gev: {self.pthat_min_gev} must be below half the collision "
+                              f"energy ({self.ecm_gev / 2:g} GeV): no hard process reaches it")
         _positive("generator.bias_reference_gev", self.bias_reference_gev)
         if self.bias_power < 0:
             raise ConfigError(f"generator.bias_power: {self.bias_power} must be >= 0")

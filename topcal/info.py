@@ -23,6 +23,10 @@ def describe(path: str | Path, check: bool = False) -> str:
     path = Path(path)
     if path.is_dir():
         if (path / "model.json").is_file():
+            if check:  # every weight file loaded: a truncated or damaged one is an error here
+                from topcal.train.model import load_model
+
+                load_model(path)
             return _model(path)
         if (path / "dataset.json").is_file():
             return _dataset(path, check)

@@ -14,6 +14,7 @@ import numpy as np
 import vector
 
 from topcal.config import GeneratorConfig
+from topcal.errors import ConfigError
 from topcal.generate.detector import Particles
 
 MM_PER_C_TO_SECONDS = 1.0e-3 / 299792458.0  # PYTHIA tProd [mm/c] -> DELPHES T [s]
@@ -32,7 +33,8 @@ def make_pythia(cfg: GeneratorConfig, seed: int):
         if not pythia.readString(line):
             raise ValueError(f"PYTHIA rejected the setting {line!r}")
     if not pythia.init():
-        raise RuntimeError("PYTHIA initialisation failed; check generator settings")
+        raise ConfigError("generator: PYTHIA initialisation failed; check the generator settings (process, "
+                          "energy, pT window)")
     return pythia
 
 

@@ -195,8 +195,10 @@ class Dataset:
             take = rows if max_jets is None else min(max_jets - n, rows)
             chunks.append({k: v[:take] for k, v in batch.items()})
             n += take
-        if not chunks:
-            return {}
+        if not chunks:  # no jets: empty columns (no part tells their shapes; constituents get the configured one)
+            n_max = self.manifest.get("config", {}).get("max_constituents", 0)
+            return {c: np.empty((0, n_max, 4), np.float32) if c == CONSTITUENTS else np.empty(0)
+                    for c in (columns if columns is not None else self.columns)}
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -21,6 +21,11 @@ from topcal.errors import InputFileError
 def plot(inputs, out_dir) -> list[Path]:
     """Draw the figures of every input into ``out_dir``; returns the files written."""
     out_dir = Path(out_dir)
+    names = [Path(item).stem for item in inputs]
+    for name in names:
+        if names.count(name) > 1:
+            raise InputFileError(f"{name}: two inputs have this name; their figures would overwrite each other "
+                                 f"(plot them into different folders)")
     written = []
     for item in map(Path, inputs):
         target = out_dir / item.stem
@@ -42,6 +47,8 @@ def _dataset(path: Path, target: Path) -> list[Path]:
 
     jets = open_dataset(path).read(["pt", "mass", "n_constituents", "pt_truth"])
     matched = np.isfinite(jets["pt_truth"])
+    if not matched.any():  # an empty or a background dataset
+        raise InputFileError(f"{path}: no truth-matched jets, nothing to draw")
     h2d = fill_histograms(make_histograms(), {k: v[matched] for k, v in jets.items()})["pt_truth_vs_pt_jet"]
     note = f"{int(matched.sum())} truth-matched jets, anti-$k_T$ R = 1.2"
     return truth_vs_jet_pt(h2d, target, note) + narrow_slice_truth(h2d, target, note)

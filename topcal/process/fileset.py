@@ -19,6 +19,7 @@ from pathlib import Path
 from topcal.errors import InputFileError
 
 DEFAULT_DATASET = "inputs"
+TREE = "Delphes"  # the tree topcal reads (topcal.io.delphes_reader.TREE_NAME)
 
 
 def build_fileset(inputs: Iterable[str | Path]) -> dict[str, list[str]]:
@@ -66,6 +67,10 @@ def _read_json(path: Path) -> dict[str, list[str]]:
     for dataset, spec in data.items():
         files = spec.get("files") if isinstance(spec, dict) else spec
         if isinstance(files, dict):
+            other = {t for t in files.values() if t not in (None, TREE)}
+            if other:
+                raise InputFileError(f"{path}: dataset {dataset!r} names the tree {sorted(other)[0]!r}; topcal reads "
+                                     f"DELPHES's {TREE!r} tree")
             files = list(files)
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise InputFileError(f"{path}: dataset {dataset!r} needs a list of files or {{'files': {{path: tree}}}}")

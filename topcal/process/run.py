@@ -52,6 +52,7 @@ class ProcessSummary:
     kept_fraction: float
     skipped: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    flattened: bool = True
 
     def cutflow_table(self) -> str:
         width = max(len(k) for k in self.cutflow)
@@ -62,7 +63,7 @@ class ProcessSummary:
 
     def __str__(self) -> str:
         lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table()]
-        if self.cutflow.get("jets with finite pT,t(truth) in window"):
+        if self.flattened and self.cutflow.get("jets with finite pT,t(truth) in window"):
             lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
@@ -229,7 +230,7 @@ def finalize(out_dir: Path, cfg: ProcessConfig, result: dict, cutflow: dict, man
         "kept_fraction": kept_fraction,
     }
     write_manifest(out_dir, cfg, parts, columns, **manifest, cutflow=cutflow, flatten=flatten)
-    return ProcessSummary(out_dir, n_jets, cutflow, kept_fraction), dataset_hists
+    return ProcessSummary(out_dir, n_jets, cutflow, kept_fraction, flattened=cfg.flatten), dataset_hists
 
 
 def _figures(h2d, out_dir: Path, n_jets: int) -> list[Path]:

@@ -80,6 +80,9 @@ def train_tagger(top_dataset, background_dataset, out, cfg: TaggerConfig | None 
     cfg = cfg or TaggerConfig()
     cfg.validate()
     check_output(out, overwrite, inputs=[top_dataset, background_dataset], kind=OUTPUT)  # before any work
+    if Path(top_dataset).resolve() == Path(background_dataset).resolve():
+        raise InputFileError(f"{background_dataset}: the same dataset as the top jets; the background must be "
+                             f"another (topcal process --background)")
     t0 = time.perf_counter()
     rng = np.random.default_rng([cfg.seed, 0x7A66])
     tops, background = open_dataset(top_dataset), open_dataset(background_dataset)

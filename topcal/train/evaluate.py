@@ -32,7 +32,7 @@ from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, linear_response
 from topcal.seeds import check_seed
 from topcal.train.model import TrainedModel, load_model
-from topcal.train.model_dir import check_reference
+from topcal.train.model_dir import check_jets, check_reference
 
 # a report directory (report.json names topcal's version): --overwrite replaces only such a directory
 OUTPUT = OutputKind("report", "report.json", "", ("report.md", "*.parquet", "*.json", "figures"))
@@ -85,6 +85,7 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     if ds.config.max_constituents != model.n_constituents:
         raise InputFileError(f"{dataset_dir}: jets have {ds.config.max_constituents} constituents, the model "
                              f"{model_dir} was trained with {model.n_constituents}")
+    check_jets(model.meta, ds.manifest["config"], model_dir, dataset_dir)
     trainable, test = split_rows(ds.n_jets, model.config.test_fraction)
     if max_jets is not None:
         test = test[:max_jets]

@@ -109,6 +109,19 @@ def reference_mismatch(meta: dict, ref: dict) -> str | None:
     return None
 
 
+JET_KEYS = ("use_towers", "jet_radius", "jet_leptons")  # what makes the jets a model was trained on
+
+
+def check_jets(meta: dict, process_config: dict, model_dir, dataset) -> None:
+    """InputFileError when ``dataset``'s jets are clustered otherwise (towers or energy flow, radius, leptons)
+    than those the model at ``model_dir`` was trained on (the dataset configuration its ``meta`` records)."""
+    trained = (meta.get("dataset") or {}).get("process_config") or {}
+    for key in JET_KEYS:
+        if key in trained and key in process_config and trained[key] != process_config[key]:
+            raise InputFileError(f"{dataset}: jets made with {key} = {process_config[key]!r}, the model {model_dir} "
+                                 f"was trained on {key} = {trained[key]!r}")
+
+
 def check_reference(model_dir, reference) -> None:
     """InputFileError unless ``reference`` is the same network on the same inputs and target as ``model_dir``
     (:func:`reference_mismatch`): only then is sigma_cal = sqrt(sigma_stoch^2 - sigma_stoch,0^2) meaningful."""

@@ -732,3 +732,14 @@ def test_background_summary_has_no_flattening_line(tmp_path, ttbar_file):
     code, out = run("process", ttbar_file, "-o", tmp_path / "bkg", "--background", "--no-figures", "--quiet")
     assert code == 0, out
     assert "flattening kept" not in out
+
+
+def test_calibrator_on_events_of_another_schema(two_models):
+    import awkward as ak
+
+    from topcal.predict.calibrator import Calibrator
+
+    _, m1, _ = two_models
+    events = ak.Array([{"Jet": [{"pt": 500.0}]}])  # e.g. NanoAOD-like, not DELPHES
+    with pytest.raises(InputFileError, match="not DELPHES events of topcal's schema"):
+        Calibrator(m1, samples=2)(events)

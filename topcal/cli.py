@@ -422,7 +422,8 @@ def reproduce(scale, output, sample, executor, workers, scheduler, dry_run, quie
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--check", is_flag=True, help="Read and decompress every basket of DELPHES files (finds damaged data).")
+@click.option("--check", is_flag=True, help="Read and decompress every basket of DELPHES files, hash and decode every "
+                                           "part of a dataset, load a model's weights (finds damaged data).")
 @_user_errors
 def info(paths, check):
     """Summarise DELPHES files (topcal's or DELPHES's own), datasets, model directories and friend files."""

@@ -99,7 +99,11 @@ class Calibrator:
 
         cfg = self.config
         model = cached_model(self.model_dir)
-        inputs = eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons)
+        try:
+            inputs = eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons)
+        except (ak.errors.FieldNotFoundError, AttributeError) as exc:  # events of another schema
+            raise InputFileError(f"events: not DELPHES events of topcal's schema (TopcalDelphesSchema) with the "
+                                 f"collections the model needs ({exc})") from None
         jets, constituents = cluster(inputs, cfg.jet_radius, cfg.cluster_pt_min_gev)
         counts = ak.to_numpy(ak.num(jets))
         flat_jets = ak.flatten(jets)

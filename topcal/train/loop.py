@@ -10,7 +10,8 @@ plus the network's own losses (the KL term of the Bayesian layers, or the L2 pen
 member), and applies the gradients with the model's optimiser
 (Adam with gradient clipping, :func:`topcal.train.network.build_network`); the validation steps after the
 training steps compute the NLL only. The epoch's order is a permutation that the caller draws from its
-seed, so a resumed training shuffles as an uninterrupted one (its Flipout draws differ: :mod:`topcal.train.fit`). Steps run one at a time (TensorFlow's
+seed, so a resumed training shuffles as an uninterrupted one (its Flipout draws differ:
+:mod:`topcal.train.fit`). Steps run one at a time (TensorFlow's
 default overlaps 10): a step's Flipout draws come from stateful random ops, and overlapping steps could
 take them in either order, so that one seed gave different trainings.
 

@@ -743,3 +743,18 @@ def test_calibrator_on_events_of_another_schema(two_models):
     events = ak.Array([{"Jet": [{"pt": 500.0}]}])  # e.g. NanoAOD-like, not DELPHES
     with pytest.raises(InputFileError, match="not DELPHES events of topcal's schema"):
         Calibrator(m1, samples=2)(events)
+
+
+def test_evaluate_refuses_an_existing_output_before_any_work(tmp_path, two_models, monkeypatch):
+    import topcal.train.evaluate as evaluation
+
+    ds, m1, _ = two_models
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "keep").write_text("k")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(evaluation, "load_model", no_work)
+    with pytest.raises(OutputError, match="output exists"):
+        evaluation.evaluate(m1, ds, tmp_path / "r", samples=2, progress=False)

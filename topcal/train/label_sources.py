@@ -39,7 +39,7 @@ import json
 import re
 import tomllib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,10 +175,11 @@ class LabelCard:
         sources together (``ALL_SMEAR``, with two or more), and ``<shift>-up`` / ``<shift>-down`` for each
         shift source with ``method = "train"``."""
         out: dict[str, LabelVariation] = {}
-        for s in self.smear:
+        alone = tuple(replace(s, correlation=()) for s in self.smear)  # correlations: in the matrix only
+        for s in alone:
             out[s.name] = LabelVariation(smear=(s,), correlation=((1.0,),))
         if len(self.smear) > 1:
-            out[ALL_SMEAR] = LabelVariation(smear=self.smear,
+            out[ALL_SMEAR] = LabelVariation(smear=alone,
                                             correlation=tuple(map(tuple, self.correlation_matrix().tolist())))
         for s in self.shift:
             if s.method == "train":

@@ -59,15 +59,22 @@ def label_tasks(dataset, parts: Path, cfg: TrainConfig, card: LabelCard, command
                 prefix: str = "label ") -> list[Task]:
     """One training task per network of the card (nominal first), each resumable, named
     ``train <prefix><name>``; tasks of networks shared by several cards have the same name and output."""
+    nominal, variations = network_dirs(parts, cfg, card)
+    tasks = [Task(f"train {prefix}nominal", nominal / "model.json", train_network, (dataset, nominal, cfg),
+                  dict(progress=progress, command=command))]
+    for name, (path, variation) in variations.items():
+        tasks.append(Task(f"train {prefix}{path.name}", path / "model.json", train_network, (dataset, path, cfg),
+                          dict(progress=progress, command=command, variation=variation)))
+    return tasks
+
+
+def train_network(dataset, out: Path, cfg: TrainConfig, **kwargs) -> None:
+    """:func:`topcal.train.fit.train` of one network into ``out`` (its directory made first), resuming an
+    interrupted run of it."""
     from topcal.train.fit import train
 
-    nominal, variations = network_dirs(parts, cfg, card)
-    tasks = [Task(f"train {prefix}nominal", nominal / "model.json", train, (dataset, nominal, cfg),
-                  dict(progress=progress, command=command, resume=True))]
-    for name, (path, variation) in variations.items():
-        tasks.append(Task(f"train {prefix}{path.name}", path / "model.json", train, (dataset, path, cfg),
-                          dict(progress=progress, command=command, resume=True, variation=variation)))
-    return tasks
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    train(dataset, out, cfg, resume=True, **kwargs)
 
 
 def assemble(parts: Path, out, cfg: TrainConfig, card: LabelCard, overwrite: bool = False,

@@ -226,7 +226,9 @@ def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
         for i, name in enumerate(names):
             if name != "sigmaCal" and card is not closure["cards"][0]:
                 continue  # the per-source networks and the shifts are shared by the cards
-            text = f"{name} ($\\rho$ = {card['rho']:g})" if name == "sigmaCal" else name
+            text = (f"all smear, $\\rho$ = {card['rho']:g}" if name == "sigmaCal" else
+                    name.removeprefix("sigmaCal_").replace("ptPred_", "shift ").replace("Up", " up")
+                    .replace("Down", " down"))
             offset = (i - len(names) / 2) * 3 + (8 if card is not closure["cards"][0] else 0)
             ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", label=text)
     tol = closure["tolerance"]
@@ -234,7 +236,7 @@ def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
     ax.axhline(1, color="gray", lw=1, ls=":")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("measured / injected")
-    ax.set_ylim(0.5, 1.8)
+    ax.set_ylim(0.5, 1.9)  # room above the points for the legend
     ax.legend(loc="upper right", fontsize="x-small", ncol=2)
     label(ax, note=note)
     return save(fig, out_dir, "label_sources_closure")

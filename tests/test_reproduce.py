@@ -9,9 +9,9 @@ from topcal.reproduce.run import reproduce
 FIGURES = ("extracted_vs_truth", "sigma_pred_distribution", "sigma_pred_vs_constituents", "sigmas_vs_training_size",
            "bnn_vs_ensemble", "mixtures_narrow_slice", "sigma_cal_vs_smearing", "coverage_and_pulls",
            "pt_truth_slice_isr", "rmse_vs_pt_toplike_noisr", "rmse_vs_pt_toplike_isr", "pt_truth_vs_pt_jet",
-           "smeared_labels_05")
+           "smeared_labels_05", "label_sources_closure")
 HEADINGS = ("Training size", "frequentist ensemble", "paper's anchors", "Mixtures", "label smearing", "diagnostics",
-            "Table 1", "LoLa taggers")
+            "Table 1", "LoLa taggers", "Several label-uncertainty sources")
 
 
 def test_tiny_scale_produces_every_figure_and_table(tmp_path):

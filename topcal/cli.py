@@ -253,13 +253,16 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
 @click.option("--seed", type=int, default=None, help="Seed of initialisation, subsampling and smearing [1].")
 @click.option("--config", "card", type=click.Path(dir_okay=False), default=None,
               help="TOML card with any topcal.config.TrainConfig field (architecture, prior, optimiser...).")
+@click.option("--label-systematics", "label_card", type=click.Path(dir_okay=False), default=None,
+              help="TOML card of named label-uncertainty sources (smear, shift): also trains their networks "
+                   "(docs/systematics_labels.md).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training from OUTPUT.partial.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model directory.")
 @_pool_options
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def train(dataset, output, network, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, resume, overwrite,
-          executor, workers, scheduler, quiet):
+def train(dataset, output, network, likelihood, train_size, epochs, patience, smear, ensemble, seed, card, label_card,
+          resume, overwrite, executor, workers, scheduler, quiet):
     """Train the Bayesian network (or the ensemble) on a per-jet dataset from `topcal process`."""
     from topcal.config import TrainConfig, load_card, paper_train_config
     from topcal.train.fit import train as run_train
@@ -268,9 +271,12 @@ def train(dataset, output, network, likelihood, train_size, epochs, patience, sm
              "smear": smear, "ensemble": ensemble, "seed": seed}
     base = paper_train_config() if network == "paper" else TrainConfig()
     cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TrainConfig, base=base)
+    kwargs = {} if label_card is None else {"card_path": label_card}
+    if label_card is not None:  # the nominal network and one per label variation, as tasks
+        from topcal.train.label_training import train_label_systematics as run_train
     summary = run_train(dataset, output, cfg, overwrite=overwrite, resume=resume, progress=show_progress(not quiet),
                         command=shlex.join(["topcal", *sys.argv[1:]]), executor=executor, workers=workers,
-                        scheduler=scheduler)
+                        scheduler=scheduler, **kwargs)
     _say(str(summary))
 
 

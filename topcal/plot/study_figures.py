@@ -211,3 +211,32 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
     bottom.set_ylabel("normalised")
     bottom.legend(loc="upper right", fontsize="x-small")
     return save(fig, out_dir, f"smeared_labels_{round(100 * fraction):02d}")
+
+
+def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
+    """Closure of several label-uncertainty sources: measured / injected per 100 GeV bin of pT,j (sigma_cal of
+    all smear sources together at each correlation, of each source, and each shift up and down), with the
+    +- tolerance band (``reports/label_closure/closure.json``, :mod:`topcal.reproduce.label_closure`)."""
+    fig, ax = new_figure()
+    markers = iter("os^vD<>px*h")
+    for card in closure["cards"]:
+        rows = [r for r in card["bins"] if r["jets"] >= closure["min_bin_jets"]]
+        names = [k for k in (rows[0] if rows else {}) if isinstance(rows[0][k], dict)]
+        centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
+        for i, name in enumerate(names):
+            if name != "sigmaCal" and card is not closure["cards"][0]:
+                continue  # the per-source networks and the shifts are shared by the cards
+            text = (f"all smear, $\\rho$ = {card['rho']:g}" if name == "sigmaCal" else
+                    name.removeprefix("sigmaCal_").replace("ptPred_", "shift ").replace("Up", " up")
+                    .replace("Down", " down"))
+            offset = (i - len(names) / 2) * 3 + (8 if card is not closure["cards"][0] else 0)
+            ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", label=text)
+    tol = closure["tolerance"]
+    ax.axhspan(1 - tol, 1 + tol, color="gray", alpha=0.2, label=f"$\\pm${100 * tol:.0f}%")
+    ax.axhline(1, color="gray", lw=1, ls=":")
+    ax.set_xlabel(r"$p_{T,j}$ [GeV]")
+    ax.set_ylabel("measured / injected")
+    ax.set_ylim(0.5, 1.9)  # room above the points for the legend
+    ax.legend(loc="upper right", fontsize="x-small", ncol=2)
+    label(ax, note=note)
+    return save(fig, out_dir, "label_sources_closure")

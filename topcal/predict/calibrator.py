@@ -15,7 +15,8 @@ radius, threshold: the configuration stored in the model), and gives every jet a
 threshold its prediction, in GeV: ``pt``, ``eta``, ``phi``, ``mass``, ``nConstituents`` (the fat jet),
 ``ptPred`` (<pT>), ``sigmaStoch``, ``sigmaPred``, ``sigmaTot``, ``ptMode``, ``ptLow68``, ``ptHigh68``
 (the 68% interval), ``inTrainingRange`` (pT,j and |eta| inside the training window: outside it the numbers
-are extrapolations), and ``sigmaCal`` when built with a ``reference`` (unsmeared) model.
+are extrapolations), and ``sigmaCal`` when built with a ``reference`` (unsmeared) model; a model trained with
+``--label-systematics`` adds its own fields (:mod:`topcal.predict.label_systematics`).
 
 It is picklable and small: the model is loaded lazily, once per worker process. The weight samples of a
 chunk are drawn from a seed made of ``seed``, the file name and the chunk's first entry, so the same
@@ -79,10 +80,13 @@ class Calibrator:
             check_reference(model_dir, reference)
         self.config = model_process_config(meta, model_dir)
         self.samples, self.seed = int(samples), int(seed)
+        from topcal.predict.label_systematics import label_fields
+
+        self.label_fields = label_fields(self.model_dir, reference)  # a --label-systematics model's own fields
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return FIELDS + (("sigmaCal",) if self.reference_dir else ())
+        return FIELDS + (("sigmaCal",) if self.reference_dir else ()) + self.label_fields
 
     def __call__(self, events) -> ak.Array:
         """The fat jets of every event (``n_events * var * record`` with :attr:`fields`)."""
@@ -126,6 +130,10 @@ class Calibrator:
         if self.reference_dir:
             ref = cached_model(self.reference_dir).predict(network_jets, self.samples, seed)
             table["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+        if self.label_fields:
+            from topcal.predict.label_systematics import label_systematics
+
+            table.update(label_systematics(self.model_dir, network_jets, self.samples, seed, nominal=pred))
         return counts, table, jets
 
     def _seed(self, events) -> int:

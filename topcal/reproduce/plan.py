@@ -24,6 +24,7 @@ import numpy as np
 
 from topcal.config import ProcessConfig, RunConfig, TaggerConfig, TrainConfig, paper_process_config, \
     paper_train_config, slim_output
+from topcal.reproduce import label_closure
 from topcal.reproduce.scales import Scale
 from topcal.workers import Task
 
@@ -142,6 +143,9 @@ def study_tasks(out: Path, scale: Scale, sizes: list[int], isr_train_size: int |
                                input_smear=opts.get("input_smear"), progress=progress, figures=False,
                                command=command),
                           after=(f"train {model}", *((f"train {reference}",) if reference else ()))))
+    # several label-uncertainty sources: topcal's default network at the largest size (label_closure.py)
+    closure_cfg = TrainConfig(train_size=sizes[-1], seed=1, epochs=scale.default_epochs, **scale.default_network)
+    tasks += label_closure.tasks(out, out / "dataset", closure_cfg, scale.samples, command, progress=progress)
     if scale.isr_events:
         tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
         for tag, tops, qcd in (("noisr", "dataset", "dataset_qcd_noisr"), ("isr", "dataset_isr", "dataset_qcd_isr")):
@@ -224,13 +228,13 @@ def task_seconds(task: Task, rates: Rates, test_jets: int) -> float:
     """Projected seconds of one study task on one worker: every epoch run (an upper bound: early stopping
     ends most trainings sooner), evaluations with the scale's samples on the test jets."""
     fn = getattr(task.fn, "__name__", "")
-    if fn == "train":
+    if fn in ("train", "train_network"):
         cfg = task.args[2]
         kind = "default" if cfg.architecture == "deepset" else "paper"
         if "members" in task.kwargs:  # some members of an ensemble
             members = len(task.kwargs["members"])
         else:  # a whole training, or the assembly of an ensemble whose members are tasks of their own
-            members = 0 if task.kwargs.get("resume") else max(cfg.ensemble, 1)
+            members = 0 if task.kwargs.get("resume") and cfg.ensemble else max(cfg.ensemble, 1)
         return members * (cfg.train_size or test_jets) * cfg.epochs * rates.train_s_per_jet_epoch[kind]
     if fn == "evaluate":
         samples = task.kwargs.get("samples", 50) * (3 if task.kwargs.get("input_smear") else 2

@@ -86,7 +86,8 @@ class TrainSummary:
 
 def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = False, resume: bool = False,
           progress: bool = True, command: str | None = None, executor: str = "iterative", workers: int = 1,
-          scheduler: str | None = None, members: Sequence[int] | None = None) -> TrainSummary | None:
+          scheduler: str | None = None, members: Sequence[int] | None = None,
+          variation=None) -> TrainSummary | None:
     """Train on ``dataset_dir`` and write the model directory ``out``.
 
     The members of an ensemble (``cfg.ensemble``) are independent: with ``executor`` ``futures`` or ``dask``
@@ -96,7 +97,10 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     ``members`` (a list of member numbers) trains only those members into the checkpoint directory
     ``out.partial``, marks each done (:func:`member_done_path`) and returns None, writing no model: separate
     tasks of ``topcal reproduce`` train an ensemble's members this way, each on any worker of a cluster,
-    and a last call without ``members`` (with ``resume``) finds them done and assembles the model."""
+    and a last call without ``members`` (with ``resume``) finds them done and assembles the model.
+
+    ``variation``: a :class:`topcal.train.label_sources.LabelVariation` whose labels replace pT,t(truth)
+    (instead of ``cfg.smear``); ``model.json`` records it as ``label_variation``."""
     from topcal.workers import check_executor
 
     deterministic()
@@ -150,7 +154,8 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "config": cfg.to_dict(), "dataset": {"path": str(Path(dataset_dir).absolute()),
                                              "fingerprint": dataset_fingerprint(ds)}}))
     n_constituents = data.x.shape[1]
-    labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
+    labels = variation.labels(data.pt_truth, data.rows, cfg.seed) if variation is not None else \
+        smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
     target = labels / data.pt_jet if cfg.target == "response" else labels
     target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
 
@@ -208,6 +213,8 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "training": {"jets_per_network": n_member, "disjoint_subsamples": disjoint, "members": results},
         "weights": [weights_name(m) for m in range(n_networks)],
     }
+    if variation is not None:
+        meta["label_variation"] = variation.to_dict()
     epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)

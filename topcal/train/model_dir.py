@@ -17,7 +17,8 @@ from topcal.io.manifest import read_manifest
 FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (topcal 0.2)
 META = "model.json"
 HISTORY = "history.json"
-OUTPUT = OutputKind("model", META, "topcal-model/", ("weights-*.weights.h5", HISTORY))
+LABEL_DIR = "label_systematics"  # the networks of a label-systematics card (topcal.train.label_training)
+OUTPUT = OutputKind("model", META, "topcal-model/", ("weights-*.weights.h5", HISTORY, LABEL_DIR))
 
 
 def weights_name(member: int) -> str:

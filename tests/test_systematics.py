@@ -226,3 +226,21 @@ def test_the_template_example_runs(toy, ttbar_file, tmp_path):
         up, down = templates[f"stat{i}Up"], templates[f"stat{i}Down"]
         assert up.sum(flow=True) == down.sum(flow=True) == nominal.sum(flow=True)  # the jets move, none lost
         assert np.any(up.values() != nominal.values())
+
+
+def test_command_line(toy, ttbar_file, tmp_path):
+    from click.testing import CliRunner
+
+    from topcal.cli import main
+
+    _, model_dir = toy
+    done = CliRunner().invoke(main, ["variations", str(model_dir), "--samples", "6", "--seed", "1"])
+    assert done.exit_code == 0, done.output
+    assert "statistical variations for samples=6 seed=1" in done.output and (6, 1) in variations.stored(model_dir)
+    bad = CliRunner().invoke(main, ["predict", str(model_dir), str(ttbar_file), "-o", str(tmp_path / "f"),
+                                    "--prior", str(tmp_path / "none.root") + ":h"])
+    assert bad.exit_code == 2 and bad.output.strip() == f"topcal: {tmp_path / 'none.root'}: prior file not found"
+    missing = CliRunner().invoke(main, ["predict", str(model_dir), str(ttbar_file), "-o", str(tmp_path / "f"),
+                                        "--samples", "7", "--stat-variations"])
+    assert missing.exit_code == 2 and "no statistical variations for samples=7 seed=0" in missing.output
+    assert not (tmp_path / "f").exists()

@@ -17,7 +17,7 @@ import numpy as np
 from topcal.errors import InputFileError
 
 FILE = "training_spectrum.json"
-BIN_GEV = 10.0
+BIN_GEV = 25.0  # the flattening bins of topcal process: finer bins would add their counts' noise
 
 
 def label_spectrum(labels: np.ndarray, bin_gev: float = BIN_GEV) -> tuple[np.ndarray, np.ndarray]:

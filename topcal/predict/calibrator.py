@@ -40,6 +40,7 @@ from topcal.predict.prior import Prior, summaries
 from topcal.train import variations as stat
 
 _MODELS: dict[str, object] = {}
+_VARIATIONS: dict[tuple, object] = {}
 
 FIELDS = ("pt", "eta", "phi", "mass", "nConstituents", "ptPred", "sigmaStoch", "sigmaPred", "sigmaTot", "ptMode",
           "ptLow68", "ptHigh68", "inTrainingRange")
@@ -52,6 +53,13 @@ def cached_model(path: str):
 
         _MODELS[path] = load_model(path)
     return _MODELS[path]
+
+
+def cached_variations(model_dir: str, key: tuple[int, int]):
+    """The stored eigen-variations ``key`` = (T, seed) of the model at ``model_dir``, loaded once per process."""
+    if (model_dir, key) not in _VARIATIONS:
+        _VARIATIONS[(model_dir, key)] = stat.load(model_dir, *key)
+    return _VARIATIONS[(model_dir, key)]
 
 
 class Calibrator:
@@ -84,12 +92,14 @@ class Calibrator:
         self.samples, self.seed = int(samples), int(seed)
         self.prior = Prior.from_input(prior) if prior is not None else None
         self.spectra = {d: read_spectrum(d) for d in (self.model_dir, self.reference_dir) if d and self.prior}
-        self.variations = _stat_variations(self.model_dir, meta, self.samples, self.seed, stat_variations)
+        found = _stat_variations(self.model_dir, meta, self.samples, self.seed, stat_variations)
+        self.stat_key = (found.samples, found.seed) if found else None  # the coefficients: loaded per worker
+        self.stat_summary = found.to_dict() if found else None
 
     @property
     def stat_fields(self) -> tuple[str, ...]:
         """``ptPred_stat0`` .. ``ptPred_stat<K-1>``: the statistical eigen-variations (GeV)."""
-        return tuple(f"ptPred_stat{k}" for k in range(self.variations.k)) if self.variations else ()
+        return tuple(f"ptPred_stat{k}" for k in range(self.stat_summary["k"])) if self.stat_summary else ()
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -132,8 +142,9 @@ class Calibrator:
         if self.reference_dir:
             ref = self._summaries(self.reference_dir, network_jets)
             table["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
-        if self.variations:
-            table.update(zip(self.stat_fields, self.variations.shifts(pred["draw_means"])))
+        if self.stat_key:
+            shifts = cached_variations(self.model_dir, self.stat_key).shifts(pred["draw_means"])
+            table.update(zip(self.stat_fields, shifts))
         return counts, table, jets
 
     def _summaries(self, model_dir: str, jets) -> dict:
@@ -145,7 +156,7 @@ class Calibrator:
         """What a friend file records about the prediction: T, seed, the prior and the statistical variations."""
         return {"samples": self.samples, "seed": self.seed,
                 "prior": self.prior.to_dict() if self.prior else None,
-                "stat_variations": self.variations.to_dict() if self.variations else None}
+                "stat_variations": self.stat_summary}
 
     def __repr__(self) -> str:
         return f"Calibrator({self.model_dir!r}, samples={self.samples}, seed={self.seed})"

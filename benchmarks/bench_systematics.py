@@ -4,8 +4,8 @@ One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
 
   1. a training sample of ``--events`` events, processed with ``topcal process``'s defaults (flattened in
      pT,t(truth)), and topcal's default network trained on it (``--epochs`` at most);
-  2. an unseen sample of ``--events / 2`` events (seed + 1) and a prior sample of ``--events / 2`` events
-     (seed + 2), both processed without flattening: their jets keep the generator's event weights, which
+  2. an unseen sample of ``--natural-events`` events (seed + 1; default ``--events / 2``) and a prior
+     sample of as many (seed + 2), both processed without flattening: their jets keep the generator's event weights, which
      give the natural, falling pT,t spectrum;
   3. sections, each a function returning a JSON-able dict (more sections can be added beside them):
 
@@ -18,7 +18,11 @@ One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
        jet as if independent;
      * ``natural_spectrum``: on the unseen jets weighted to their natural spectrum, the event-weighted bias
        <ptPred - pT,t> and 68% coverage per 100 GeV bin of pT,j and overall, without a prior (the flat
-       training prior) and with the prior sample's weighted pT,t spectrum as ``prior``.
+       training prior) and with the prior sample's weighted pT,t spectrum as ``prior``; beside them the
+       same jets unweighted without a prior (the network's own bias and coverage).
+
+``--work DIR`` keeps the samples, datasets and model there and reuses them in a later run with the same
+arguments.
 
     python benchmarks/bench_systematics.py --seed 2626 --events 12000 --json systematics.json
     python benchmarks/bench_systematics.py --seed 2626 --events 12000 --figure plots/systematics
@@ -175,13 +179,14 @@ def natural_spectrum(model, arrays, weight: np.ndarray, prior, spectrum) -> dict
 
     w, mu, s = model.sample(arrays.jets, SAMPLES, SEED)
     out = {}
-    for name, p in (("flat", None), ("prior", prior)):
-        pred = summaries(w, mu, s, p, spectrum if p else None)
+    flat = summaries(w, mu, s)
+    for name, pred, weights in (("flat", flat, weight), ("prior", summaries(w, mu, s, prior, spectrum), weight),
+                                ("flat_unweighted", flat, np.ones_like(weight))):
         inside = (arrays.pt_truth >= pred["low"]) & (arrays.pt_truth <= pred["high"])
         rows = {}
         for lo, hi in [*zip(BINS_GEV[:-1], BINS_GEV[1:]), (BINS_GEV[0], BINS_GEV[-1])]:
             sel = (arrays.pt_jet >= lo) & (arrays.pt_jet < hi)
-            ws = weight[sel]
+            ws = weights[sel]
             n_eff = ws.sum() ** 2 / (ws**2).sum() if sel.any() else 0.0
             resid = pred["mean"][sel] - arrays.pt_truth[sel]
             bias = float(np.average(resid, weights=ws)) if sel.any() else None
@@ -195,7 +200,7 @@ def natural_spectrum(model, arrays, weight: np.ndarray, prior, spectrum) -> dict
     return out
 
 
-def variance_kept_figure(explained: list[float], kept: float, k: int, out_dir: Path) -> list[Path]:
+def variance_kept_figure(explained: list[float], kept: float, k: int, jets: int, out_dir: Path) -> list[Path]:
     """The fraction of the variance kept against the number of variations K."""
     from topcal.plot.style import label, new_figure, save
 
@@ -208,7 +213,7 @@ def variance_kept_figure(explained: list[float], kept: float, k: int, out_dir: P
     ax.set_ylabel("fraction of the variance kept")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower right")
-    label(ax, "statistical eigen-variations")
+    label(ax, f"statistical eigen-variations, {jets} validation jets")
     return save(fig, out_dir, "variance_kept_vs_k")
 
 
@@ -230,18 +235,20 @@ def print_table(result: dict) -> None:
     n = result["natural_spectrum"]
     print("natural spectrum (event-weighted), per 100 GeV bin of pT,j:")
     print(f"  {'pT,j [GeV]':>10s} {'n_eff':>7s} {'bias flat':>12s} {'bias prior':>12s} {'cov68 flat':>11s} "
-          f"{'cov68 prior':>12s}")
+          f"{'cov68 prior':>12s} | {'unweighted: jets':>16s} {'bias flat':>12s} {'cov68 flat':>11s}")
     for b in n["flat"]:
-        f, p = n["flat"][b], n["prior"][b]
+        f, p, u = n["flat"][b], n["prior"][b], n["flat_unweighted"][b]
         print(f"  {b:>10s} {f['n_eff']:7.0f} {f['bias_gev']:6.1f}+-{f['bias_err_gev']:3.1f} "
-              f"{p['bias_gev']:6.1f}+-{p['bias_err_gev']:3.1f} {f['coverage68']:11.3f} {p['coverage68']:12.3f}")
+              f"{p['bias_gev']:6.1f}+-{p['bias_err_gev']:3.1f} {f['coverage68']:11.3f} {p['coverage68']:12.3f} | "
+              f"{u['jets']:16d} {u['bias_gev']:6.1f}+-{u['bias_err_gev']:3.1f} {u['coverage68']:11.3f}")
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2626)
     parser.add_argument("--events", type=int, default=12000, help="training sample; unseen and prior: half each")
-    parser.add_argument("--identity-events", type=int, default=1500)
+    parser.add_argument("--natural-events", type=int, default=None, help="unseen and prior samples each")
+    parser.add_argument("--identity-events", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="keep the samples and model here (reused)")
@@ -257,19 +264,20 @@ def main(argv=None) -> dict:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        names = {"train": (args.seed, args.events, True), "unseen": (args.seed + 1, args.events // 2, False),
-                 "prior": (args.seed + 2, args.events // 2, False),
+        natural = args.natural_events or args.events // 2
+        names = {"train": (args.seed, args.events, True), "unseen": (args.seed + 1, natural, False),
+                 "prior": (args.seed + 2, natural, False),
                  "identity": (args.seed + 3, args.identity_events, False)}
-        datasets = {}
+        datasets, samples = {}, {}
         for name, (seed, events, flatten) in names.items():
-            sample = work / f"{name}_seed{seed}.root"
-            if not sample.exists():
-                generate_sample(sample, seed, events, args.workers)
+            samples[name] = work / f"{name}_seed{seed}_{events}ev.root"
+            if not samples[name].exists():
+                generate_sample(samples[name], seed, events, args.workers)
             if name != "identity":
-                datasets[name] = work / f"{name}_dataset"
+                datasets[name] = work / f"{name}_seed{seed}_{events}ev_dataset"
                 if not datasets[name].exists():
-                    make_dataset(sample, datasets[name], flatten, args.workers)
-        model_dir = work / "model"
+                    make_dataset(samples[name], datasets[name], flatten, args.workers)
+        model_dir = work / f"model_seed{args.seed}_{args.events}ev_{args.epochs}epochs"
         if not model_dir.exists():
             train(datasets["train"], model_dir, TrainConfig(seed=args.seed, epochs=args.epochs), progress=False)
         prepared = time.perf_counter() - t0
@@ -277,8 +285,8 @@ def main(argv=None) -> dict:
         unseen, weight = weighted_jets(datasets["unseen"])
         prior = weighted_spectrum(datasets["prior"])
         result = {
-            "seed": args.seed, "events": args.events, "prepare_seconds": prepared,
-            "chunk_identity": chunk_identity(model_dir, work / f"identity_seed{args.seed + 3}.root", work),
+            "seed": args.seed, "events": args.events, "natural_events": natural, "prepare_seconds": prepared,
+            "chunk_identity": chunk_identity(model_dir, samples["identity"], work),
             "eigen": eigen(model_dir),
             "subset_sums": subset_sums(model, unseen.jets, args.seed),
             "natural_spectrum": natural_spectrum(model, unseen, weight, prior, read_spectrum(model_dir)),
@@ -287,7 +295,8 @@ def main(argv=None) -> dict:
     print_table(result)
     if args.figure:
         e = result["eigen"]
-        for p in variance_kept_figure(e["explained"], e["variance_kept"], e["k"], args.figure):
+        for p in variance_kept_figure(e["explained"], e["variance_kept"], e["k"], e["decomposition_jets"],
+                                      args.figure):
             print(f"figure: {p}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

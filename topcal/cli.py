@@ -358,25 +358,51 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
 @_runner_options
 @click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T per jet.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Sampling seed (results depend on it and the chunk size, not on the executor).")
+              help="Sampling seed: with --samples it fixes the T weight draws used for every jet.")
 @click.option("--reference", type=click.Path(file_okay=False), default=None,
               help="Model trained without label smearing: adds FatJet_sigmaCal.")
+@click.option("--prior", default=None, metavar="FILE.root:HIST",
+              help="The analysis's pT,t spectrum (1-D histogram, GeV): outputs under it instead of the flat "
+                   "training prior.")
+@click.option("--stat-variations/--no-stat-variations", default=None,
+              help="Require (or leave out) FatJet_ptPred_stat*; by default written when the model stores them "
+                   "for --samples and --seed.")
 @click.option("--radius", type=float, default=None, help="Check that the model was trained on jets of this R.")
 @click.option("--tree-name", default="topcal", show_default=True, help="Name of the friend tree.")
 @click.option("--skip-bad-files", is_flag=True, help="Skip unreadable or non-DELPHES inputs and report them.")
 @click.option("--overwrite", is_flag=True, help="Replace existing friend files.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def predict(model, files, output, executor, workers, scheduler, chunksize, samples, seed, reference, radius,
-            tree_name, skip_bad_files, overwrite, quiet):
+def predict(model, files, output, executor, workers, scheduler, chunksize, samples, seed, reference, prior,
+            stat_variations, radius, tree_name, skip_bad_files, overwrite, quiet):
     """Per-jet pT and uncertainties for every fat jet, as ROOT friend trees next to the DELPHES events."""
     from topcal.predict.run import predict as run_predict
 
     summary = run_predict(model, files, output, executor=executor, workers=workers, scheduler=scheduler,
-                          chunksize=chunksize, samples=samples, seed=seed, reference=reference,
-                          tree_name=tree_name, skip_bad_files=skip_bad_files, overwrite=overwrite,
+                          chunksize=chunksize, samples=samples, seed=seed, reference=reference, prior=prior,
+                          stat_variations=stat_variations, tree_name=tree_name, skip_bad_files=skip_bad_files,
+                          overwrite=overwrite,
                           progress=show_progress(not quiet), radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]))
     _say(str(summary))
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T of the posterior.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weight draws.")
+@click.option("--dataset", type=click.Path(file_okay=False), default=None,
+              help="Dataset for the decomposition jets (default: the model's training dataset).")
+@_user_errors
+def variations(model, samples, seed, dataset):
+    """Compute and store a model's statistical eigen-variations for the posterior of --samples and --seed."""
+    from topcal.errors import ConfigError
+    from topcal.train.variations import compute_for_model
+
+    if samples < 2:
+        raise ConfigError(f"samples: {samples} must be >= 2")
+    v = compute_for_model(model, samples, seed, dataset)
+    _say(f"{model}: {v.k} statistical variations for samples={v.samples} seed={v.seed}, keeping "
+         f"{100 * v.kept:.1f}% of the variance on {v.jets} jets")
 
 
 @main.command()

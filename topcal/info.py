@@ -4,7 +4,8 @@
   decompresses every basket, which finds damaged data inside an intact file;
 * a per-jet dataset (``topcal process``): jets, configuration, cut flow;
 * a model directory (``topcal train``): network, inputs, target, training size, training curve, calibration;
-* a friend file (``topcal predict``): events, fat jets, mean pT,pred and sigma_tot, the model that made it.
+* a friend file (``topcal predict``): events, fat jets, mean pT,pred and sigma_tot, the model that made it,
+  the posterior (T, seed), the prior, and the variations it holds (branches, unit, correlation across jets).
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def _model(path: Path) -> str:
     if cal:
         lines.append(f"  validation jets: 68% coverage {cal['coverage68_raw']:.3f}, 95% coverage "
                      f"{cal['coverage95_raw']:.3f}, width factor {cal['width_factor']:.3f}")
+    from topcal.train import variations
+
+    for t, seed in variations.stored(path):
+        v = variations.load(path, t, seed)
+        lines.append(f"  statistical variations: {v.k} for samples={t} seed={seed} ({100 * v.kept:.1f}% of the "
+                     f"variance on {v.jets} jets)")
     v = meta["validity"]
     lines.append(f"  valid for: pT,j {v['jet_pt_min_gev']:g}..{v['jet_pt_max_gev']:g} GeV, "
                  f"|eta| < {v['jet_eta_max']}")
@@ -98,13 +105,41 @@ def _friend(path: Path) -> str:
             raise InputFileError(f"{path}: no tree")
         tree = file[trees[0]]
         arrays = tree.arrays(["nFatJet", "FatJet_ptPred", "FatJet_sigmaTot"], library="ak")
+        branches = list(tree.keys())
         model = str(file["topcal_model_path"]) if "topcal_model_path" in file else "unknown"
+        posterior = json.loads(str(file["topcal_posterior"])) if "topcal_posterior" in file else {}
     import awkward as ak
 
     n_jets = int(ak.sum(arrays.nFatJet))
     pt = ak.to_numpy(ak.flatten(arrays.FatJet_ptPred))
     sig = ak.to_numpy(ak.flatten(arrays.FatJet_sigmaTot))
     mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
-    return "\n".join([f"{path}: topcal friend tree '{trees[0]}', {tree.num_entries} events, {n_jets} fat jets",
-                      f"  mean pT,pred {mean(pt):.1f} GeV, mean sigma_tot {mean(sig):.1f} GeV",
-                      f"  model: {model}"])
+    lines = [f"{path}: topcal friend tree '{trees[0]}', {tree.num_entries} events, {n_jets} fat jets",
+             f"  mean pT,pred {mean(pt):.1f} GeV, mean sigma_tot {mean(sig):.1f} GeV",
+             f"  model: {model}"]
+    if posterior:
+        lines.append(f"  posterior: samples={posterior['samples']} seed={posterior['seed']}")
+        prior = posterior.get("prior")
+        lines.append(f"  prior: {prior['source']} ({len(prior['values'])} bins, {prior['edges'][0]:g}.."
+                     f"{prior['edges'][-1]:g} GeV)" if prior else "  prior: none (the flat training prior: "
+                     "the outputs are the likelihood of pT,t over the training window)")
+    lines += _variation_lines(branches, posterior.get("stat_variations"))
+    return "\n".join(lines)
+
+
+def _variation_lines(branches: list[str], stat: dict | None) -> list[str]:
+    """The variations a friend tree holds: branches, unit and correlation across jets."""
+    out = ["  variations (GeV; correlation across jets):"]
+    stat_branches = [b for b in branches if b.startswith("FatJet_ptPred_stat")]
+    if stat_branches:
+        kept = f", {100 * stat['variance_kept']:.1f}% of the variance" if stat else ""
+        out.append(f"    {stat_branches[0]}..{stat_branches[-1]}: {len(stat_branches)} statistical "
+                   f"eigen-variations (symmetric shifts of ptPred{kept}): each fully correlated")
+    for name, what in (("FatJet_sigmaStoch", "sigma_stoch: per jet, uncorrelated"),
+                       ("FatJet_sigmaPred", "sigma_pred: fully correlated (the stat variations carry it)"),
+                       ("FatJet_sigmaCal", "sigma_cal: per jet, uncorrelated")):
+        if name in branches:
+            out.append(f"    {name}: {what}")
+    updown = sorted(b for b in branches if b.endswith("Up") and b[:-2] + "Down" in branches)
+    out += [f"    {b[:-2]}Up/Down: fully correlated within the source" for b in updown]
+    return out

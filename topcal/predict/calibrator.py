@@ -15,26 +15,33 @@ radius, threshold: the configuration stored in the model), and gives every jet a
 threshold its prediction, in GeV: ``pt``, ``eta``, ``phi``, ``mass``, ``nConstituents`` (the fat jet),
 ``ptPred`` (<pT>), ``sigmaStoch``, ``sigmaPred``, ``sigmaTot``, ``ptMode``, ``ptLow68``, ``ptHigh68``
 (the 68% interval), ``inTrainingRange`` (pT,j and |eta| inside the training window: outside it the numbers
-are extrapolations), and ``sigmaCal`` when built with a ``reference`` (unsmeared) model; a model trained with
-``--label-systematics`` adds its own fields (:mod:`topcal.predict.label_systematics`).
+are extrapolations), ``sigmaCal`` when built with a ``reference`` (unsmeared) model, and the statistical
+eigen-variations ``ptPred_stat0`` .. ``ptPred_stat<K-1>`` (shifts of ptPred in GeV, each fully correlated
+across jets: :mod:`topcal.train.variations`) when the model stores them for ``samples`` and ``seed``; a model
+trained with ``--label-systematics`` adds its own fields (:mod:`topcal.predict.label_systematics`).
 
-It is picklable and small: the model is loaded lazily, once per worker process. The weight samples of a
-chunk are drawn from a seed made of ``seed``, the file name and the chunk's first entry, so the same
-model, ``samples``, ``seed`` and chunking give identical numbers in a user's processor, in ``topcal
-predict --seed`` and on any executor.
+One fixed posterior: ``samples = T`` and ``seed = S`` select one set of T weight draws, used for every jet
+of every chunk, so the same jet gets the same numbers for any chunk size, file order, executor and worker
+count, here and in ``topcal predict --seed S``. ``prior``: the analysis's pT,t spectrum
+(:mod:`topcal.predict.prior`); without it the outputs are the likelihood of pT,t over the training window
+(a flat training prior).
+
+It is picklable and small: the model is loaded lazily, once per worker process.
 """
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 
 from topcal.errors import InputFileError
+from topcal.predict.prior import Prior, summaries
+from topcal.train import variations as stat
 
 _MODELS: dict[str, object] = {}
+_VARIATIONS: dict[tuple, object] = {}
 
 FIELDS = ("pt", "eta", "phi", "mass", "nConstituents", "ptPred", "sigmaStoch", "sigmaPred", "sigmaTot", "ptMode",
           "ptLow68", "ptHigh68", "inTrainingRange")
@@ -53,22 +60,30 @@ def cached_model(path: str):
     return _MODELS[path][1]
 
 
-def chunk_seed(seed: int, filename: str, entry_start: int) -> int:
-    """Sampling seed of one chunk: the same chunk gives the same numbers on any executor."""
-    return (seed * 1_000_003 + zlib.crc32(Path(filename).name.encode()) + entry_start) % 2**31
+def cached_variations(model_dir: str, key: tuple[int, int]):
+    """The stored eigen-variations ``key`` = (T, seed) of the model at ``model_dir``, loaded once per process."""
+    if (model_dir, key) not in _VARIATIONS:
+        _VARIATIONS[(model_dir, key)] = stat.load(model_dir, *key)
+    return _VARIATIONS[(model_dir, key)]
 
 
 class Calibrator:
     """Per-jet calibrated pT and its uncertainties for DELPHES NanoEvents (see the module docstring).
 
     ``model_dir``: a ``topcal train`` model; ``samples``: weight samples T per jet (>= 2); ``seed``: the
-    sampling seed; ``reference``: an unsmeared model of the same inputs, for ``sigmaCal``.
+    sampling seed; ``reference``: an unsmeared model of the same inputs, for ``sigmaCal``; ``prior``: the
+    analysis's pT,t spectrum (``FILE.root:HIST``, a ``hist`` histogram or ``(values, edges)`` in GeV);
+    ``stat_variations``: None gives the statistical variations when the model stores them for ``(samples,
+    seed)``, True requires them (an error names the call that computes them), False leaves them out.
     """
 
-    def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None):
+    def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None, prior=None,
+                 stat_variations: bool | None = None):
         from topcal.predict.run import model_process_config
+        from topcal.predict.label_systematics import label_fields
         from topcal.seeds import check_seed
         from topcal.train.model_dir import check_reference, read_meta
+        from topcal.train.spectrum import read_spectrum
 
         if samples < 2:
             raise InputFileError(f"samples: {samples} must be >= 2")
@@ -80,13 +95,22 @@ class Calibrator:
             check_reference(model_dir, reference)
         self.config = model_process_config(meta, model_dir)
         self.samples, self.seed = int(samples), int(seed)
-        from topcal.predict.label_systematics import label_fields
 
         self.label_fields = label_fields(self.model_dir, reference)  # a --label-systematics model's own fields
+        self.prior = Prior.from_input(prior) if prior is not None else None
+        self.spectra = {d: read_spectrum(d) for d in (self.model_dir, self.reference_dir) if d and self.prior}
+        found = _stat_variations(self.model_dir, meta, self.samples, self.seed, stat_variations)
+        self.stat_key = (found.samples, found.seed) if found else None  # the coefficients: loaded per worker
+        self.stat_summary = found.to_dict() if found else None
+
+    @property
+    def stat_fields(self) -> tuple[str, ...]:
+        """``ptPred_stat0`` .. ``ptPred_stat<K-1>``: the statistical eigen-variations (GeV)."""
+        return tuple(f"ptPred_stat{k}" for k in range(self.stat_summary["k"])) if self.stat_summary else ()
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return FIELDS + (("sigmaCal",) if self.reference_dir else ()) + self.label_fields
+        return FIELDS + (("sigmaCal",) if self.reference_dir else ()) + self.stat_fields + self.label_fields
 
     def __call__(self, events) -> ak.Array:
         """The fat jets of every event (``n_events * var * record`` with :attr:`fields`)."""
@@ -121,26 +145,50 @@ class Calibrator:
         x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
         network_jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"],
                             cfg.input_scale_gev)
-        seed = self._seed(events)
-        pred = model.predict(network_jets, self.samples, seed)
+        pred = self._summaries(self.model_dir, network_jets)
         table.update({"ptPred": pred["mean"], "sigmaStoch": pred["sigma_stoch"], "sigmaPred": pred["sigma_pred"],
                       "sigmaTot": pred["sigma_tot"], "ptMode": pred["mode"], "ptLow68": pred["low"],
                       "ptHigh68": pred["high"]})
         table["inTrainingRange"] = ak.to_numpy(ak.flatten(jet_acceptance(jets, cfg)[1]))
         if self.reference_dir:
-            ref = cached_model(self.reference_dir).predict(network_jets, self.samples, seed)
+            ref = self._summaries(self.reference_dir, network_jets)
             table["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+        if self.stat_key:
+            shifts = cached_variations(self.model_dir, self.stat_key).shifts(pred["draw_means"])
+            table.update(zip(self.stat_fields, shifts))
         if self.label_fields:
             from topcal.predict.label_systematics import label_systematics
 
-            table.update(label_systematics(self.model_dir, network_jets, self.samples, seed, nominal=pred))
+            raw = None if self.prior is None else \
+                model.predict(network_jets, self.samples, self.seed, raw=True)["sigma_stoch"]
+            table.update(label_systematics(self.model_dir, network_jets, self.samples, self.seed, nominal=pred,
+                                           raw_stoch=raw))
         return counts, table, jets
 
-    def _seed(self, events) -> int:
-        meta = getattr(events, "metadata", None) or {}
-        if "filename" in meta and "entrystart" in meta:
-            return chunk_seed(self.seed, meta["filename"], meta["entrystart"])
-        return self.seed
+    def _summaries(self, model_dir: str, jets) -> dict:
+        """The per-jet summaries of one model (:func:`topcal.predict.prior.summaries`) for the fixed posterior."""
+        w, mu, sigma = cached_model(model_dir).sample(jets, self.samples, self.seed)
+        return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir))
+
+    def describe(self) -> dict:
+        """What a friend file records about the prediction: T, seed, the prior and the statistical variations."""
+        return {"samples": self.samples, "seed": self.seed,
+                "prior": self.prior.to_dict() if self.prior else None,
+                "stat_variations": self.stat_summary}
 
     def __repr__(self) -> str:
         return f"Calibrator({self.model_dir!r}, samples={self.samples}, seed={self.seed})"
+
+
+def _stat_variations(model_dir: str, meta: dict, samples: int, seed: int, wanted: bool | None):
+    """The stored eigen-variations for the fixed posterior ``(samples, seed)`` (see :class:`Calibrator`)."""
+    if wanted is False:
+        return None
+    key = stat.posterior_key(meta, samples, seed)
+    found = stat.load(model_dir, *key)
+    if found is None and wanted:
+        have = ", ".join(f"samples={t} seed={s}" for t, s in stat.stored(model_dir)) or "none"
+        raise InputFileError(f"{model_dir}: no statistical variations for samples={key[0]} seed={key[1]} "
+                             f"(stored: {have}); `topcal variations {model_dir} --samples {key[0]} "
+                             f"--seed {key[1]}` computes them")
+    return found

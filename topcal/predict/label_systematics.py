@@ -44,10 +44,13 @@ def label_fields(model_dir, reference=None) -> tuple[str, ...]:
 
 
 def label_systematics(model_dir, jets, samples: int = 50, seed: int = 0,
-                      nominal: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                      nominal: dict[str, np.ndarray] | None = None, raw_stoch: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
     """The fields of :func:`label_fields` for ``jets`` (:class:`topcal.train.inputs.Jets`), from ``samples``
     weight samples drawn with ``seed``; ``nominal``: the nominal model's ``predict`` of the same jets, seed
-    and samples, when already at hand."""
+    and samples, when already at hand (its ``mean`` is what the shift sources move); ``raw_stoch``: the nominal
+    network's raw sigma_stoch in GeV (without recalibration or prior), when ``nominal`` is not the plain
+    flat-prior prediction (an analysis prior changes the widths, but not what the label smearing added)."""
     from topcal.predict.calibrator import cached_model
     from topcal.train.likelihood import sigma_cal
 
@@ -64,7 +67,8 @@ def label_systematics(model_dir, jets, samples: int = 50, seed: int = 0,
         return cached_model(str(model_dir / LABEL_DIR / name)).predict(jets, samples, seed, raw=raw)
 
     out: dict[str, np.ndarray] = {}
-    stoch0 = nominal["sigma_stoch"] / model.width_factor  # the raw width (recalibration scales it by the factor)
+    # the raw width (recalibration scales it by the factor)
+    stoch0 = raw_stoch if raw_stoch is not None else nominal["sigma_stoch"] / model.width_factor
     stoch = {}
     for name in [s.name for s in card.smear] + ([meta["all_smear"]] if len(card.smear) > 1 else []):
         stoch[name] = sub(name, raw=True)["sigma_stoch"]

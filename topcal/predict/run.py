@@ -41,12 +41,20 @@ class PredictSummary:
     events: int = 0
     jets: int = 0
     skipped: list[str] = field(default_factory=list)
+    posterior: dict = field(default_factory=dict)  # Calibrator.describe(): T, seed, prior, variations
 
     def __str__(self) -> str:
         lines = [f"wrote {len(self.friends)} friend file(s) to {self.out_dir}: {self.events} events, "
                  f"{self.jets} fat jets with predictions"]
         lines += [f"  {p}" for p in self.friends]
         lines += [f"  skipped bad file: {s}" for s in self.skipped]
+        if self.posterior:
+            v, prior = self.posterior.get("stat_variations"), self.posterior.get("prior")
+            lines.append(f"  statistical variations: {v['k']} (FatJet_ptPred_stat0..{v['k'] - 1}, "
+                         f"{100 * v['variance_kept']:.1f}% of the variance)" if v else
+                         "  statistical variations: none stored for this --samples and --seed "
+                         "(`topcal variations` computes them)")
+            lines.append(f"  prior: {prior['source']}" if prior else "  prior: none (the flat training prior)")
         return "\n".join(lines)
 
 
@@ -59,15 +67,18 @@ def model_process_config(meta: dict, model_dir) -> ProcessConfig:
 
 
 def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: int = 1, scheduler: str | None = None,
-            chunksize: int = 20_000, samples: int = 50, seed: int = 0, reference=None, tree_name: str = DEFAULT_TREE,
+            chunksize: int = 20_000, samples: int = 50, seed: int = 0, reference=None, prior=None,
+            stat_variations: bool | None = None, tree_name: str = DEFAULT_TREE,
             skip_bad_files: bool = False, overwrite: bool = False, progress: bool = True, radius: float | None = None,
             command: str | None = None) -> PredictSummary:
-    """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring)."""
+    """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring);
+    ``prior`` and ``stat_variations`` as in :class:`topcal.Calibrator`."""
     from processors.fatjet_predict import FatJetPredictProcessor
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tree_name or ""):
         raise InputFileError(f"--tree-name: {tree_name!r} is not a valid tree name (letters, digits, '_')")
-    calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference)
+    calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference, prior=prior,
+                            stat_variations=stat_variations)
     meta = read_meta(model_dir)
     cfg = calibrator.config
     if radius is not None and abs(radius - cfg.jet_radius) > 1e-9:
@@ -92,9 +103,10 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
     out_dir.mkdir(parents=True, exist_ok=True)
     command = command if command is not None else shlex.join(["topcal", *sys.argv[1:]])
     metadata = {"topcal_model": json.dumps(meta), "topcal_model_path": str(Path(model_dir).absolute()),
-                "topcal_command": command, "topcal_version": topcal.__version__}
+                "topcal_command": command, "topcal_version": topcal.__version__,
+                "topcal_posterior": json.dumps(calibrator.describe())}
 
-    summary = PredictSummary(out_dir, skipped=skipped)
+    summary = PredictSummary(out_dir, skipped=skipped, posterior=calibrator.describe())
     remove_stale_temporaries(out_dir / STAGING)
     staging = temporary_name(out_dir / STAGING)
     staging.mkdir()

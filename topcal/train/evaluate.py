@@ -62,11 +62,12 @@ class EvaluationSummary:
 
 def predict_in_blocks(model: TrainedModel, jets: Jets, samples: int, seed: int, block: int = 20_000,
                       progress: bool = True, desc: str = "sampling the network") -> dict[str, np.ndarray]:
-    """``model.predict`` over blocks of jets (bounded memory), with a progress bar."""
+    """``model.predict`` over blocks of jets (bounded memory), with a progress bar; every block uses the
+    same T weight draws (``samples``, ``seed``), so the numbers do not depend on ``block``."""
     parts = []
     with progress_bar(len(jets), desc, "jets", progress) as bar:
         for start in range(0, len(jets), block):
-            parts.append(model.predict(jets.take(slice(start, start + block)), samples, seed + start))
+            parts.append(model.predict(jets.take(slice(start, start + block)), samples, seed))
             bar.update(len(parts[-1]["mean"]))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 

@@ -42,12 +42,14 @@ from topcal.config import TrainConfig
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
 from topcal.io.dataset import dataset_fingerprint, open_dataset
+from topcal.train import variations
 from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.data import load_rows, smeared_labels, split_rows
 from topcal.train.inputs import Standardiser, raw_inputs
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 from topcal.train.model_dir import OUTPUT as MODEL_OUTPUT
+from topcal.train.spectrum import label_spectrum, write_spectrum
 
 CHECKPOINT = "checkpoint"
 INPUTS = "inputs"  # the training arrays for members on a worker pool (InputFiles), while they train
@@ -156,6 +158,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     n_constituents = data.x.shape[1]
     labels = variation.labels(data.pt_truth, data.rows, cfg.seed) if variation is not None else \
         smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
+    spectrum = label_spectrum(labels)  # the training pT,t spectrum, stored with the model
     target = labels / data.pt_jet if cfg.target == "response" else labels
     target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
 
@@ -220,8 +223,10 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)
     in_memory = networks is not None and len(networks) == n_networks
     model = TrainedModel(work, meta, networks, standardiser) if in_memory else load_model(work)
-    meta["calibration"] = _calibration(model, _read_jets(ds, val_rows), val_labels, cfg)
+    val_jets = _read_jets(ds, val_rows)
+    meta["calibration"] = _calibration(model, val_jets, val_labels, cfg)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
+    _store_uncertainty_model(work, model, val_jets, spectrum)
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
     (work / META_STARTED).unlink()
     publish(work, out, overwrite, MODEL_OUTPUT)
@@ -250,6 +255,15 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, samples: int
     if cfg.recalibrate:
         out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])
     return out
+
+
+def _store_uncertainty_model(work: Path, model, val_jets, spectrum: tuple[np.ndarray, np.ndarray]) -> None:
+    """Store with the model what its per-object uncertainties need: the statistical eigen-variations of
+    the default posterior (T = ``DEFAULT_SAMPLES``, seed ``DEFAULT_SEED``) on the validation jets
+    (:mod:`topcal.train.variations`) and the training pT,t spectrum (:mod:`topcal.train.spectrum`)."""
+    samples, seed = model.posterior_key(variations.DEFAULT_SAMPLES, variations.DEFAULT_SEED)
+    variations.save(work, variations.fit(variations.draw_means(model, val_jets, samples, seed), samples, seed))
+    write_spectrum(work, *spectrum)
 
 
 def _read_jets(ds, rows: np.ndarray):

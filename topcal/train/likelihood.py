@@ -137,11 +137,18 @@ def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, inter
         sl = slice(start, start + jets_per_block)
         x = centre[sl, None] + u[None, :] * width[sl, None]
         p = grid_density(centre[sl], width[sl], u, weights[:, sl], means[:, sl], sigmas[:, sl])
-        peak = np.argmax(p, axis=1)
-        mode[sl] = x[np.arange(x.shape[0]), peak] + _vertex(p, peak) * (x[:, 1] - x[:, 0])
-        for (low, high), interval in zip(bands, intervals):
-            low[sl], high[sl] = _shortest_band(x, p, interval)
+        mode[sl], *found = grid_mode_and_bands(x, p, intervals)
+        for (low, high), band in zip(bands, found):
+            low[sl], high[sl] = band
     return mode, *bands
+
+
+def grid_mode_and_bands(x: np.ndarray, p: np.ndarray, intervals) -> tuple:
+    """The mode and, for each probability in ``intervals``, the shortest band ``(low, high)`` of densities
+    ``p`` on equally spaced grids ``x`` (one row per jet), refined between the grid points."""
+    peak = np.argmax(p, axis=1)
+    mode = x[np.arange(x.shape[0]), peak] + _vertex(p, peak) * (x[:, 1] - x[:, 0])
+    return (mode, *(_shortest_band(x, p, interval) for interval in intervals))
 
 
 def _shortest_band(x: np.ndarray, p: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:

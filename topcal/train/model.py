@@ -5,13 +5,15 @@ as in training, and for the Bayesian network draws T weight samples from the pos
 batched pass (:func:`topcal.train.network.sample_outputs`); for the ensemble the members are the samples.
 A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean``
 (<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
-A fixed ``seed`` gives identical numbers on every call.
+One fixed posterior: with ``samples = T`` and ``seed = S`` the model is one set of T weight draws
+(:meth:`TrainedModel.draws`, drawn once per model and cached), used for every jet of every call, so a jet's
+numbers depend neither on the jets evaluated with it nor on how a file is chunked.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ class TrainedModel:
     meta: dict
     networks: list
     standardiser: Standardiser | None = None  # the input statistics of model.json, built once at load
+    _draws: dict = field(default_factory=dict, repr=False)  # (T, seed) -> the weight draws (posterior_draws)
 
     @property
     def config(self) -> TrainConfig:
@@ -56,6 +59,25 @@ class TrainedModel:
         cfg = self.config
         return encode(jets, cfg.inputs, cfg.n_constituents, self.standardiser)
 
+    def posterior_key(self, samples: int, seed: int) -> tuple[int, int]:
+        """``(T, seed)`` that identify the weight draws (:func:`topcal.train.variations.posterior_key`)."""
+        from topcal.train.variations import posterior_key
+
+        return posterior_key(self.meta, samples, seed)
+
+    def draws(self, samples: int, seed: int) -> tuple[tuple, tuple]:
+        """The T = ``samples`` weight draws of the Bayesian network from ``seed``
+        (:func:`topcal.train.network.posterior_draws`), drawn at the first call and kept: one fixed set per
+        ``(samples, seed)`` for every jet. At most 4 sets are kept."""
+        from topcal.train.network import posterior_draws
+
+        key = (int(samples), int(seed))
+        if key not in self._draws:
+            if len(self._draws) >= 4:
+                self._draws.pop(next(iter(self._draws)))
+            self._draws[key] = posterior_draws(self.networks[0], key[0], np.random.default_rng(key[1]))
+        return self._draws[key]
+
     @property
     def width_factor(self) -> float:
         """The recalibration factor of the predictive widths fitted on the validation jets (1 when off)."""
@@ -64,7 +86,8 @@ class TrainedModel:
     def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
         of the Bayesian network, drawn from ``seed`` and evaluated in one batched pass
-        (:func:`topcal.train.network.sample_outputs`), or the ensemble's members. With a recalibrated model (and not ``raw``) the
+        (:func:`topcal.train.network.sample_outputs` with the fixed draws :meth:`draws`), or the ensemble's
+        members. With a recalibrated model (and not ``raw``) the
         whole predictive distribution of each jet is stretched about its mean by :attr:`width_factor`: every
         component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
         the intervals) scale by the factor, the mean stays."""
@@ -79,7 +102,7 @@ class TrainedModel:
         else:
             from topcal.train.network import sample_outputs
 
-            raws = sample_outputs(self.networks[0], cfg, arrays, samples, np.random.default_rng(seed))
+            raws = sample_outputs(self.networks[0], cfg, arrays, samples, None, draws=self.draws(samples, seed))
         outputs = raws.astype(np.float64)
         w, mu, sigma = mixture_params_np(outputs, cfg.components, cfg.sigma_floor)
         mu = mu * pre["target_scale"] + pre["target_mean"]

@@ -18,7 +18,8 @@ FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (top
 META = "model.json"
 HISTORY = "history.json"
 LABEL_DIR = "label_systematics"  # the networks of a label-systematics card (topcal.train.label_training)
-OUTPUT = OutputKind("model", META, "topcal-model/", ("weights-*.weights.h5", HISTORY, LABEL_DIR))
+OUTPUT = OutputKind("model", META, "topcal-model/", ("weights-*.weights.h5", HISTORY, LABEL_DIR,
+                                                      "variations_T*_seed*.npz", "training_spectrum.json"))
 
 
 def weights_name(member: int) -> str:

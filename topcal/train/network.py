@@ -225,14 +225,31 @@ def bayesian_layers(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, tfp.layers.DenseFlipout)]
 
 
+def posterior_draws(model, samples: int, rng) -> tuple[tuple, tuple]:
+    """``samples`` full weight sets ``W_t = loc + scale * eps_t`` of every Flipout layer of ``model``
+    (``eps`` from the numpy generator ``rng``), as ``(kernels, biases)``: each kernel ``(samples, in, out)``,
+    each bias the layer's deterministic bias. The same ``rng`` state gives the same draws."""
+    import numpy as np
+    import tensorflow as tf
+
+    kernels, biases = [], []
+    for layer in bayesian_layers(model):
+        q = layer.kernel_posterior.distribution
+        loc, scale = tf.convert_to_tensor(q.loc).numpy(), tf.convert_to_tensor(q.scale).numpy()
+        eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
+        kernels.append(tf.constant(loc[None] + scale[None] * eps))
+        biases.append(tf.convert_to_tensor(layer.bias_posterior.distribution.mean()))
+    return tuple(kernels), tuple(biases)
+
+
 def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chunk_jets: int | None = None,
-                   budget: int = 4_000_000):
+                   budget: int = 4_000_000, draws: tuple | None = None):
     """Raw outputs ``(samples, n_jets, n_outputs)`` of ``samples`` weight draws of a Bayesian network.
 
-    Exact and batched: draw ``samples`` full weight sets ``W_t = loc + scale * eps_t`` from every layer's
-    posterior (``eps`` from the numpy generator ``rng``), then evaluate all of them in one compiled call per
-    chunk of jets, a loop over the draws inside it. Every jet sees T independent draws from the posterior,
-    as in T separate Flipout passes, but each draw is one 2-d product per layer (Flipout needs two), on the
+    Exact and batched: draw ``samples`` full weight sets from every layer's posterior
+    (:func:`posterior_draws` with ``rng``, or the given ``draws``), then evaluate all of them in one
+    compiled call per chunk of jets, a loop over the draws inside it. Every jet sees T independent draws
+    from the posterior, as in T separate Flipout passes, but each draw is one 2-d product per layer (Flipout needs two), on the
     activations of one draw at a time (for the default network 2.1x faster than batched products over all
     draws at once), and the padded constituent slots are never computed (the per-constituent map runs on
     the real constituents only). The draws are the same for every jet, so a jet's outputs do not depend on
@@ -244,14 +261,7 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
 
     deepset = cfg.architecture == "deepset"
     layers = bayesian_layers(model)
-    kernels, biases = [], []
-    for layer in layers:
-        q = layer.kernel_posterior.distribution
-        loc, scale = tf.convert_to_tensor(q.loc).numpy(), tf.convert_to_tensor(q.scale).numpy()
-        eps = rng.standard_normal((samples, *loc.shape)).astype(np.float32)
-        kernels.append(tf.constant(loc[None] + scale[None] * eps))
-        biases.append(tf.convert_to_tensor(layer.bias_posterior.distribution.mean()))
-    kernels, biases = tuple(kernels), tuple(biases)
+    kernels, biases = draws if draws is not None else posterior_draws(model, samples, rng)
     n_jets, n_out = len(next(iter(arrays.values()))), int(kernels[-1].shape[-1])
     if chunk_jets is None:
         rows = int(arrays["constituents"].shape[1]) if deepset else 1

@@ -15,7 +15,9 @@ radius, threshold: the configuration stored in the model), and gives every jet a
 threshold its prediction, in GeV: ``pt``, ``eta``, ``phi``, ``mass``, ``nConstituents`` (the fat jet),
 ``ptPred`` (<pT>), ``sigmaStoch``, ``sigmaPred``, ``sigmaTot``, ``ptMode``, ``ptLow68``, ``ptHigh68``
 (the 68% interval), ``inTrainingRange`` (pT,j and |eta| inside the training window: outside it the numbers
-are extrapolations), and ``sigmaCal`` when built with a ``reference`` (unsmeared) model.
+are extrapolations), ``sigmaCal`` when built with a ``reference`` (unsmeared) model, and the detector
+variations ``ptPred_<source>Up``/``Down`` and ``pt_<source>Up``/``Down``
+(:mod:`topcal.predict.detector_systematics`; ``systematics=False`` skips them).
 
 It is picklable and small: the model is loaded lazily, once per worker process. The weight samples of a
 chunk are drawn from a seed made of ``seed``, the file name and the chunk's first entry, so the same
@@ -57,10 +59,15 @@ class Calibrator:
     """Per-jet calibrated pT and its uncertainties for DELPHES NanoEvents (see the module docstring).
 
     ``model_dir``: a ``topcal train`` model; ``samples``: weight samples T per jet (>= 2); ``seed``: the
-    sampling seed; ``reference``: an unsmeared model of the same inputs, for ``sigmaCal``.
+    sampling seed; ``reference``: an unsmeared model of the same inputs, for ``sigmaCal``; ``systematics``:
+    the detector sources (``None``: the defaults, ``False``: none, ``{name: size}``: the defaults with
+    these sizes; see :func:`topcal.predict.detector_systematics.resolve_sizes`). Models trained on towers
+    get no detector variations (the sources scale energy-flow objects).
     """
 
-    def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None):
+    def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None, systematics=None):
+        from topcal.predict.detector_systematics import resolve_sizes
+
         from topcal.predict.run import model_process_config
         from topcal.train.model_dir import read_meta
 
@@ -76,10 +83,13 @@ class Calibrator:
                                      f"constituents, {model_dir} has {meta['preprocessing']['n_constituents']}")
         self.config = model_process_config(meta, model_dir)
         self.samples, self.seed = int(samples), int(seed)
+        self.systematics = {} if self.config.use_towers else resolve_sizes(systematics)
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return FIELDS + (("sigmaCal",) if self.reference_dir else ())
+        from topcal.predict.detector_systematics import field_names
+
+        return FIELDS + (("sigmaCal",) if self.reference_dir else ()) + field_names(self.systematics)
 
     def __call__(self, events) -> ak.Array:
         """The fat jets of every event (``n_events * var * record`` with :attr:`fields`)."""
@@ -89,7 +99,8 @@ class Calibrator:
     def flat(self, events):
         """``(jets per event, {field: numpy array over all jets}, clustered jets)``: the same numbers as
         :meth:`__call__`, flat, with the clustered Momentum4D jets (for truth matching)."""
-        from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+        from topcal.predict import detector_systematics
+        from topcal.process.fatjets import cluster, eflow_inputs, padded_jets
         from topcal.process.selection import jet_acceptance
         from topcal.train.inputs import Jets
         from topcal.train.likelihood import sigma_cal
@@ -107,9 +118,10 @@ class Calibrator:
             "mass": ak.to_numpy(flat_jets.tau),
             "nConstituents": ak.to_numpy(ak.flatten(ak.num(constituents, axis=2))).astype(np.int32),
         }
-        x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
+        per_jet = ak.flatten(constituents, axis=1)
+        x, info = padded_jets(per_jet, model.n_constituents, cfg.input_scale_gev)
         network_jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"],
-                            cfg.input_scale_gev)
+                            cfg.input_scale_gev, **info)
         seed = self._seed(events)
         pred = model.predict(network_jets, self.samples, seed)
         table.update({"ptPred": pred["mean"], "sigmaStoch": pred["sigma_stoch"], "sigmaPred": pred["sigma_pred"],
@@ -119,6 +131,9 @@ class Calibrator:
         if self.reference_dir:
             ref = cached_model(self.reference_dir).predict(network_jets, self.samples, seed)
             table["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+        if self.systematics:
+            table.update(detector_systematics.variations(model, network_jets, pred["mean"], self.systematics, seed,
+                                                         sums=detector_systematics.origin_sums(per_jet)))
         return counts, table, jets
 
     def _seed(self, events) -> int:

@@ -61,13 +61,15 @@ def model_process_config(meta: dict, model_dir) -> ProcessConfig:
 def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: int = 1, scheduler: str | None = None,
             chunksize: int = 20_000, samples: int = 50, seed: int = 0, reference=None, tree_name: str = DEFAULT_TREE,
             skip_bad_files: bool = False, overwrite: bool = False, progress: bool = True, radius: float | None = None,
-            command: str | None = None) -> PredictSummary:
-    """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring)."""
+            command: str | None = None, systematics=None) -> PredictSummary:
+    """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring);
+    ``systematics``: the detector sources, as for :class:`topcal.Calibrator` (branches
+    ``FatJet_ptPred_<source>Up``, ``FatJet_pt_<source>Up``, ... ``Down``)."""
     from processors.fatjet_predict import FatJetPredictProcessor
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tree_name or ""):
         raise InputFileError(f"--tree-name: {tree_name!r} is not a valid tree name (letters, digits, '_')")
-    calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference)
+    calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference, systematics=systematics)
     meta = read_meta(model_dir)
     cfg = calibrator.config
     if radius is not None and abs(radius - cfg.jet_radius) > 1e-9:

@@ -373,8 +373,8 @@ def predict(model, files, output, executor, workers, scheduler, chunksize, sampl
     summary = run_predict(model, files, output, executor=executor, workers=workers, scheduler=scheduler,
                           chunksize=chunksize, samples=samples, seed=seed, reference=reference,
                           tree_name=tree_name, skip_bad_files=skip_bad_files, overwrite=overwrite,
-                          progress=show_progress(not quiet), radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]),
-                          systematics=systematics)
+                          progress=show_progress(not quiet), radius=radius, systematics=systematics,
+                          command=shlex.join(["topcal", *sys.argv[1:]]))
     _say(str(summary))
 
 

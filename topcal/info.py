@@ -85,6 +85,19 @@ def _model(path: Path) -> str:
     return "\n".join(lines)
 
 
+def detector_variations(branches) -> list[str]:
+    """A line naming the detector sources whose ``FatJet_ptPred_<source>Up``/``Down`` and
+    ``FatJet_pt_<source>Up``/``Down`` branches are present (none: no line)."""
+    from topcal.predict.detector_systematics import SOURCES
+
+    branches = set(branches)
+    found = [s for s in SOURCES if {f"FatJet_{q}_{s}{d}" for q in ("ptPred", "pt") for d in ("Up", "Down")} <= branches]
+    if not found:
+        return []
+    return [f"  detector variations (FatJet_ptPred_<source>Up/Down, FatJet_pt_<source>Up/Down; GeV; fully correlated "
+            f"across jets within a source): {', '.join(found)}"]
+
+
 def _friend(path: Path) -> str:
     with uproot.open(path) as file:
         trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
@@ -92,6 +105,7 @@ def _friend(path: Path) -> str:
             raise InputFileError(f"{path}: no tree")
         tree = file[trees[0]]
         arrays = tree.arrays(["nFatJet", "FatJet_ptPred", "FatJet_sigmaTot"], library="ak")
+        variations = detector_variations(tree.keys())
         model = str(file["topcal_model_path"]) if "topcal_model_path" in file else "unknown"
     import awkward as ak
 
@@ -101,4 +115,5 @@ def _friend(path: Path) -> str:
     mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
     return "\n".join([f"{path}: topcal friend tree '{trees[0]}', {tree.num_entries} events, {n_jets} fat jets",
                       f"  mean pT,pred {mean(pt):.1f} GeV, mean sigma_tot {mean(sig):.1f} GeV",
+                      *variations,
                       f"  model: {model}"])

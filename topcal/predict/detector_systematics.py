@@ -132,7 +132,9 @@ def predictive_mean(model, jets: Jets, samples: int, seed: int) -> np.ndarray:
 
 def concatenate(jets: list[Jets]) -> Jets:
     """Several jet sets as one (for one network evaluation)."""
-    cat = lambda name: None if getattr(jets[0], name) is None else np.concatenate([getattr(j, name) for j in jets])  # noqa: E731
+    def cat(name):
+        return None if getattr(jets[0], name) is None else np.concatenate([getattr(j, name) for j in jets])
+
     return Jets(*(cat(k) for k in ("constituents", "pt", "eta", "phi", "mass", "n_constituents")),
                 jets[0].input_scale_gev, **{k: cat(k) for k in ("origin", "charge", "lepton")})
 

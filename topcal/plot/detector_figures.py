@@ -49,7 +49,7 @@ def variation_shifts(table: Mapping[str, np.ndarray], sizes: Mapping[str, float]
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("relative shift [%]")
     lim = np.nanmax(np.abs(ax.get_ylim()))
-    ax.set_ylim(-1.2 * lim, 3.4 * lim)
+    ax.set_ylim(-1.2 * lim, 4.0 * lim)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("the same"))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="x-small", loc="upper left",

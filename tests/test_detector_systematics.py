@@ -245,3 +245,25 @@ def test_variation_closes_on_a_sample_generated_with_the_shifted_scale(model_dir
         assert r["matched_fraction"] > 0.95
         assert 0 < r["pt_variation"] and abs(r["pt_sample"] - r["pt_variation"]) < 0.3 * r["pt_variation"] + 0.5
         assert r["agrees"], r
+
+
+def test_jets_keep_the_constituent_info_through_take_and_leading(model_dir, ttbar_file):
+    from topcal.process.fatjets import padded_jets
+    from topcal.train.inputs import Jets
+
+    cal = topcal.Calibrator(model_dir, samples=2, seed=0, systematics=False)
+    events = open_events(ttbar_file, 0, 50)
+    cons = cal.constituents(events)
+    counts, table, _ = cal.flat(events)
+    assert np.array_equal(ak.to_numpy(ak.num(cons, axis=1)), counts)
+    per_jet = ak.flatten(cons, axis=1)
+    assert np.array_equal(ak.to_numpy(ak.num(per_jet)), table["nConstituents"])
+    assert ak.all(per_jet.rho[:, :-1] >= per_jet.rho[:, 1:])  # pT-ordered
+    x, info = padded_jets(per_jet, 20)
+    jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"], **info)
+    assert np.array_equal(jets.origin[:, 0], ak.to_numpy(per_jet.origin[:, 0]))
+    part = jets.take(np.array([2, 0])).leading(5)
+    assert part.origin.shape == part.charge.shape == part.lepton.shape == (2, 5)
+    assert np.array_equal(part.charge, jets.charge[[2, 0], :5])
+    old = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"])  # older datasets
+    assert old.take([0]).origin is None and old.scaled(1.1).charge is None

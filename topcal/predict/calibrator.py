@@ -136,6 +136,17 @@ class Calibrator:
                                                          sums=detector_systematics.origin_sums(per_jet)))
         return counts, table, jets
 
+    def constituents(self, events) -> ak.Array:
+        """The constituents of the same fat jets (``n_events * var(jets) * var``, pT-ordered), clustered as
+        for the calibration: four-vectors (``px``, ``py``, ``pz``, ``E`` in GeV) and what the detector says
+        each one is (``origin``, ``charge``, ``lepton``: :data:`topcal.process.fatjets.CONSTITUENT_INFO`)."""
+        from topcal.process.fatjets import cluster, eflow_inputs
+
+        cfg = self.config
+        _, constituents = cluster(eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons),
+                                  cfg.jet_radius, cfg.cluster_pt_min_gev)
+        return constituents[ak.argsort(constituents.rho, axis=-1, ascending=False)]
+
     def _seed(self, events) -> int:
         meta = getattr(events, "metadata", None) or {}
         if "filename" in meta and "entrystart" in meta:

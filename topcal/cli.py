@@ -368,21 +368,30 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
               help="Require (or leave out) FatJet_ptPred_stat*; by default written when the model stores them "
                    "for --samples and --seed.")
 @click.option("--radius", type=float, default=None, help="Check that the model was trained on jets of this R.")
+@click.option("--systematic", "systematic", multiple=True, metavar="NAME=SIZE",
+              help="Change one detector source's one-sigma size (a fraction: trackPtScale=0.02 is 2%); "
+                   "repeatable. Defaults: trackPtScale=0.01, photonEnergyScale=0.01, neutralHadronEnergyScale=0.05.")
+@click.option("--no-systematics", is_flag=True, help="No detector variations (FatJet_ptPred_<source>Up/Down, ...).")
 @click.option("--tree-name", default="topcal", show_default=True, help="Name of the friend tree.")
 @click.option("--skip-bad-files", is_flag=True, help="Skip unreadable or non-DELPHES inputs and report them.")
 @click.option("--overwrite", is_flag=True, help="Replace existing friend files.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def predict(model, files, output, executor, workers, scheduler, chunksize, samples, seed, reference, prior,
-            stat_variations, radius, tree_name, skip_bad_files, overwrite, quiet):
+            stat_variations, radius, systematic, no_systematics, tree_name, skip_bad_files, overwrite, quiet):
     """Per-jet pT and uncertainties for every fat jet, as ROOT friend trees next to the DELPHES events."""
+    from topcal.predict.detector_systematics import parse_systematics
     from topcal.predict.run import predict as run_predict
+
+    if no_systematics and systematic:
+        raise TopcalError("--no-systematics: cannot be combined with --systematic")
+    systematics = False if no_systematics else parse_systematics(systematic) or None
 
     summary = run_predict(model, files, output, executor=executor, workers=workers, scheduler=scheduler,
                           chunksize=chunksize, samples=samples, seed=seed, reference=reference, prior=prior,
                           stat_variations=stat_variations, tree_name=tree_name, skip_bad_files=skip_bad_files,
-                          overwrite=overwrite,
-                          progress=show_progress(not quiet), radius=radius, command=shlex.join(["topcal", *sys.argv[1:]]))
+                          overwrite=overwrite, progress=show_progress(not quiet), radius=radius,
+                          systematics=systematics, command=shlex.join(["topcal", *sys.argv[1:]]))
     _say(str(summary))
 
 

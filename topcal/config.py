@@ -15,6 +15,9 @@ overridden from a TOML card (``topcal generate --config card.toml``)::
     [detector.ecal]
     stochastic = [0.101, 0.285]
 
+    [detector.energy_flow]       # a systematic sample: tracks measured 1% high
+    track_pt_scale = 1.01
+
 and the full, resolved configuration is written into every output file (``topcal_config``), so a file
 always says what made it.
 """
@@ -324,8 +327,26 @@ class TrackingConfig:
 
 
 @dataclass
+class EnergyFlowConfig:
+    """Scales of the energy-flow reconstruction (1.0: calibrated), for systematic samples: the same events
+    (same seed) with a miscalibrated reconstruction. ``track_pt_scale`` multiplies every EFlowTrack's PT
+    (and P, ErrorPT); ``photon_energy_scale`` and ``neutral_hadron_energy_scale`` multiply the neutral
+    remainder that becomes an EFlowPhoton (ECAL) or EFlowNeutralHadron (HCAL) before its thresholds, so
+    objects near a threshold can appear or disappear. Track, Tower and the random numbers are unchanged."""
+
+    track_pt_scale: float = 1.0
+    photon_energy_scale: float = 1.0
+    neutral_hadron_energy_scale: float = 1.0
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            _positive(f"detector.energy_flow.{f.name}", getattr(self, f.name))
+
+
+@dataclass
 class DetectorConfig:
-    """The parametric detector: solenoid, tracking, ECAL, HCAL and calorimeter energy fractions."""
+    """The parametric detector: solenoid, tracking, ECAL, HCAL, calorimeter energy fractions and the
+    energy-flow scales."""
 
     solenoid: SolenoidConfig = field(default_factory=SolenoidConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -333,8 +354,10 @@ class DetectorConfig:
     hcal: CalorimeterConfig = field(default_factory=_default_hcal)
     energy_fractions: dict[str, list[float]] = field(default_factory=_default_fractions)
     smear_tower_centres: bool = True
+    energy_flow: EnergyFlowConfig = field(default_factory=EnergyFlowConfig)
 
     def validate(self) -> None:
+        self.energy_flow.validate()
         self.solenoid.validate()
         self.tracking.validate()
         self.ecal.validate("detector.ecal")

@@ -98,6 +98,24 @@ def _model(path: Path) -> str:
     return "\n".join(lines)
 
 
+def detector_sources(branches) -> list[str]:
+    """The detector sources whose four variation branches are all in ``branches``."""
+    from topcal.predict.detector_systematics import SOURCES
+
+    branches = set(branches)
+    return [s for s in SOURCES if {f"FatJet_{q}_{s}{d}" for q in ("ptPred", "pt") for d in ("Up", "Down")} <= branches]
+
+
+def detector_variations(branches) -> list[str]:
+    """A line naming the detector sources whose ``FatJet_ptPred_<source>Up``/``Down`` and
+    ``FatJet_pt_<source>Up``/``Down`` branches are present (none: no line)."""
+    found = detector_sources(branches)
+    if not found:
+        return []
+    return [f"  detector variations (FatJet_ptPred_<source>Up/Down, FatJet_pt_<source>Up/Down; GeV; fully correlated "
+            f"across jets within a source): {', '.join(found)}"]
+
+
 def _friend(path: Path) -> str:
     with uproot.open(path) as file:
         trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
@@ -140,6 +158,10 @@ def _variation_lines(branches: list[str], stat: dict | None) -> list[str]:
                        ("FatJet_sigmaCal", "sigma_cal: per jet, uncorrelated")):
         if name in branches:
             out.append(f"    {name}: {what}")
-    updown = sorted(b for b in branches if b.endswith("Up") and b[:-2] + "Down" in branches)
+    detector = detector_variations(branches)
+    out += [line.replace("  detector", "    detector", 1) for line in detector]
+    detector_branches = {f"FatJet_{q}_{s}Up" for q in ("ptPred", "pt") for s in detector_sources(branches)}
+    updown = sorted(b for b in branches if b.endswith("Up") and b[:-2] + "Down" in branches
+                    and b not in detector_branches)
     out += [f"    {b[:-2]}Up/Down: fully correlated within the source" for b in updown]
     return out

@@ -13,6 +13,12 @@ Chain, as in DELPHES:
    smearing with the tower's resolution, thresholds (energy and significance), tower centres smeared
    uniformly inside the tower, and the energy-flow neutral remainder (tower energy minus the energy of
    the tracks that hit it) as EFlowPhoton (ECAL) or EFlowNeutralHadron (HCAL).
+4. The energy-flow scales (``[detector.energy_flow]``, 1.0 by default) for systematic samples: EFlowTrack
+   is Track with PT, P and ErrorPT multiplied by ``track_pt_scale`` (exactly, before the float32 storage);
+   the neutral remainder is multiplied by ``photon_energy_scale`` (ECAL) or ``neutral_hadron_energy_scale``
+   (HCAL) before the energy-flow thresholds. The random numbers drawn are the same whatever the scales, so
+   the same seed gives the same events, Tracks and Towers, with only the energy-flow outputs changed
+   (the scales describe the energy-flow calibration, not the calorimeter's measurement).
 
 Units: GeV, metres for the solenoid, millimetres for the written positions, radians.
 Not written: ``Tower.Edges[4]`` (uproot 5.7 writes jagged fixed-size arrays that it cannot read back).
@@ -305,11 +311,13 @@ def calorimeter(
     rng: np.random.Generator,
     smear_centres: bool,
     is_ecal: bool,
+    neutral_scale: float = 1.0,
 ) -> CaloOutput:
     """Sum deposits per (event, tower), smear, apply thresholds, and form the energy-flow neutrals.
 
     ``deposit`` is each particle's true energy into this calorimeter (GeV); ``track_deposit`` and
-    ``track_var`` the energy and variance (GeV^2) that reconstructed tracks bring to their tower.
+    ``track_var`` the energy and variance (GeV^2) that reconstructed tracks bring to their tower;
+    ``neutral_scale`` multiplies the neutral remainder before its thresholds.
     """
     tower, inside = grid.tower_of(eta, phi)
     use = inside & ((deposit > 0) | (track_deposit > 0))
@@ -332,7 +340,7 @@ def calorimeter(
     else:
         t_eta, t_phi = 0.5 * (eta_lo + eta_hi), 0.5 * (phi_lo + phi_hi)
 
-    neutral = np.maximum(e_meas - e_trk, 0.0)
+    neutral = np.maximum(e_meas - e_trk, 0.0) * neutral_scale
     with np.errstate(divide="ignore", invalid="ignore"):
         significance = neutral / np.sqrt(var_trk + sigma**2)
     is_neutral = (neutral > cal.energy_min_gev) & (significance > cal.significance_min)
@@ -380,7 +388,9 @@ def simulate(p: Particles, n_events: int, det: DetectorConfig, rng: np.random.Ge
 
     out = {}
     calos = {}
-    for name, cal, frac, is_ecal in (("ecal", det.ecal, f_ecal, True), ("hcal", det.hcal, f_hcal, False)):
+    flow = det.energy_flow
+    for name, cal, frac, is_ecal, scale in (("ecal", det.ecal, f_ecal, True, flow.photon_energy_scale),
+                                            ("hcal", det.hcal, f_hcal, False, flow.neutral_hadron_energy_scale)):
         calos[name] = calorimeter(
             cal,
             TowerGrid(cal),
@@ -393,10 +403,15 @@ def simulate(p: Particles, n_events: int, det: DetectorConfig, rng: np.random.Ge
             rng,
             det.smear_tower_centres,
             is_ecal,
+            scale,
         )
     track_cols = _track_columns(p, tracks, impact)
     out["Track"] = to_jagged(track_cols, n_events)
-    out["EFlowTrack"] = out["Track"]
+    if flow.track_pt_scale == 1.0:
+        out["EFlowTrack"] = out["Track"]
+    else:
+        scaled = {k: track_cols[k] * flow.track_pt_scale for k in ("PT", "P", "ErrorPT")}
+        out["EFlowTrack"] = to_jagged({**track_cols, **scaled}, n_events)
     out["Tower"] = ak.concatenate(
         [to_jagged(calos["ecal"].towers, n_events), to_jagged(calos["hcal"].towers, n_events)], axis=1
     )

@@ -9,7 +9,10 @@
       figures/            pT,t(truth) vs pT,j and the 600..620 GeV slice (PNG and PDF)
 
 The parts are plain Parquet (``pyarrow.parquet.read_table`` or ``awkward.from_parquet`` read them). The
-``constituents`` column is a fixed-size list ``max_constituents x 4`` of float32. :class:`Dataset` streams
+``constituents`` column is a fixed-size list ``max_constituents x 4`` of float32; the per-constituent
+columns ``constituent_origin``, ``constituent_charge`` and ``constituent_lepton`` (datasets written before
+them lack them) are fixed-size lists ``max_constituents`` of int8. Any column with more than one axis is
+stored as nested fixed-size lists and read back with its shape. :class:`Dataset` streams
 the parts in batches, so training never needs the whole dataset in memory.
 
 Integrity: the manifest records each part's jets, size in bytes, the SHA-256 of its Parquet footer (the
@@ -50,13 +53,16 @@ def part_name(index: int) -> str:
 
 
 def to_arrow(table: dict[str, np.ndarray]) -> pa.Table:
-    """Arrow table from per-jet numpy columns; ``constituents`` (n, N, 4) becomes a fixed-size list."""
+    """Arrow table from per-jet numpy columns; ``constituents`` (n, N, 4) becomes float32 nested fixed-size
+    lists, as does any other column with more than one axis (in its own dtype)."""
     arrays, names = [], []
     for name, values in table.items():
-        if name == CONSTITUENTS:
-            n, n_max, four = values.shape
-            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-            arrays.append(pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, four), n_max))
+        if values.ndim > 1:
+            dtype = np.float32 if name == CONSTITUENTS else values.dtype
+            array = pa.array(np.ascontiguousarray(values, dtype=dtype).reshape(-1))
+            for size in values.shape[:0:-1]:
+                array = pa.FixedSizeListArray.from_arrays(array, size)
+            arrays.append(array)
         elif values.dtype.kind in "OU":
             arrays.append(pa.array(values.astype(str)).dictionary_encode())
         else:
@@ -70,10 +76,12 @@ def from_arrow(table: pa.Table) -> dict[str, np.ndarray]:
     out = {}
     for name in table.column_names:
         col = table.column(name).combine_chunks()
-        if name == CONSTITUENTS:
-            n_max = col.type.list_size
-            four = col.type.value_type.list_size
-            out[name] = col.flatten().flatten().to_numpy(zero_copy_only=False).reshape(len(col), n_max, four)
+        if pa.types.is_fixed_size_list(col.type):
+            shape, values = [len(col)], col
+            while pa.types.is_fixed_size_list(values.type):
+                shape.append(values.type.list_size)
+                values = values.flatten()
+            out[name] = values.to_numpy(zero_copy_only=False).reshape(shape)
         elif pa.types.is_dictionary(col.type):
             out[name] = np.asarray(col.dictionary_decode().to_pylist(), dtype=object)
         else:

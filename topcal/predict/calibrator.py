@@ -18,7 +18,9 @@ threshold its prediction, in GeV: ``pt``, ``eta``, ``phi``, ``mass``, ``nConstit
 are extrapolations), ``sigmaCal`` when built with a ``reference`` (unsmeared) model, and the statistical
 eigen-variations ``ptPred_stat0`` .. ``ptPred_stat<K-1>`` (shifts of ptPred in GeV, each fully correlated
 across jets: :mod:`topcal.train.variations`) when the model stores them for ``samples`` and ``seed``; a model
-trained with ``--label-systematics`` adds its own fields (:mod:`topcal.predict.label_systematics`).
+trained with ``--label-systematics`` adds its own fields (:mod:`topcal.predict.label_systematics`); and the detector
+variations ``ptPred_<source>Up``/``Down`` and ``pt_<source>Up``/``Down``
+(:mod:`topcal.predict.detector_systematics`; ``systematics=False`` skips them).
 
 One fixed posterior: ``samples = T`` and ``seed = S`` select one set of T weight draws, used for every jet
 of every chunk, so the same jet gets the same numbers for any chunk size, file order, executor and worker
@@ -74,11 +76,15 @@ class Calibrator:
     sampling seed; ``reference``: an unsmeared model of the same inputs, for ``sigmaCal``; ``prior``: the
     analysis's pT,t spectrum (``FILE.root:HIST``, a ``hist`` histogram or ``(values, edges)`` in GeV);
     ``stat_variations``: None gives the statistical variations when the model stores them for ``(samples,
-    seed)``, True requires them (an error names the call that computes them), False leaves them out.
+    seed)``, True requires them (an error names the call that computes them), False leaves them out;
+    ``systematics``: the detector sources (``None``: the defaults, ``False``: none, ``{name: size}``: the
+    defaults with these sizes; see :func:`topcal.predict.detector_systematics.resolve_sizes`). Models trained
+    on towers get no detector variations (the sources scale energy-flow objects).
     """
 
     def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None, prior=None,
-                 stat_variations: bool | None = None):
+                 stat_variations: bool | None = None, systematics=None):
+        from topcal.predict.detector_systematics import resolve_sizes
         from topcal.predict.run import model_process_config
         from topcal.predict.label_systematics import label_fields
         from topcal.seeds import check_seed
@@ -95,6 +101,7 @@ class Calibrator:
             check_reference(model_dir, reference)
         self.config = model_process_config(meta, model_dir)
         self.samples, self.seed = int(samples), int(seed)
+        self.systematics = {} if self.config.use_towers else resolve_sizes(systematics)
 
         self.label_fields = label_fields(self.model_dir, reference)  # a --label-systematics model's own fields
         self.prior = Prior.from_input(prior) if prior is not None else None
@@ -110,7 +117,10 @@ class Calibrator:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return FIELDS + (("sigmaCal",) if self.reference_dir else ()) + self.stat_fields + self.label_fields
+        from topcal.predict.detector_systematics import field_names
+
+        return (FIELDS + (("sigmaCal",) if self.reference_dir else ()) + self.stat_fields + self.label_fields
+                + field_names(self.systematics))
 
     def __call__(self, events) -> ak.Array:
         """The fat jets of every event (``n_events * var * record`` with :attr:`fields`)."""
@@ -120,7 +130,8 @@ class Calibrator:
     def flat(self, events):
         """``(jets per event, {field: numpy array over all jets}, clustered jets)``: the same numbers as
         :meth:`__call__`, flat, with the clustered Momentum4D jets (for truth matching)."""
-        from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+        from topcal.predict import detector_systematics
+        from topcal.process.fatjets import cluster, eflow_inputs, padded_jets
         from topcal.process.selection import jet_acceptance
         from topcal.train.inputs import Jets
         from topcal.train.likelihood import sigma_cal
@@ -142,9 +153,10 @@ class Calibrator:
             "mass": ak.to_numpy(flat_jets.tau),
             "nConstituents": ak.to_numpy(ak.flatten(ak.num(constituents, axis=2))).astype(np.int32),
         }
-        x = padded_constituents(ak.flatten(constituents, axis=1), model.n_constituents, cfg.input_scale_gev)
+        per_jet = ak.flatten(constituents, axis=1)
+        x, info = padded_jets(per_jet, model.n_constituents, cfg.input_scale_gev)
         network_jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"],
-                            cfg.input_scale_gev)
+                            cfg.input_scale_gev, **info)
         pred = self._summaries(self.model_dir, network_jets)
         table.update({"ptPred": pred["mean"], "sigmaStoch": pred["sigma_stoch"], "sigmaPred": pred["sigma_pred"],
                       "sigmaTot": pred["sigma_tot"], "ptMode": pred["mode"], "ptLow68": pred["low"],
@@ -163,6 +175,9 @@ class Calibrator:
                 model.predict(network_jets, self.samples, self.seed, raw=True)["sigma_stoch"]
             table.update(label_systematics(self.model_dir, network_jets, self.samples, self.seed, nominal=pred,
                                            raw_stoch=raw))
+        if self.systematics:
+            table.update(detector_systematics.variations(model, network_jets, pred["mean"], self.systematics,
+                                                         self.seed, sums=detector_systematics.origin_sums(per_jet)))
         return counts, table, jets
 
     def _summaries(self, model_dir: str, jets) -> dict:
@@ -175,6 +190,17 @@ class Calibrator:
         return {"samples": self.samples, "seed": self.seed,
                 "prior": self.prior.to_dict() if self.prior else None,
                 "stat_variations": self.stat_summary}
+
+    def constituents(self, events) -> ak.Array:
+        """The constituents of the same fat jets (``n_events * var(jets) * var``, pT-ordered), clustered as
+        for the calibration: four-vectors (``px``, ``py``, ``pz``, ``E`` in GeV) and what the detector says
+        each one is (``origin``, ``charge``, ``lepton``: :data:`topcal.process.fatjets.CONSTITUENT_INFO`)."""
+        from topcal.process.fatjets import cluster, eflow_inputs
+
+        cfg = self.config
+        _, constituents = cluster(eflow_inputs(events, use_towers=cfg.use_towers, leptons=cfg.jet_leptons),
+                                  cfg.jet_radius, cfg.cluster_pt_min_gev)
+        return constituents[ak.argsort(constituents.rho, axis=-1, ascending=False)]
 
     def __repr__(self) -> str:
         return f"Calibrator({self.model_dir!r}, samples={self.samples}, seed={self.seed})"

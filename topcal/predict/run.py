@@ -70,15 +70,16 @@ def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: in
             chunksize: int = 20_000, samples: int = 50, seed: int = 0, reference=None, prior=None,
             stat_variations: bool | None = None, tree_name: str = DEFAULT_TREE,
             skip_bad_files: bool = False, overwrite: bool = False, progress: bool = True, radius: float | None = None,
-            command: str | None = None) -> PredictSummary:
+            command: str | None = None, systematics=None) -> PredictSummary:
     """Write ``out_dir/<input stem>_topcal.root`` friends for every input file (see the module docstring);
-    ``prior`` and ``stat_variations`` as in :class:`topcal.Calibrator`."""
+    ``prior``, ``stat_variations`` and ``systematics`` (the detector sources: branches
+    ``FatJet_ptPred_<source>Up``, ``FatJet_pt_<source>Up``, ... ``Down``) as in :class:`topcal.Calibrator`."""
     from processors.fatjet_predict import FatJetPredictProcessor
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", tree_name or ""):
         raise InputFileError(f"--tree-name: {tree_name!r} is not a valid tree name (letters, digits, '_')")
     calibrator = Calibrator(model_dir, samples=samples, seed=seed, reference=reference, prior=prior,
-                            stat_variations=stat_variations)
+                            stat_variations=stat_variations, systematics=systematics)
     meta = read_meta(model_dir)
     cfg = calibrator.config
     if radius is not None and abs(radius - cfg.jet_radius) > 1e-9:

@@ -3,6 +3,12 @@
 Inputs are EFlowTrack (electrons and muons removed, as DELPHES's EFlowFilter does), EFlowPhoton and
 EFlowNeutralHadron, or calorimeter Towers. Objects with PT <= 0 or non-finite values are dropped first:
 real DELPHES files carry PT = 0 entries with Eta = 999.9, and fastjet crashes on NaN. Energies in GeV.
+
+Every input keeps what the detector says it is (:data:`CONSTITUENT_INFO`): ``origin`` (:data:`ORIGINS`, a
+small integer code, 0 only for padding), ``charge`` (in e, from the track; 0 for calorimeter objects) and
+``lepton`` (11 for a track the detector identifies as an electron, 13 for a muon, from the track's ``PID``
+as DELPHES reports it; 0 otherwise: the hadron species is never kept). The constituents of the clustered
+jets carry these fields, taken from the inputs by fastjet's constituent indices.
 """
 
 from __future__ import annotations
@@ -17,17 +23,22 @@ from topcal.console import fastjet_banner_once  # noqa: E402
 vector.register_awkward()
 
 LEPTON_PIDS = (11, 13)
+ORIGINS = {"EFlowTrack": 1, "EFlowPhoton": 2, "EFlowNeutralHadron": 3, "Tower": 4}  # 0: padding
+CONSTITUENT_INFO = ("origin", "charge", "lepton")
 
 
-def _momenta(pt, eta, phi, energy) -> ak.Array:
-    """Cartesian four-vectors (GeV) from pt, eta, phi and energy, float64 for fastjet."""
+def _momenta(pt, eta, phi, energy, info: dict) -> ak.Array:
+    """Cartesian four-vectors (GeV) from pt, eta, phi and energy, float64 for fastjet, with the
+    :data:`CONSTITUENT_INFO` fields (int8)."""
     cols = {
         "px": pt * np.cos(phi),
         "py": pt * np.sin(phi),
         "pz": pt * np.sinh(eta),
         "E": energy,
     }
-    return ak.zip({k: ak.values_astype(v, np.float64) for k, v in cols.items()}, with_name="Momentum4D")
+    cols = {k: ak.values_astype(v, np.float64) for k, v in cols.items()}
+    cols.update({k: ak.values_astype(info[k], np.int8) for k in CONSTITUENT_INFO})
+    return ak.zip(cols, with_name="Momentum4D")
 
 
 def _valid(pt, eta, phi, energy) -> ak.Array:
@@ -58,13 +69,17 @@ def _inputs_of(c: ak.Array, name: str, leptons: bool = False) -> ak.Array:
         pt, eta, phi, apid = c.PT, c.Eta, c.Phi, abs(c.PID)
         energy = np.sqrt((pt * np.cosh(eta)) ** 2 + c.mass**2)
         ok = _valid(pt, eta, phi, energy)
+        is_lepton = (apid == LEPTON_PIDS[0]) | (apid == LEPTON_PIDS[1])
         if not leptons:
-            ok = ok & (apid != LEPTON_PIDS[0]) & (apid != LEPTON_PIDS[1])
+            ok = ok & ~is_lepton
+        info = {"charge": c.Charge, "lepton": ak.where(is_lepton, apid, 0)}
     else:
         pt, eta, phi = c.ET, c.Eta, c.Phi
         energy = pt * np.cosh(eta)
         ok = _valid(pt, eta, phi, energy)
-    return _momenta(pt[ok], eta[ok], phi[ok], energy[ok])
+        info = {"charge": ak.zeros_like(pt, dtype=np.int8), "lepton": ak.zeros_like(pt, dtype=np.int8)}
+    info["origin"] = ak.full_like(pt, ORIGINS[name], dtype=np.int8)
+    return _momenta(pt[ok], eta[ok], phi[ok], energy[ok], {k: v[ok] for k, v in info.items()})
 
 
 def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
@@ -72,7 +87,8 @@ def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
     """Anti-kT jets sorted by pT descending (fastjet's helper sorts ascending), and their constituents.
 
     Returns ``(jets, constituents)``: jets ``n_events * var * Momentum4D``, constituents
-    ``n_events * var(jets) * var * Momentum4D`` in the jets' order; within a jet the constituents are in
+    ``n_events * var(jets) * var * Momentum4D`` in the jets' order, the input records themselves (with every
+    field of ``inputs``, picked by fastjet's constituent indices); within a jet the constituents are in
     fastjet's order (:func:`padded_constituents` orders them by pT, for the selected jets only).
 
     Events are clustered ``block_events`` at a time: fastjet keeps every event's cluster history until the
@@ -82,29 +98,53 @@ def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
     """
     definition = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
     plain = ak.zip({k: inputs[k] for k in ("px", "py", "pz", "E")})
-    jets, constituents = [], []
+    jets, index = [], []
     for start in range(0, max(len(plain), 1), block_events):  # an empty chunk still gives typed output
         with fastjet_banner_once():
             sequence = fastjet.ClusterSequence(ak.to_packed(plain[start:start + block_events]), definition)
             jets.append(sequence.inclusive_jets(min_pt=min_pt_gev))
-        constituents.append(sequence.constituents(min_pt=min_pt_gev))
+        index.append(sequence.constituent_index(min_pt=min_pt_gev))
         del sequence
     jets = ak.with_name(ak.concatenate(jets), "Momentum4D")
-    constituents = ak.with_name(ak.concatenate(constituents), "Momentum4D")
+    constituents = _gather(inputs, ak.concatenate(index))
     order = ak.argsort(jets.rho, axis=1, ascending=False)
     return jets[order], constituents[order]
+
+
+def _gather(inputs: ak.Array, index: ak.Array) -> ak.Array:
+    """``inputs[event][index[event][jet]]`` for every event and jet: ``n_events * var(jets) * var``."""
+    offsets = np.cumsum(ak.to_numpy(ak.num(inputs, axis=1))) - ak.to_numpy(ak.num(inputs, axis=1))
+    per_jet = ak.num(index, axis=2)
+    flat = ak.to_numpy(ak.flatten(index, axis=None)).astype(np.int64)
+    event_of = np.repeat(np.arange(len(offsets)), ak.to_numpy(ak.sum(per_jet, axis=1)))
+    taken = ak.flatten(inputs)[flat + offsets[event_of]]
+    taken = ak.unflatten(taken, ak.flatten(per_jet))
+    return ak.with_name(ak.unflatten(taken, ak.num(index, axis=1)), "Momentum4D")
 
 
 def padded_constituents(constituents: ak.Array, n_max: int, scale_gev: float = 1000.0) -> np.ndarray:
     """(n_jets, n_max, 4) array of (E, px, py, pz) / ``scale_gev`` of the ``n_max`` highest-pT constituents,
     pT-ordered and zero-padded. ``constituents`` is ``n_jets * var * Momentum4D``."""
+    return padded_jets(constituents, n_max, scale_gev)[0]
+
+
+def padded_jets(constituents: ak.Array, n_max: int, scale_gev: float = 1000.0) \
+        -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`padded_constituents` and, in the same order, the constituents' :data:`CONSTITUENT_INFO` as
+    ``(n_jets, n_max)`` int8 arrays, zero-padded (``{}`` for constituents without these fields)."""
     constituents = constituents[ak.argsort(constituents.rho, axis=1, ascending=False)]
     counts = ak.to_numpy(ak.num(constituents, axis=1))
     rank = ak.to_numpy(ak.flatten(ak.local_index(constituents, axis=1)))
     jet = np.repeat(np.arange(len(counts)), counts)
     inside = rank < n_max
+    slots = (jet[inside], rank[inside])
     out = np.zeros((len(counts), n_max, 4), dtype=np.float32)
     for k, name in enumerate(("E", "px", "py", "pz")):
         values = ak.to_numpy(ak.flatten(constituents[name]))
-        out[jet[inside], rank[inside], k] = values[inside] / scale_gev
-    return out
+        out[slots + (k,)] = values[inside] / scale_gev
+    info = {}
+    for name in CONSTITUENT_INFO:
+        if name in ak.fields(constituents):
+            info[name] = np.zeros((len(counts), n_max), dtype=np.int8)
+            info[name][slots] = ak.to_numpy(ak.flatten(constituents[name]))[inside]
+    return out, info

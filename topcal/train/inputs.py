@@ -51,6 +51,9 @@ class Jets:
 
     ``constituents``: ``(n, N, 4)`` float32, (E, px, py, pz) / ``input_scale_gev``; ``pt``, ``mass`` in GeV,
     ``eta``, ``phi`` (radians), ``n_constituents`` (all constituents, not only the N stored).
+    ``origin``, ``charge``, ``lepton``: optional ``(n, N)`` int8 arrays in the constituents' order and padding
+    (what the detector says each constituent is, :data:`topcal.process.fatjets.CONSTITUENT_INFO`); None
+    for jets from datasets written without them. The networks do not read them.
     """
 
     constituents: np.ndarray
@@ -60,20 +63,32 @@ class Jets:
     mass: np.ndarray
     n_constituents: np.ndarray
     input_scale_gev: float = 1000.0
+    origin: np.ndarray | None = None
+    charge: np.ndarray | None = None
+    lepton: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pt)
 
+    def _info(self, pick) -> dict:
+        return {k: None if v is None else pick(v) for k, v in
+                (("origin", self.origin), ("charge", self.charge), ("lepton", self.lepton))}
+
     def take(self, idx) -> Jets:
         """The jets at ``idx`` (indices, a slice or a mask)."""
         return Jets(self.constituents[idx], self.pt[idx], self.eta[idx], self.phi[idx], self.mass[idx],
-                    self.n_constituents[idx], self.input_scale_gev)
+                    self.n_constituents[idx], self.input_scale_gev, **self._info(lambda v: v[idx]))
+
+    def leading(self, n_constituents: int) -> Jets:
+        """The same jets with only their ``n_constituents`` leading constituents stored."""
+        return Jets(self.constituents[:, :n_constituents], self.pt, self.eta, self.phi, self.mass,
+                    self.n_constituents, self.input_scale_gev, **self._info(lambda v: v[:, :n_constituents]))
 
     def scaled(self, factor: float) -> Jets:
         """Every constituent's four-momentum, and so the jet's pT and mass, multiplied by ``factor`` (input
         smearing, DESIGN.md section 6)."""
         return Jets(self.constituents * np.float32(factor), self.pt * factor, self.eta, self.phi,
-                    self.mass * factor, self.n_constituents, self.input_scale_gev)
+                    self.mass * factor, self.n_constituents, self.input_scale_gev, **self._info(lambda v: v))
 
     @property
     def n_max(self) -> int:
@@ -223,8 +238,7 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
     if kind not in INPUT_KINDS:
         raise ValueError(f"inputs: {kind!r} is not one of {INPUT_KINDS}")
     if n_constituents is not None and n_constituents < jets.n_max:
-        jets = Jets(jets.constituents[:, :n_constituents], jets.pt, jets.eta, jets.phi, jets.mass,
-                    jets.n_constituents, jets.input_scale_gev)
+        jets = jets.leading(n_constituents)
     if kind == "lab-4vectors":
         c = jets.constituents
         if c.flags.c_contiguous and c.dtype == np.float32:

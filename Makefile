@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SAMPLE := data/ttbar_noisr_2000ev.root
+SAMPLE := topcal/data/ttbar_noisr_2000ev.root
 
 .PHONY: install demo test bench clean
 

@@ -33,10 +33,11 @@ import uproot
 from dask.distributed import LocalCluster
 
 from topcal.config import ProcessConfig
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.io.delphes_writer import delphes_file
 from topcal.process.run import process
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
+SAMPLE = EMBEDDED_SAMPLE
 COLLECTIONS = ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron")
 FLOOR_BRANCHES = {
     "EFlowTrack": ("PT", "Eta", "Phi", "PID", "Mass"),

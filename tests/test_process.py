@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from topcal.cli import main
 from topcal.config import ProcessConfig
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.errors import InputFileError, OutputError
 from topcal.io.dataset import open_dataset
 from topcal.io.delphes_reader import open_events
@@ -191,7 +192,7 @@ def test_bad_inputs(ttbar_file, tmp_path, real_delphes):
     truncated.write_bytes(ttbar_file.read_bytes()[:200_000])
     with pytest.raises(InputFileError, match="truncated.root: file is truncated"):
         process([truncated], out, progress=False)
-    slim = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"  # no Tower collection
+    slim = EMBEDDED_SAMPLE  # no Tower collection
     with pytest.raises(InputFileError, match="ttbar_noisr_2000ev.root: collection 'Tower' missing"):
         process([slim], out, ProcessConfig(use_towers=True), progress=False)
     with pytest.raises(InputFileError, match="no file matches"):

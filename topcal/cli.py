@@ -371,8 +371,8 @@ def predict(model, files, output, executor, workers, scheduler, chunksize, sampl
 @main.command()
 @click.option("-o", "--output", "output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the dataset, model, report, friend trees and figures.")
-@click.option("--sample", default="data/ttbar_noisr_2000ev.root", show_default=True,
-              type=click.Path(dir_okay=False), help="DELPHES file to run on (the embedded sample by default).")
+@click.option("--sample", default=None, type=click.Path(dir_okay=False),
+              help="DELPHES file to run on [default: the embedded sample, topcal/data/ttbar_noisr_2000ev.root].")
 @click.option("--epochs", type=int, default=None, help="Maximum training epochs (early stopping ends sooner) [200].")
 @click.option("--samples", type=int, default=30, show_default=True, help="Weight samples T per jet.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -28,12 +28,15 @@ class MainJobSummary:
 
 def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: int = 30, progress: bool = True,
              command: str | None = None) -> MainJobSummary:
-    """Run process -> train -> evaluate -> predict on ``sample`` into ``out_dir`` (reusing finished steps)."""
+    """Run process -> train -> evaluate -> predict on ``sample`` (``None``: the embedded sample) into ``out_dir``
+    (reusing finished steps)."""
+    from topcal.data import EMBEDDED_SAMPLE
     from topcal.predict.run import predict
     from topcal.process.run import process
     from topcal.train.evaluate import evaluate
     from topcal.train.fit import train
 
+    sample = EMBEDDED_SAMPLE if sample is None else sample
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = MainJobSummary(out)

@@ -20,7 +20,6 @@ from pathlib import Path
 import awkward as ak
 
 import topcal
-from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_overlap, remove_stale_temporaries, temporary_name
 from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
@@ -48,14 +47,6 @@ class PredictSummary:
         lines += [f"  {p}" for p in self.friends]
         lines += [f"  skipped bad file: {s}" for s in self.skipped]
         return "\n".join(lines)
-
-
-def model_process_config(meta: dict, model_dir) -> ProcessConfig:
-    """The clustering and selection the model was trained with."""
-    try:
-        return ProcessConfig.from_dict(meta["dataset"]["process_config"])
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(f"{model_dir}: model.json lacks the training dataset's configuration ({exc})") from None
 
 
 def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: int = 1, scheduler: str | None = None,

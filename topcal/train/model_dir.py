@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from topcal.config import ProcessConfig
+from topcal.errors import InputFileError
 from topcal.io.manifest import read_manifest
 
 FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (topcal 0.2)
@@ -29,3 +31,11 @@ def read_meta(path: str | Path) -> dict:
     """The model's metadata, after checking that every file it lists is there."""
     hint = " (an unfinished training? see the .partial directory)" if partial_dir(path).exists() else ""
     return read_manifest(path, META, FORMAT, "model", lambda m: m["weights"], missing_hint=hint)
+
+
+def model_process_config(meta: dict, model_dir) -> ProcessConfig:
+    """The clustering and selection the model was trained with (from its ``model.json`` metadata ``meta``)."""
+    try:
+        return ProcessConfig.from_dict(meta["dataset"]["process_config"])
+    except (KeyError, TypeError) as exc:
+        raise InputFileError(f"{model_dir}: model.json lacks the training dataset's configuration ({exc})") from None

@@ -108,3 +108,10 @@ def test_width_factor_recovers_a_known_miscalibration():
     raw = unstretched(stretched, 2.0)
     np.testing.assert_allclose(raw["high"], half)
     np.testing.assert_allclose(raw["sigma_tot"], 1.0)
+
+
+def test_library_refuses_too_few_weight_samples(tmp_path):
+    from topcal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="samples: 1 must be >= 2"):
+        evaluate(tmp_path / "model", tmp_path / "dataset", tmp_path / "report", samples=1)

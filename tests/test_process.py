@@ -242,3 +242,24 @@ def test_opening_incomplete_datasets(tmp_path):
         open_dataset(ds.path)
     with pytest.raises(InputFileError, match="not a complete topcal dataset"):
         open_dataset(tmp_path)
+
+
+def test_constituent_count_chosen_by_the_library(tmp_path):
+    """process() gives ISR inputs 200 constituents unless a card or flag sets the number; 100 stays 100."""
+    from topcal.config import RunConfig, load_card
+    from topcal.generate.run import generate
+
+    isr_file = tmp_path / "isr.root"
+    cfg = RunConfig(seed=3, chunk_events=20)
+    cfg.generator.isr = True
+    generate(isr_file, 20, cfg, workers=1, progress=False)
+    auto = process([isr_file], tmp_path / "auto", ProcessConfig(flatten=False), progress=False, figures=False)
+    assert open_dataset(auto.path).config.max_constituents == 200
+    card = tmp_path / "card.toml"
+    card.write_text("max_constituents = 100\nflatten = false\n")
+    given = process([isr_file], tmp_path / "given", load_card(card, cls=ProcessConfig), progress=False, figures=False)
+    assert open_dataset(given.path).config.max_constituents == 100
+    cli = CliRunner().invoke(main, ["process", str(isr_file), "-o", str(tmp_path / "cli"), "--quiet", "--no-figures",
+                                    "--config", str(card)])
+    assert cli.exit_code == 0, cli.output
+    assert open_dataset(tmp_path / "cli").config.max_constituents == 100

@@ -56,6 +56,8 @@ class _Serialisable:
 
 PROCESSES = ("ttbar", "qcd")
 TOP_LABELS = ("last-copy", "hard-process")
+DEFAULT_MAX_CONSTITUENTS = 100  # constituents per jet in the network input
+ISR_MAX_CONSTITUENTS = 200  # the same, for inputs made with initial-state radiation
 
 
 @dataclass
@@ -432,7 +434,9 @@ class ProcessConfig(_Serialisable):
     in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin);
     the draw is a hash of (``seed``, file name, entry, jet index), so it does not depend on chunking or
     executor. The stored network input is the leading ``max_constituents`` constituents by pT,
-    (E, px, py, pz) / ``input_scale_gev``.
+    (E, px, py, pz) / ``input_scale_gev``; ``None`` lets :func:`topcal.process.run.process` choose
+    ``DEFAULT_MAX_CONSTITUENTS`` (100), or ``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was
+    made with ISR; a value given in a card or a flag is kept.
     """
 
     jet_radius: float = 1.2
@@ -447,7 +451,7 @@ class ProcessConfig(_Serialisable):
     truth_match: bool = True
     truth_pt_min_gev: float = 400.0
     truth_pt_max_gev: float = 1000.0
-    max_constituents: int = 100
+    max_constituents: int | None = None
     input_scale_gev: float = 1000.0
     flatten: bool = True
     flatten_bin_gev: float = 25.0
@@ -471,7 +475,7 @@ class ProcessConfig(_Serialisable):
             raise ConfigError("flatten: flattening in pT,t(truth) needs truth_match; set flatten = false")
         if self.top_label not in TOP_LABELS:
             raise ConfigError(f"top_label: {self.top_label!r} is not one of {TOP_LABELS}")
-        if self.max_constituents < 1:
+        if self.max_constituents is not None and self.max_constituents < 1:
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed: {self.seed} must be >= 0")

@@ -16,14 +16,14 @@ import json
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import uproot
 
 import topcal
-from topcal.config import ProcessConfig
+from topcal.config import DEFAULT_MAX_CONSTITUENTS, ISR_MAX_CONSTITUENTS, ProcessConfig
 from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output, check_output
 from topcal.io.dataset import HISTOGRAMS, part_name, read_part, write_manifest, write_part
@@ -39,7 +39,6 @@ REQUIRED_COLLECTIONS = ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlow
 TOWER_COLLECTIONS = ("Event", "Particle", "Tower")
 STAGING = ".staging"
 FLATTEN_KEPT = "jets kept by flattening"
-ISR_MAX_CONSTITUENTS = 200
 
 
 @dataclass
@@ -70,7 +69,8 @@ class ProcessSummary:
 
 
 def suggested_max_constituents(inputs) -> int:
-    """200 constituents when any topcal-generated input was made with ISR (DESIGN.md section 5), else 100."""
+    """``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was made with ISR (more soft radiation
+    inside the jet; docs/design.md, "Constituents per jet"), else ``DEFAULT_MAX_CONSTITUENTS`` (100)."""
     for files in build_fileset(inputs).values():
         for f in files:
             try:
@@ -79,7 +79,7 @@ def suggested_max_constituents(inputs) -> int:
                 continue
             if text and json.loads(text).get("generator", {}).get("isr"):
                 return ISR_MAX_CONSTITUENTS
-    return ProcessConfig.max_constituents
+    return DEFAULT_MAX_CONSTITUENTS
 
 
 USED_FIELDS = {"Event": ("Weight",), "Particle": TRUTH_FIELDS, "EFlowTrack": ("PT", "Eta", "Phi", "PID"),
@@ -149,11 +149,14 @@ def process(
     figures: bool = True,
     command: str | None = None,
 ) -> ProcessSummary:
-    """Make the per-jet dataset ``out`` (a directory) from DELPHES ``inputs`` (paths, globs, JSON filesets)."""
+    """Make the per-jet dataset ``out`` (a directory) from DELPHES ``inputs`` (paths, globs, JSON filesets).
+    ``cfg.max_constituents = None`` (the default) becomes :func:`suggested_max_constituents` of the inputs."""
     from processors.fatjet_dataset import CUTFLOW, FatJetDatasetProcessor
 
     cfg = cfg or ProcessConfig()
     cfg.validate()
+    if cfg.max_constituents is None:
+        cfg = replace(cfg, max_constituents=suggested_max_constituents(inputs))
     fileset = build_fileset(inputs)
     check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs])
     fileset, entries, skipped = check_inputs(fileset, cfg, skip_bad_files)

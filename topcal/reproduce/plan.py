@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.config import ProcessConfig, RunConfig, TaggerConfig, TrainConfig, paper_process_config, \
-    paper_train_config, slim_output
+from topcal.config import DEFAULT_MAX_CONSTITUENTS, ProcessConfig, RunConfig, TaggerConfig, TrainConfig, \
+    paper_process_config, paper_train_config, slim_output
 from topcal.data import EMBEDDED_EVENTS, EMBEDDED_SAMPLE
 from topcal.reproduce.scales import Scale
 from topcal.workers import Task
@@ -189,7 +189,7 @@ def measure_rates(events: int = 100, jets: int = 2000) -> Rates:
         proc = (time.perf_counter() - t0) / EMBEDDED_EVENTS
     train_rate, predict_rate = {}, {}
     for name, cfg in (("paper", paper_train_config()), ("default", TrainConfig())):
-        train_rate[name], predict_rate[name] = _network_rates(cfg, jets, PAPER_DATASET.max_constituents)
+        train_rate[name], predict_rate[name] = _network_rates(cfg, jets, DEFAULT_MAX_CONSTITUENTS)
     return Rates(gen, proc, train_rate, predict_rate)
 
 

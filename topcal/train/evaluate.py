@@ -23,7 +23,7 @@ import numpy as np
 
 import topcal
 from topcal.console import progress_bar
-from topcal.errors import InputFileError
+from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import atomic_output
 from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
@@ -71,6 +71,8 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
              seed: int = 0, max_jets: int | None = None, overwrite: bool = False, progress: bool = True,
              figures: bool = True, command: str | None = None) -> EvaluationSummary:
     """Evaluate ``model_dir`` on the test part of ``dataset_dir`` and write the report directory ``out``."""
+    if samples < 2:
+        raise ConfigError(f"samples: {samples} must be >= 2")
     model = load_model(model_dir)
     ds = open_dataset(dataset_dir)
     if ds.config.max_constituents != model.n_constituents:

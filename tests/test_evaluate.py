@@ -33,7 +33,7 @@ def test_report_tables_predictions_and_figures(models, tmp_path):
                        input_smear=0.05, progress=False)
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["test_jets"] == 600 == summary.n_jets
-    everything = report["network"][-1]
+    everything = report["network"]["all"]
     assert everything["jets"] == 600
     for key in ("rmse", "rmse_err", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input",
                 "coverage68", "coverage95", "pull_width", "pull_iqr", "crps"):

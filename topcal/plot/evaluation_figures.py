@@ -9,7 +9,7 @@ import numpy as np
 
 from topcal.plot.style import label, new_figure, save
 from topcal.train.likelihood import predictive_density
-from topcal.train.metrics import NARROW_SLICE_GEV
+from topcal.train.metrics import NARROW_SLICE_GEV, keyed_rows
 
 
 def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Path,
@@ -49,10 +49,12 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
     return save(fig, out_dir, "predictive_distribution")
 
 
-def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str | Path) -> list[Path]:
-    """sqrt(MSE) of the network and of the baseline, and the network's mean sigmas, in pT,j bins."""
-    rows = [r for r in network[:-2] if r.get("jets", 0) > 0]
-    base = {(r["pt_jet_lo"], r["pt_jet_hi"]): r for r in baseline[:-2] if r.get("jets", 0) > 0}
+def calibration_summary(network: dict, baseline: dict, out_dir: str | Path) -> list[Path]:
+    """sqrt(MSE) of the network and of the baseline, and the network's mean sigmas, in pT,j bins (``network``
+    and ``baseline``: a report's rows, :func:`topcal.train.metrics.keyed_rows`)."""
+    network, baseline = keyed_rows(network), keyed_rows(baseline)
+    rows = [r for r in network["bins"] if r.get("jets", 0) > 0]
+    base = {(r["pt_jet_lo"], r["pt_jet_hi"]): r for r in baseline["bins"] if r.get("jets", 0) > 0}
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     half = np.array([(r["pt_jet_hi"] - r["pt_jet_lo"]) / 2 for r in rows])
     fig, ax = new_figure()
@@ -67,7 +69,7 @@ def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str 
     values = [r[key] for r in rows for key in ("rmse", "sigma_tot")] + \
         [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows]
     ax.set_ylim(0, 2.1 * max(values, default=1.0))  # the legend above the points
-    allj = network[-1]
+    allj = network["all"]
     nan = float("nan")
     note = f"all jets: 68% coverage {allj.get('coverage68', nan):.2f}, pull width {allj.get('pull_width', nan):.2f}"
     ax.legend(loc="upper right", fontsize="x-small", title=note, title_fontsize="x-small")

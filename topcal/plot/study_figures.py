@@ -9,7 +9,7 @@ import mplhep
 import numpy as np
 
 from topcal.plot.style import label, new_figure, save
-from topcal.train.metrics import NARROW_SLICE_GEV
+from topcal.train.metrics import NARROW_SLICE_GEV, keyed_rows
 
 
 def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path, note: str) -> list[Path]:
@@ -113,9 +113,10 @@ def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, si
     return save(fig, out_dir, "sigma_cal_vs_smearing")
 
 
-def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]:
-    """The calibration diagnostics the paper lacks: 68% coverage and pull width against pT,j."""
-    rows = [r for r in rows[:-2] if r.get("jets", 0) > 0]
+def coverage_and_pulls(rows: dict, out_dir: Path, note: str) -> list[Path]:
+    """The calibration diagnostics the paper lacks: 68% coverage and pull width against pT,j (``rows``: a
+    report's rows, :func:`topcal.train.metrics.keyed_rows`)."""
+    rows = [r for r in keyed_rows(rows)["bins"] if r.get("jets", 0) > 0]
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     fig, ax = new_figure()
     ax.plot(centre, [r["coverage68"] for r in rows], "o-", label="68% interval coverage")

@@ -29,7 +29,7 @@ from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
-from topcal.train.metrics import binned, linear_response
+from topcal.train.metrics import binned, keyed_rows, linear_response
 from topcal.train.model import TrainedModel, load_model
 
 REPORT_COLUMNS = ("jets", "rmse", "rmse_err", "rmse_rel", "bias", "sigma_stoch", "sigma_pred", "sigma_tot",
@@ -43,10 +43,10 @@ class EvaluationSummary:
     report: dict
 
     def __str__(self) -> str:
-        net, base = self.report["network"][-1], self.report["baseline"][-1]
+        net, base = keyed_rows(self.report["network"])["all"], keyed_rows(self.report["baseline"])["all"]
         raw = ""
         if "network_raw" in self.report:
-            r = self.report["network_raw"][-1]
+            r = keyed_rows(self.report["network_raw"])["all"]
             raw = (f"\n  without the recalibration (x{self.report['width_factor']:.3f}): 68% coverage "
                    f"{r['coverage68']:.3f}, 95% coverage {r['coverage95']:.3f}, pull width {r['pull_width']:.3f}")
         return (f"evaluated {self.n_jets} test jets -> {self.path}\n"
@@ -151,7 +151,8 @@ def markdown_report(report: dict) -> str:
     for name in ("network", "network_raw", "baseline"):
         if name not in report:
             continue
-        rows = report[name]
+        keyed = keyed_rows(report[name])
+        rows = [*keyed["bins"], keyed["slice"], keyed["all"]]
         cols = [c for c in REPORT_COLUMNS if c in rows[-1]]
         lines.append(f"## {name}\n")
         lines.append("| pT,j [GeV] | " + " | ".join(cols) + " |")

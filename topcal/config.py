@@ -430,8 +430,9 @@ class ProcessConfig(_Serialisable):
     DELPHES's EFlowFilter does).
     ``truth_match = False`` keeps every jet in the window, top or not (background such as QCD dijets for the
     top tagger): the truth columns of unmatched jets are NaN, and flattening in pT,t(truth) must be off.
-    ``flatten`` keeps each jet with probability ``min(1, n_min / n_bin)`` from the histogram of pT,t(truth)
-    in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin);
+    ``flatten`` keeps each jet with probability ``min(1, target / n_bin)`` from the histogram of pT,t(truth)
+    in bins of ``flatten_bin_gev`` over the pT,j window (``target``: the least populated bin that is not thin,
+    :mod:`topcal.process.flatten`);
     the draw is a hash of (``seed``, file name, entry, jet index), so it does not depend on chunking or
     executor. The stored network input is the leading ``max_constituents`` constituents by pT,
     (E, px, py, pz) / ``input_scale_gev``; ``None`` lets :func:`topcal.process.run.process` choose

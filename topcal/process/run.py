@@ -31,7 +31,7 @@ from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, diagnose_rea
 from topcal.process.truth import TRUTH_FIELDS
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset, coffea_fileset
-from topcal.process.flatten import acceptance, keep
+from topcal.process.flatten import acceptance, flatten_target, keep, thin_bins
 from topcal.process.histograms import as_double, fill_histograms, make_histograms
 from topcal.process.selection import subset
 
@@ -51,6 +51,7 @@ class ProcessSummary:
     kept_fraction: float
     skipped: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    flatten_note: str = ""
 
     def cutflow_table(self) -> str:
         width = max(len(k) for k in self.cutflow)
@@ -62,7 +63,7 @@ class ProcessSummary:
     def __str__(self) -> str:
         lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table()]
         if self.cutflow.get("jets with finite pT,t(truth) in window"):
-            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets")
+            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets{self.flatten_note}")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
         return "\n".join(lines)
@@ -222,15 +223,31 @@ def finalize(out_dir: Path, cfg: ProcessConfig, result: dict, cutflow: dict, man
             f[f"selected/{name}"] = as_double(h)
         for name, h in dataset_hists.items():
             f[f"dataset/{name}"] = as_double(h)
+    thin = thin_bins(counts) if cfg.flatten else np.zeros(len(counts), dtype=bool)
     flatten = {
         "enabled": cfg.flatten,
         "edges_gev": [float(e) for e in flatten_edges],
         "counts": [int(c) for c in counts],
+        "target": flatten_target(counts) if cfg.flatten else None,
+        "thin_bins": [int(i) for i in np.flatnonzero(thin)],
         "acceptance": [float(a) for a in accept],
         "kept_fraction": kept_fraction,
     }
     write_manifest(out_dir, cfg, parts, columns, **manifest, cutflow=cutflow, flatten=flatten)
-    return ProcessSummary(out_dir, n_jets, cutflow, kept_fraction), dataset_hists
+    summary = ProcessSummary(out_dir, n_jets, cutflow, kept_fraction, flatten_note=_flatten_note(flatten))
+    return summary, dataset_hists
+
+
+def _flatten_note(flatten: dict) -> str:
+    """Why flattening dropped jets: the target per bin and the thin bins kept whole below it."""
+    if not flatten["enabled"]:
+        return ""
+    edges, counts = flatten["edges_gev"], flatten["counts"]
+    note = f" (down to {flatten['target']:.0f} jets per {edges[1] - edges[0]:g} GeV bin of pT,t(truth)"
+    thin = [f"{edges[i]:.0f}..{edges[i + 1]:.0f} GeV: {counts[i]} jets" for i in flatten["thin_bins"]]
+    if thin:
+        note += f"; thin bins kept whole below it: {', '.join(thin)}"
+    return note + ")"
 
 
 def _figures(h2d, out_dir: Path, n_jets: int) -> list[Path]:

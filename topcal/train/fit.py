@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import topcal
-from topcal.console import progress_bar
+from topcal.console import finish_early, progress_bar
 from topcal.config import TrainConfig
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
@@ -368,6 +368,8 @@ def _fit_member(cfg: TrainConfig, member: int, trn: np.ndarray, val: np.ndarray,
             run.after_epoch(loss, nll, val_nll)
             bar.set_postfix(nll=f"{nll:.4f}", val_nll=f"{state['history'][-1]['val_nll']:.4f}")
             bar.update(1)
+        if state["epoch"] < cfg.epochs:
+            finish_early(bar, f"stopped early at epoch {state['epoch']} (best {state['best_epoch']})")
     state["done"] = True
     run.save()
     run.keep_best(keep)

@@ -115,3 +115,11 @@ def test_library_refuses_too_few_weight_samples(tmp_path):
 
     with pytest.raises(ConfigError, match="samples: 1 must be >= 2"):
         evaluate(tmp_path / "model", tmp_path / "dataset", tmp_path / "report", samples=1)
+
+
+def test_markdown_report_holds_no_absolute_path(tmp_path, monkeypatch):
+    from topcal.train.evaluate import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(str(tmp_path / "out" / "demo" / "model")) == "out/demo/model"
+    assert shown_path("/elsewhere/runs/demo/model") == "demo/model"

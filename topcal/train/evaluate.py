@@ -140,9 +140,20 @@ def unstretched(pred: dict[str, np.ndarray], factor: float) -> dict[str, np.ndar
     return out
 
 
+def shown_path(path: str) -> str:
+    """``path`` as a report shows it: relative to the working directory when inside it, else its last two
+    parts (no machine's absolute path in a report that may be shared or committed)."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
 def markdown_report(report: dict) -> str:
-    """The report's tables in markdown (GeV)."""
-    lines = ["# topcal evaluation\n", f"- model: `{report['model']}`", f"- dataset: `{report['dataset']}` "
+    """The report's tables in markdown (GeV); paths by :func:`shown_path`."""
+    lines = ["# topcal evaluation\n", f"- model: `{shown_path(report['model'])}`",
+             f"- dataset: `{shown_path(report['dataset'])}` "
              f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
              f"- command: `{report['command']}`", ""]
     if report.get("width_factor", 1.0) != 1.0:

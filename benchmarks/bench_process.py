@@ -11,7 +11,7 @@ events are real topcal events. In one run it prints events/s of
 and the peak resident memory of one worker processing one chunk of ``--memory-events`` events
 (the sample is repeated until it has that many).
 
-Targets (issue 3): processor >= 0.5 x the floor's rate; 2 dask workers >= 1.7 x one.
+Targets: processor >= 0.5 x the floor's rate; 2 dask workers >= 1.7 x one.
 
     python benchmarks/bench_process.py --copies 10 --memory-events 100000 --json process.json
 """

@@ -17,7 +17,7 @@ it prints
   3. with ``--memory-jets N``: the peak resident memory of ``topcal train`` on a dataset of N jets x 100
      constituents (one epoch), in a separate process, against the size of its input array.
 
-Targets (issue 12): ``topcal train`` >= 1.2 x the bare plain fit; peak memory of a 1M-jet training <= 1.5 x
+Targets: ``topcal train`` >= 1.2 x the bare plain fit; peak memory of a 1M-jet training <= 1.5 x
 its input array.
 
     python benchmarks/bench_train.py --jets 20000 --epochs 5 --json train.json

@@ -1,6 +1,6 @@
 """One figure style for every topcal plot: mplhep's ROOT style and a neutral label, "topcal Simulation",
 sqrt(s) = 14 TeV. topcal is not an experiment's result: its figures never carry an experiment's name, which
-the collaborations reserve for their approved results (DESIGN.md section 10).
+the collaborations reserve for their approved results (docs/design.md section 6).
 
 Figures are saved as PNG and PDF side by side. Matplotlib runs headless (Agg), so plotting works on
 batch nodes and in CI.

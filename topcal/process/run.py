@@ -71,7 +71,7 @@ class ProcessSummary:
 
 def suggested_max_constituents(inputs) -> int:
     """``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was made with ISR (more soft radiation
-    inside the jet; docs/design.md, "Constituents per jet"), else ``DEFAULT_MAX_CONSTITUENTS`` (100)."""
+    inside the jet; docs/design.md section 2), else ``DEFAULT_MAX_CONSTITUENTS`` (100)."""
     for files in build_fileset(inputs).values():
         for f in files:
             try:

@@ -21,7 +21,7 @@ import numpy as np
 from topcal.config import ProcessConfig, TaggerConfig, TrainConfig, paper_train_config
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
-PAPER_TABLE1 = {  # DESIGN.md section 7: sqrt(MSE) [GeV], pT,j 600..620 GeV
+PAPER_TABLE1 = {  # docs/design.md section 4: sqrt(MSE) [GeV], pT,j 600..620 GeV
     "with ISR": {1.0: 69.7, 0.75: 67.8, 0.5: 66.5, 0.25: 66.5},
     "without ISR": {1.0: 50.6, 0.75: 45.5, 0.5: 41.8, 0.25: 40.4},
 }

@@ -43,7 +43,7 @@ from topcal.reproduce.scales import Scale, get_scale
 from topcal.train.metrics import keyed_rows
 from topcal.workers import WorkerPool, run_tasks, worker_pool
 
-PAPER = {  # DESIGN.md section 7, pT,j 600..620 GeV, without ISR
+PAPER = {  # docs/design.md section 4, pT,j 600..620 GeV, without ISR
     "rmse_noisr_gev": 50.6,
     "sigma_stoch_plateau_gev": 50.0,
     "table2": {"weights": [0.59, 0.30, 0.11], "means": [617.8, 659.8, 738.6], "sigmas": [16.6, 33.7, 78.6]},

@@ -214,9 +214,8 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, samples: int
     ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels.
 
     The factor is always fitted, however close the raw coverage is to 68%: leaving deviations within two
-    binomial standard errors uncorrected (as topcal did before) kept a systematic over-coverage of 0.71..0.73
-    at 2k training jets, and in resampling studies of 424 validation jets the always-fitted factor put the
-    held-out coverage in 0.66..0.70 more often (0.62 against 0.08..0.61 of the trials)."""
+    binomial standard errors uncorrected keeps a systematic over-coverage at small training sizes
+    (docs/error_bars.md)."""
     from topcal.train.metrics import summary_row, width_factor_for_coverage
 
     pred = model.predict(jets, samples, seed=cfg.seed, raw=True)

@@ -219,10 +219,10 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     # figure 7: the Bayesian network against the frequentist ensemble
     ens = [_report(out, f"ensemble{n}")["network"]["all"] for n in sizes]
     compare = {
-        r"$\sigma_{pred}$ BNN": series["sigma_pred"],
-        r"$\sigma_{pred}$ ensemble": (np.array([r["sigma_pred"] for r in ens]), np.zeros(len(ens))),
-        r"$\sigma_{stoch}$ BNN": series["sigma_stoch"],
-        r"$\sigma_{stoch}$ ensemble": (np.array([r["sigma_stoch"] for r in ens]), np.zeros(len(ens))),
+        ("sigma_pred", "BNN"): series["sigma_pred"],
+        ("sigma_pred", "ensemble"): (np.array([r["sigma_pred"] for r in ens]), np.zeros(len(ens))),
+        ("sigma_stoch", "BNN"): series["sigma_stoch"],
+        ("sigma_stoch", "ensemble"): (np.array([r["sigma_stoch"] for r in ens]), np.zeros(len(ens))),
     }
     fig.versus_training_size(sizes, compare, plots, note + f", ensemble of {scale.ensemble_members}",
                              name="bnn_vs_ensemble")
@@ -296,7 +296,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
 
     # the calibration diagnostics the paper lacks
     keyed = _report(out, nominal)["network"]
-    fig.coverage_and_pulls(keyed, plots, note)
+    fig.coverage_and_pulls(keyed, plots, f"{note}; the paper's network, {sizes[-1]} training jets")
     lines += ["\n## Calibration diagnostics of the nominal network\n",
               "| pT,j [GeV] | jets | coverage68 | pull width |",
               "|---|---|---|---|"]

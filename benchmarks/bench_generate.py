@@ -7,7 +7,7 @@ For the same events (same seeds) in one run, prints events/s of
   4. the full ``generate`` with 2 worker processes,
 and the peak resident memory of a one-core 10k-event ``generate`` (``--memory-events``).
 
-Targets (issue 2): full chain >= 0.5 x PYTHIA alone; 2 workers >= 1.7 x one worker.
+Targets: full chain >= 0.5 x PYTHIA alone; 2 workers >= 1.7 x one worker.
 
     python benchmarks/bench_generate.py --events 2000
     python benchmarks/bench_generate.py --events 2000 --slim --json generate.json

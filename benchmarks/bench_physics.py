@@ -38,7 +38,7 @@ from topcal.train.metrics import (NARROW_SLICE_GEV, PT_BINS_GEV, bootstrap_rmse,
 
 BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)
 COVERAGE_BINS_GEV = PT_BINS_GEV  # 40 GeV bins of pT,j
-COVERAGE_TARGET = (0.63, 0.73)  # 68% coverage wanted in every 40 GeV bin (issue 11)
+COVERAGE_TARGET = (0.63, 0.73)  # 68% coverage wanted in every 40 GeV bin
 TREES = "gradient-boosted trees"
 
 

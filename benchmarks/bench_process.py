@@ -11,7 +11,7 @@ events are real topcal events. In one run it prints events/s of
 and the peak resident memory of one worker processing one chunk of ``--memory-events`` events
 (the sample is repeated until it has that many).
 
-Targets (issue 3): processor >= 0.5 x the floor's rate; 2 dask workers >= 1.7 x one.
+Targets: processor >= 0.5 x the floor's rate; 2 dask workers >= 1.7 x one.
 
     python benchmarks/bench_process.py --copies 10 --memory-events 100000 --json process.json
 """
@@ -33,10 +33,11 @@ import uproot
 from dask.distributed import LocalCluster
 
 from topcal.config import ProcessConfig
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.io.delphes_writer import delphes_file
 from topcal.process.run import process
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
+SAMPLE = EMBEDDED_SAMPLE
 COLLECTIONS = ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron")
 FLOOR_BRANCHES = {
     "EFlowTrack": ("PT", "Eta", "Phi", "PID", "Mass"),

@@ -17,7 +17,7 @@ it prints
   3. with ``--memory-jets N``: the peak resident memory of ``topcal train`` on a dataset of N jets x 100
      constituents (one epoch), in a separate process, against the size of its input array.
 
-Targets (issue 12): ``topcal train`` >= 1.2 x the bare plain fit; peak memory of a 1M-jet training <= 1.5 x
+Targets: ``topcal train`` >= 1.2 x the bare plain fit; peak memory of a 1M-jet training <= 1.5 x
 its input array.
 
     python benchmarks/bench_train.py --jets 20000 --epochs 5 --json train.json
@@ -37,6 +37,7 @@ import numpy as np
 
 import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.config import ProcessConfig, TrainConfig, paper_train_config
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.io.dataset import open_dataset, write_dataset
 from topcal.process.run import process
 from topcal.train.inputs import Jets
@@ -44,7 +45,7 @@ from topcal.train.inputs import Jets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_json import write_json  # noqa: E402
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
+SAMPLE = EMBEDDED_SAMPLE
 COLUMNS = ("constituents", "pt", "eta", "phi", "mass", "n_constituents", "pt_truth")
 
 

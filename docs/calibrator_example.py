@@ -3,7 +3,7 @@ fill a hist histogram of pT,pred and sigma_tot / pT,pred, and draw it with mplhe
 
     python docs/calibrator_example.py MODEL_DIR events.root [more.root ...]
 
-(The README shows this file; the test suite runs it.)
+(The README shows a shorter version; the test suite runs this file.)
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""Shared fixtures: one small generated ttbar sample per test session, and the real DELPHES file."""
+"""Shared fixtures: one small generated ttbar sample per test session, and a real DELPHES file (tests/data)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REAL_DELPHES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "delphes" / "delphes_generic_25ev.root"
+REAL_DELPHES = Path(__file__).resolve().parent / "data" / "delphes_generic_25ev.root"  # see tests/data/README.md
 
 
 @pytest.fixture(scope="session")
 def real_delphes() -> Path:
     if not REAL_DELPHES.exists():
-        pytest.fail(f"real DELPHES file missing: {REAL_DELPHES} (../shared must sit beside the checkout)")
+        pytest.fail(f"real DELPHES file missing: {REAL_DELPHES} (it is part of the repository)")
     return REAL_DELPHES
 
 

@@ -1,4 +1,4 @@
-"""topcal.Calibrator: picklable, the same numbers as topcal predict, and the README's user processor runs."""
+"""topcal.Calibrator: picklable, the same numbers as topcal predict, and the user processor of docs/calibrator_example.py runs."""
 
 from __future__ import annotations
 

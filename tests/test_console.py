@@ -34,3 +34,22 @@ def test_quiet_flag_prints_nothing_but_errors(tmp_path):
     assert ok.returncode == 0 and ok.stdout == "" and ok.stderr == ""
     bad = topcal("-q", "generate", "-o", tmp_path / "x.root", "-n", "50")
     assert bad.returncode == 2 and bad.stderr.startswith("topcal: ") and "--overwrite" in bad.stderr
+
+
+def test_early_stop_ends_the_progress_line_with_the_reason(capsys):
+    import io
+
+    from tqdm import tqdm
+
+    from topcal.console import LineProgress, finish_early
+
+    line = LineProgress(200, "training network 0", "epoch")
+    line.update(60)
+    finish_early(line, "stopped early at epoch 60 (best 40)")
+    assert capsys.readouterr().err.splitlines()[-1] == "training network 0: stopped early at epoch 60 (best 40)"
+    out = io.StringIO()
+    bar = tqdm(total=200, desc="training network 0", file=out)
+    bar.update(60)
+    finish_early(bar, "stopped early at epoch 60 (best 40)")
+    bar.close()
+    assert "100%" in out.getvalue() and "60/60" in out.getvalue() and "stopped early at epoch 60 (best 40)" in out.getvalue()

@@ -33,7 +33,7 @@ def test_report_tables_predictions_and_figures(models, tmp_path):
                        input_smear=0.05, progress=False)
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["test_jets"] == 600 == summary.n_jets
-    everything = report["network"][-1]
+    everything = report["network"]["all"]
     assert everything["jets"] == 600
     for key in ("rmse", "rmse_err", "sigma_stoch", "sigma_pred", "sigma_tot", "sigma_cal", "sigma_input",
                 "coverage68", "coverage95", "pull_width", "pull_iqr", "crps"):
@@ -108,3 +108,18 @@ def test_width_factor_recovers_a_known_miscalibration():
     raw = unstretched(stretched, 2.0)
     np.testing.assert_allclose(raw["high"], half)
     np.testing.assert_allclose(raw["sigma_tot"], 1.0)
+
+
+def test_library_refuses_too_few_weight_samples(tmp_path):
+    from topcal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="samples: 1 must be >= 2"):
+        evaluate(tmp_path / "model", tmp_path / "dataset", tmp_path / "report", samples=1)
+
+
+def test_markdown_report_holds_no_absolute_path(tmp_path, monkeypatch):
+    from topcal.train.evaluate import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(str(tmp_path / "out" / "demo" / "model")) == "out/demo/model"
+    assert shown_path("/elsewhere/runs/demo/model") == "demo/model"

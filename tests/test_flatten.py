@@ -43,3 +43,21 @@ def test_out_of_range_jets_take_edge_acceptance():
     np.testing.assert_array_equal(keep(np.array([350.0, 450.0, 380.0, 700.0]), u, edges, accept),
                                   [False, False, True, True])
     np.testing.assert_array_equal(acceptance(np.array([0, 10, 40])), [1.0, 1.0, 0.25])
+
+
+def test_one_thin_bin_does_not_starve_the_others():
+    """A flat spectrum of 170 jets per bin whose first bin holds only 55 (the bin next to the jet-pT
+    threshold): the old target, the least populated bin, kept about a third of the jets; the thin bin is now
+    kept whole and the others are flattened to their own least populated bin."""
+    from topcal.process.flatten import flatten_target, thin_bins
+
+    counts = np.array([55] + [170 + 3 * (i % 4) for i in range(23)])
+    assert list(np.flatnonzero(thin_bins(counts))) == [0]
+    assert flatten_target(counts) == 170
+    rng = np.random.default_rng(5)
+    edges = np.arange(400, 1001, 25.0)
+    pt = np.concatenate([rng.uniform(lo, lo + 25, n) for lo, n in zip(edges[:-1], counts)])
+    u = jet_uniforms(1, "toy.root", np.arange(len(pt)), np.zeros(len(pt), dtype=int))
+    kept = keep(pt, u, edges, acceptance(counts))
+    assert kept.mean() > 0.9  # the least populated bin as target: 55 * 24 / 4245 = 31%
+    assert kept[pt < 425].all()

@@ -6,6 +6,7 @@ import pytest
 import uproot
 
 from topcal.config import RunConfig
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.errors import ConfigError, OutputError
 from topcal.generate import run as run_module
 from topcal.generate.run import generate
@@ -153,9 +154,7 @@ def test_compact_truth_keeps_the_decay_chain(tmp_path):
 
 
 def test_embedded_sample_is_readable():
-    from pathlib import Path
-
-    sample = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"
+    sample = EMBEDDED_SAMPLE
     ev = open_events(sample)
     assert len(ev) == 2000
     assert "topcal generate" in read_metadata(sample, "topcal_command")

@@ -79,7 +79,7 @@ def test_root_friend_draw_and_rdataframe_agree_with_uproot(friends, ttbar_file):
     try:
         import ROOT
     except ImportError:
-        pytest.fail("ROOT is needed for this test: pip install -e '.[test,root]'")
+        pytest.fail("ROOT is needed for this test: pip install -e '.[test]'")
     out, _ = friends
     friend_path = str(out / f"{ttbar_file.stem}_topcal.root")
     chain = ROOT.TChain("Delphes")

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from topcal.cli import main
 from topcal.config import ProcessConfig
+from topcal.data import EMBEDDED_SAMPLE
 from topcal.errors import InputFileError, OutputError
 from topcal.io.dataset import open_dataset
 from topcal.io.delphes_reader import open_events
@@ -77,7 +78,7 @@ def test_bookkeeping_points_back_to_the_event(dataset, ttbar_file):
 def test_manifest_histograms_and_figures(dataset):
     summary, ds = dataset
     manifest = json.loads((ds.path / "dataset.json").read_text())
-    assert manifest["config"] == ProcessConfig().to_dict()
+    assert manifest["config"] == ProcessConfig(max_constituents=100).to_dict()  # chosen by process(): no ISR
     assert manifest["inputs"][0]["entries"] == 300
     assert sum(p["jets"] for p in manifest["parts"]) == ds.n_jets
     with uproot.open(ds.path / "histograms.root") as f:
@@ -191,7 +192,7 @@ def test_bad_inputs(ttbar_file, tmp_path, real_delphes):
     truncated.write_bytes(ttbar_file.read_bytes()[:200_000])
     with pytest.raises(InputFileError, match="truncated.root: file is truncated"):
         process([truncated], out, progress=False)
-    slim = Path(__file__).resolve().parents[1] / "data" / "ttbar_noisr_2000ev.root"  # no Tower collection
+    slim = EMBEDDED_SAMPLE  # no Tower collection
     with pytest.raises(InputFileError, match="ttbar_noisr_2000ev.root: collection 'Tower' missing"):
         process([slim], out, ProcessConfig(use_towers=True), progress=False)
     with pytest.raises(InputFileError, match="no file matches"):
@@ -241,3 +242,24 @@ def test_opening_incomplete_datasets(tmp_path):
         open_dataset(ds.path)
     with pytest.raises(InputFileError, match="not a complete topcal dataset"):
         open_dataset(tmp_path)
+
+
+def test_constituent_count_chosen_by_the_library(tmp_path):
+    """process() gives ISR inputs 200 constituents unless a card or flag sets the number; 100 stays 100."""
+    from topcal.config import RunConfig, load_card
+    from topcal.generate.run import generate
+
+    isr_file = tmp_path / "isr.root"
+    cfg = RunConfig(seed=3, chunk_events=20)
+    cfg.generator.isr = True
+    generate(isr_file, 20, cfg, workers=1, progress=False)
+    auto = process([isr_file], tmp_path / "auto", ProcessConfig(flatten=False), progress=False, figures=False)
+    assert open_dataset(auto.path).config.max_constituents == 200
+    card = tmp_path / "card.toml"
+    card.write_text("max_constituents = 100\nflatten = false\n")
+    given = process([isr_file], tmp_path / "given", load_card(card, cls=ProcessConfig), progress=False, figures=False)
+    assert open_dataset(given.path).config.max_constituents == 100
+    cli = CliRunner().invoke(main, ["process", str(isr_file), "-o", str(tmp_path / "cli"), "--quiet", "--no-figures",
+                                    "--config", str(card)])
+    assert cli.exit_code == 0, cli.output
+    assert open_dataset(tmp_path / "cli").config.max_constituents == 100

@@ -120,7 +120,7 @@ def test_a_task_whose_output_a_later_task_used_up_is_complete(tmp_path):
 
 
 def test_the_readme_jobqueue_recipe_runs_topcal_on_its_workers(tmp_path):
-    """The README's dask-jobqueue recipe (one worker process per job, one task slot, TOPCAL_THREADS from the
+    """The dask-jobqueue recipe of docs/cluster.md (one worker process per job, one task slot, TOPCAL_THREADS from the
     job script's prologue), on dask-jobqueue's LocalCluster: the same job scripts as SLURMCluster and
     HTCondorCluster write, each run by bash here as a batch system would run it. TensorFlow in each worker
     takes the prologue's thread count, and an ensemble trained there through ``--scheduler`` equals the one

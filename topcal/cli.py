@@ -13,7 +13,10 @@ import sys
 
 import click
 
+from topcal.config import LIKELIHOODS, PROCESSES, TOP_LABELS, TRUTH_RECORDS
 from topcal.errors import TopcalError
+from topcal.reproduce.scales import SCALES
+from topcal.workers import EXECUTORS
 
 
 def _user_errors(fn):
@@ -51,9 +54,9 @@ def _pool_options(fn, what: str = "Run independent steps here, on a local proces
     """Where independent steps run (:mod:`topcal.workers`): ``generate`` chunks, ensemble members,
     ``reproduce`` tasks, and the coffea chunks of ``process`` and ``predict``."""
     options = [
-        click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default="iterative",
+        click.option("--executor", type=click.Choice(EXECUTORS), default="iterative",
                      show_default=True, help=what),
-        click.option("--workers", type=int, default=1, show_default=True,
+        click.option("-j", "--workers", type=int, default=1, show_default=True,
                      help="Worker processes (futures pool, or dask LocalCluster when no --scheduler)."),
         click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786)."),
     ]
@@ -115,14 +118,14 @@ def _say(text: str) -> None:
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
               help="Output DELPHES-format ROOT file.")
 @click.option("-n", "--events", required=True, type=int, help="Number of events to generate (> 0).")
-@click.option("--process", type=click.Choice(["ttbar", "qcd"]), default=None,
+@click.option("--process", type=click.Choice(PROCESSES), default=None,
               help="pp -> t tbar (hadronic tops) or QCD dijets (HardQCD:all), 14 TeV [ttbar, or the card's].")
 @click.option("--isr/--no-isr", default=None, help="Initial-state radiation [off, or the card's].")
 @click.option("--seed", type=int, default=None,
               help="Master seed; the output depends only on it, the event count and the chunk size [1].")
 @click.option("-j", "--workers", type=int, default=1, show_default=True,
               help="Worker processes (local pool, or dask LocalCluster with --executor dask).")
-@click.option("--executor", type=click.Choice(["iterative", "futures", "dask"]), default=None,
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
               help="Where chunks are generated: this process, a local pool, or dask [futures with -j > 1].")
 @click.option("--scheduler", default=None, help="Address of a running dask scheduler (tcp://host:8786).")
 @click.option("--chunk-events", type=int, default=None,
@@ -131,7 +134,7 @@ def _say(text: str) -> None:
 @click.option("--pthat-max", type=float, default=None, help="Hard-process pT window, upper edge in GeV [1100].")
 @click.option("--config", "card", type=click.Path(dir_okay=False), default=None,
               help="TOML card overriding any generator or detector number (see topcal.config).")
-@click.option("--truth", type=click.Choice(["full", "compact"]), default=None,
+@click.option("--truth", type=click.Choice(TRUTH_RECORDS), default=None,
               help="Particle record: PYTHIA's full record, or tops/Ws and their decay products [full].")
 @click.option("--slim", is_flag=True,
               help="Small files: compact truth, only Event/Particle/EFlow collections, ZSTD compression.")
@@ -179,7 +182,7 @@ def generate(output, events, process, isr, seed, workers, executor, scheduler, c
 @click.option("--match-decay-products/--match-top-only", default=None,
               help="Require the top's b quark and both W-decay quarks inside the jet (Delta R < R), as the "
                    "public top-tagging data set does, or the top alone [decay products].")
-@click.option("--top-label", type=click.Choice(["last-copy", "hard-process"]), default=None,
+@click.option("--top-label", type=click.Choice(TOP_LABELS), default=None,
               help="pT,t(truth) from the top as the hard process made it, before its own final-state radiation "
                    "[hard-process], or from its last copy before its decay.")
 @click.option("--jet-leptons/--no-jet-leptons", default=None,
@@ -208,7 +211,6 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
     """DELPHES files (paths, globs or a JSON fileset) -> flattened, truth-matched fat-jet dataset."""
     from topcal.config import ProcessConfig, load_card
     from topcal.process.run import process as run_process
-    from topcal.process.run import suggested_max_constituents
 
     flags = {"jet_pt_min_gev": pt_min, "jet_pt_max_gev": pt_max, "jet_radius": radius,
              "max_constituents": max_constituents, "seed": seed, "top_label": top_label,
@@ -222,8 +224,6 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
     if background:
         overrides["truth_match"] = False
     cfg = load_card(card, overrides, cls=ProcessConfig)
-    if max_constituents is None and cfg.max_constituents == ProcessConfig.max_constituents:
-        cfg.max_constituents = suggested_max_constituents(files)
     summary = run_process(
         files, output, cfg, executor=executor, workers=workers, scheduler=scheduler, chunksize=chunksize,
         skip_bad_files=skip_bad_files, overwrite=overwrite, progress=show_progress(not quiet), figures=not no_figures,
@@ -240,8 +240,8 @@ def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_m
               help="topcal's Bayesian deep set on jet-frame inputs with the response as target, or the paper's "
                    "dense network on lab-frame four-vectors (topcal.config.paper_train_config); a --config "
                    "card and the flags below override either.")
-@click.option("--likelihood", type=click.Choice(["gauss", "gmm2", "gmm3"]), default=None,
-              help="Gaussian, or a mixture of 2 or 3 Gaussians [gmm3; gauss with --network paper].")
+@click.option("--likelihood", type=click.Choice(LIKELIHOODS), default=None,
+              help="Gaussian, or a mixture of 2 or 3 Gaussians [default network: gmm3; paper network: gauss].")
 @click.option("--train-size", type=int, default=None, help="Training jets per network [all trainable jets].")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner) [200].")
 @click.option("--patience", type=int, default=None,
@@ -335,11 +335,8 @@ def plot(inputs, output):
 @_user_errors
 def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, seed, overwrite, quiet):
     """Evaluate a trained model on the test part of a dataset, against the fat-jet pT baseline."""
-    from topcal.errors import ConfigError
     from topcal.train.evaluate import evaluate as run_evaluate
 
-    if samples < 2:
-        raise ConfigError(f"samples: {samples} must be >= 2")
     if max_jets is not None and max_jets < 1:
         raise ConfigError(f"--max-jets: {max_jets} must be >= 1")
     if input_smear is not None and not 0 < input_smear < 1:
@@ -417,8 +414,8 @@ def variations(model, samples, seed, dataset):
 @main.command()
 @click.option("-o", "--output", "output", default="out/demo", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the dataset, model, report, friend trees and figures.")
-@click.option("--sample", default="data/ttbar_noisr_2000ev.root", show_default=True,
-              type=click.Path(dir_okay=False), help="DELPHES file to run on (the embedded sample by default).")
+@click.option("--sample", default=None, type=click.Path(dir_okay=False),
+              help="DELPHES file to run on [default: the embedded sample, topcal/data/ttbar_noisr_2000ev.root].")
 @click.option("--epochs", type=int, default=None, help="Maximum training epochs (early stopping ends sooner) [200].")
 @click.option("--samples", type=int, default=30, show_default=True, help="Weight samples T per jet.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -437,7 +434,7 @@ def demo(output, sample, epochs, samples, quiet):
 
 
 @main.command()
-@click.option("--scale", type=click.Choice(["tiny", "small", "medium", "paper"]), default="small", show_default=True,
+@click.option("--scale", type=click.Choice(list(SCALES)), default="small", show_default=True,
               help="small: under 30 min on 2 cores; medium: about 2 h; paper: the paper's sample sizes (use "
                    "--dry-run for the projected time, and a cluster); tiny: wiring only.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),

@@ -3,7 +3,7 @@
 Units: energies, momenta and masses in GeV; lengths in metres (solenoid) or millimetres (decay length);
 magnetic field in tesla; angles as pseudorapidity (eta) and radians (phi).
 
-The defaults are the DELPHES 3 ATLAS card as summarised in ``DESIGN.md`` section 3. Every value can be
+The defaults are the DELPHES 3 ATLAS card as summarised in ``docs/design.md`` section 1. Every value can be
 overridden from a TOML card (``topcal generate --config card.toml``)::
 
     [generator]
@@ -60,6 +60,8 @@ class _Serialisable:
 
 PROCESSES = ("ttbar", "qcd")
 TOP_LABELS = ("last-copy", "hard-process")
+DEFAULT_MAX_CONSTITUENTS = 100  # constituents per jet in the network input
+ISR_MAX_CONSTITUENTS = 200  # the same, for inputs made with initial-state radiation
 
 
 @dataclass
@@ -405,8 +407,8 @@ SLIM_COLLECTIONS = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeut
 def slim_output() -> OutputConfig:
     """``topcal generate --slim``: compact truth, only the collections topcal reads, ZSTD level 5.
 
-    On the embedded 2000 events ZSTD 5 wrote 10.0 MB in 0.11 s where LZMA 9 wrote 9.2 MB in 6.5 s, so the
-    single writer no longer limits ``-j N`` (``benchmarks/bench_generate.py --slim``)."""
+    ZSTD 5 writes almost as small files as LZMA 9 and fast enough that the single writer keeps up with
+    ``-j N`` workers (``benchmarks/bench_generate.py --slim``)."""
     return OutputConfig(truth="compact", collections=list(SLIM_COLLECTIONS), compression="zstd",
                         compression_level=5)
 
@@ -432,7 +434,7 @@ class RunConfig(_Serialisable):
 
 
 # ---------------------------------------------------------------------------------------------------
-# processing: DELPHES events -> per-jet dataset (DESIGN.md section 5)
+# processing: DELPHES events -> per-jet dataset (docs/design.md section 2)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -447,18 +449,21 @@ class ProcessConfig(_Serialisable):
     Delta R < ``jet_radius``, with (``match_decay_products``, the default, as in the public top-tagging data
     set) its b quark and both W-decay quarks inside too, and its label pT,t(truth) in
     ``truth_pt_min_gev <= pT,t < truth_pt_max_gev`` (jets whose top lies outside are dropped, not kept).
-    The defaults are the paper's data set (DESIGN.md section 5): the label is the top as the hard process
+    The defaults are the paper's data set (docs/design.md section 2): the label is the top as the hard process
     made it, before its own final-state radiation (``top_label = "hard-process"``; ``"last-copy"``, the top
     just before its decay, stays available), and electrons and muons stay in the jet inputs
     (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the top; ``False`` drops them as
     DELPHES's EFlowFilter does).
     ``truth_match = False`` keeps every jet in the window, top or not (background such as QCD dijets for the
     top tagger): the truth columns of unmatched jets are NaN, and flattening in pT,t(truth) must be off.
-    ``flatten`` keeps each jet with probability ``min(1, n_min / n_bin)`` from the histogram of pT,t(truth)
-    in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin);
+    ``flatten`` keeps each jet with probability ``min(1, target / n_bin)`` from the histogram of pT,t(truth)
+    in bins of ``flatten_bin_gev`` over the pT,j window (``target``: the least populated bin that is not thin,
+    :mod:`topcal.process.flatten`);
     the draw is a hash of (``seed``, file name, entry, jet index), so it does not depend on chunking or
     executor. The stored network input is the leading ``max_constituents`` constituents by pT,
-    (E, px, py, pz) / ``input_scale_gev``.
+    (E, px, py, pz) / ``input_scale_gev``; ``None`` lets :func:`topcal.process.run.process` choose
+    ``DEFAULT_MAX_CONSTITUENTS`` (100), or ``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was
+    made with ISR; a value given in a card or a flag is kept.
     """
 
     jet_radius: float = 1.2
@@ -473,7 +478,7 @@ class ProcessConfig(_Serialisable):
     truth_match: bool = True
     truth_pt_min_gev: float = 400.0
     truth_pt_max_gev: float = 1000.0
-    max_constituents: int = 100
+    max_constituents: int | None = None
     input_scale_gev: float = 1000.0
     flatten: bool = True
     flatten_bin_gev: float = 25.0
@@ -497,7 +502,7 @@ class ProcessConfig(_Serialisable):
             raise ConfigError("flatten: flattening in pT,t(truth) needs truth_match; set flatten = false")
         if self.top_label not in TOP_LABELS:
             raise ConfigError(f"top_label: {self.top_label!r} is not one of {TOP_LABELS}")
-        if self.max_constituents < 1:
+        if self.max_constituents is not None and self.max_constituents < 1:
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
         check_seed(self.seed)
 
@@ -505,14 +510,14 @@ class ProcessConfig(_Serialisable):
 def paper_process_config(**overrides) -> ProcessConfig:
     """The paper's data set definition (its section 3, "essentially the public top tagging data set"), which
     is the default: hard-process label, leptons in the jet inputs, the b and both W-decay quarks inside the
-    jet, pT,t(truth) in 400..1000 GeV. Measured on a fresh 30k-event sample (DESIGN.md section 5): the spread
+    jet, pT,t(truth) in 400..1000 GeV. Measured on a fresh 30k-event sample (docs/design.md section 2): the spread
     of pT,t(truth) for pT,j 600..620 GeV is 64.5 GeV with the last copy, 56.2 GeV with the hard-process top,
     51.3 GeV when the decay quarks must be inside the jet (paper: 50.6 GeV sqrt(MSE))."""
     return ProcessConfig(**overrides)
 
 
 def design_v1_process_config(**overrides) -> ProcessConfig:
-    """The data set of topcal 0.1 (DESIGN.md before section 5 changed): last-copy label, EFlowFilter (no
+    """The data set of topcal 0.1: last-copy label, EFlowFilter (no
     leptons in the jet inputs), the top alone matched, no pT,t(truth) window."""
     old = dict(top_label="last-copy", jet_leptons=False, match_decay_products=False, truth_pt_min_gev=0.0,
                truth_pt_max_gev=INF)
@@ -520,7 +525,7 @@ def design_v1_process_config(**overrides) -> ProcessConfig:
 
 
 # ---------------------------------------------------------------------------------------------------
-# training: the Bayesian network (DESIGN.md section 6)
+# training: the Bayesian network (docs/design.md section 3)
 # ---------------------------------------------------------------------------------------------------
 
 LIKELIHOODS = ("gauss", "gmm2", "gmm3")
@@ -580,7 +585,7 @@ TARGETS = ("response", "pt")
 class TrainConfig(_Serialisable):
     """The network, its inputs and target, its likelihood, the optimiser and the data used (``topcal train``).
 
-    The defaults are topcal's network, the best configuration measured (README, ``benchmarks/bench_physics.py``):
+    The defaults are topcal's network, the best configuration measured (docs/results.md, ``benchmarks/bench_physics.py``):
     a Bayesian deep set (``architecture = "deepset"``: a Flipout map ``phi_hidden`` applied to every
     constituent, summed, joined with the jet-level features, a Flipout head ``hidden``) on jet-frame inputs
     (``inputs = "jet-frame"``, :mod:`topcal.train.inputs`; the leading ``n_constituents`` constituents)
@@ -674,7 +679,7 @@ class TrainConfig(_Serialisable):
 
 
 def paper_train_config(**overrides) -> TrainConfig:
-    """The paper's network (DESIGN.md section 6): dense 100-100-50-50 Flipout layers on the flattened
+    """The paper's network (docs/design.md section 3): dense 100-100-50-50 Flipout layers on the flattened
     lab-frame constituents (E, px, py, pz) / 1000, target pT,t(truth), prior N(0, 0.1), Adam 1e-4, batch 100,
     early stopping on the validation loss (patience 10)."""
     paper = dict(architecture="dense", inputs="lab-4vectors", target="pt", n_constituents=None, kl_weight=1.0,

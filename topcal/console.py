@@ -80,6 +80,17 @@ def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, 
     return LineProgress(total, desc, unit, initial)
 
 
+def finish_early(bar, text: str) -> None:
+    """End a progress bar before its total, saying why (``text``, e.g. "stopped early at epoch 60 (best 40)"):
+    a tqdm bar is completed at its current count with ``text`` beside it, a :class:`LineProgress` prints
+    ``desc: text``; a disabled bar prints nothing."""
+    if isinstance(bar, LineProgress):
+        print(f"{bar.desc}: {text}", file=sys.stderr, flush=True)
+    elif not getattr(bar, "disable", True):
+        bar.total = bar.n
+        bar.set_postfix_str(text, refresh=True)
+
+
 class LineProgress:
     """``desc: 40% (400/1000 ev)`` lines at every 10% step, for logs that cannot take carriage returns."""
 

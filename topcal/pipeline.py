@@ -75,8 +75,9 @@ def record_step(path: Path, print_: str, summary: str) -> None:
 
 def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: int = 30, progress: bool = True,
              command: str | None = None) -> MainJobSummary:
-    """Run process -> train -> evaluate -> predict on ``sample`` into ``out_dir`` (reusing the finished steps
-    whose fingerprint is unchanged, redoing the others and all steps after them)."""
+    """Run process -> train -> evaluate -> predict on ``sample`` (``None``: the embedded sample) into ``out_dir``
+    (reusing the finished steps whose fingerprint is unchanged, redoing the others and all steps after them)."""
+    from topcal.data import EMBEDDED_SAMPLE
     from topcal.predict.run import predict
     from topcal.process.run import process
     from topcal.train.evaluate import evaluate
@@ -85,6 +86,7 @@ def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: i
     from topcal.io.dataset import OUTPUT as DATASET
     from topcal.train.evaluate import OUTPUT as REPORT
 
+    sample = EMBEDDED_SAMPLE if sample is None else sample
     train_config.validate()
     if samples < 2:
         raise ConfigError(f"--samples: {samples} must be >= 2")

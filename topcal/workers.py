@@ -1,12 +1,12 @@
 """Where topcal's independent steps run: this process, a local process pool, or a dask.distributed cluster.
 
-One executor model for the whole chain (``../shared/DESIGN.md`` section 8). Every command that has
+One executor model for the whole chain (``docs/design.md`` section 5). Every command that has
 independent steps takes the same three options, as ``process`` and ``predict`` do for coffea:
 
 * ``--executor iterative``: one step after the other in this process (the default);
 * ``--executor futures --workers N``: a pool of N local processes;
 * ``--executor dask --workers N``: a dask ``LocalCluster`` of N single-threaded worker processes, or
-  ``--scheduler tcp://host:8786``: a running cluster (dask-jobqueue on SLURM or HTCondor, see the README).
+  ``--scheduler tcp://host:8786``: a running cluster (dask-jobqueue on SLURM or HTCondor, see ``docs/cluster.md``).
 
 :func:`worker_pool` gives a :class:`WorkerPool` for any of them; :func:`run_tasks` runs a graph of
 :class:`Task` objects (each with its inputs and outputs on disk, so a finished task is skipped and an

@@ -9,14 +9,14 @@ import hist
 import mplhep
 import numpy as np
 
-from topcal.plot.style import label, new_figure, save
+from topcal.plot.style import colour_bar_label, label, new_figure, save
 from topcal.process.histograms import NARROW_SLICE_GEV, as_double, narrow_slice
 
 
 def truth_vs_jet_pt(h2d: hist.Hist, out_dir: str | Path, note: str | None = None) -> list[Path]:
     """2D histogram of pT,t(truth) against pT,j."""
     fig, ax = new_figure()
-    mplhep.hist2dplot(as_double(h2d), ax=ax, cmin=1, flow=None)
+    colour_bar_label(mplhep.hist2dplot(as_double(h2d), ax=ax, cmin=1, flow=None))
     ax.plot([400, 1000], [400, 1000], color="white", lw=1, ls="--")
     ax.set_ylim(300, 1200)
     label(ax, note=note)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.plot.style import label, new_figure, save
+from topcal.plot.style import COLOURS, SYMBOLS, headroom, label, new_figure, save
 from topcal.train.likelihood import predictive_density
-from topcal.train.metrics import NARROW_SLICE_GEV
+from topcal.train.metrics import NARROW_SLICE_GEV, keyed_rows
 
 
 def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Path,
@@ -38,36 +38,39 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
         ax.axvline(pt_truth[pick[j]], color=c, ls="--", lw=1.5)
     ax.set_xlabel(r"$p_{T,t}$ [GeV]")
     ax.set_ylabel(r"$p(p_{T,t})$ [1/GeV]")
-    ax.set_ylim(bottom=0)
     if len(pick):  # show where the averaged densities are, not their far tails
         dens = predictive_density(np.broadcast_to(grid, (len(pick), len(grid))), w, mu, s)
         seen = grid[np.any(dens > 0.005 * dens.max(axis=1, keepdims=True), axis=0)]
         ax.set_xlim(seen.min() - 20, seen.max() + 20)
+        shown = predictive_density(np.broadcast_to(grid, (len(pick), len(grid))), w[:shown_samples],
+                                   mu[:shown_samples], s[:shown_samples])
+        headroom(ax, float(max(dens.max(), shown.max())), 1.45)  # the legend above the curves
     ax.legend(loc="upper right", fontsize="x-small", title="thin: weight samples, dashed: truth",
               title_fontsize="x-small")
     label(ax)
     return save(fig, out_dir, "predictive_distribution")
 
 
-def calibration_summary(network: list[dict], baseline: list[dict], out_dir: str | Path) -> list[Path]:
-    """sqrt(MSE) of the network and of the baseline, and the network's mean sigmas, in pT,j bins."""
-    rows = [r for r in network[:-2] if r.get("jets", 0) > 0]
-    base = {(r["pt_jet_lo"], r["pt_jet_hi"]): r for r in baseline[:-2] if r.get("jets", 0) > 0}
+def calibration_summary(network: dict, baseline: dict, out_dir: str | Path) -> list[Path]:
+    """sqrt(MSE) of the network and of the baseline, and the network's mean sigmas, in pT,j bins (``network``
+    and ``baseline``: a report's rows, :func:`topcal.train.metrics.keyed_rows`)."""
+    network, baseline = keyed_rows(network), keyed_rows(baseline)
+    rows = [r for r in network["bins"] if r.get("jets", 0) > 0]
+    base = {(r["pt_jet_lo"], r["pt_jet_hi"]): r for r in baseline["bins"] if r.get("jets", 0) > 0}
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     half = np.array([(r["pt_jet_hi"] - r["pt_jet_lo"]) / 2 for r in rows])
     fig, ax = new_figure()
-    for key, name, style in (("rmse", "√MSE network", "o"), ("sigma_tot", r"$\langle\sigma_{tot}\rangle$", "s"),
-                             ("sigma_stoch", r"$\langle\sigma_{stoch}\rangle$", "^"),
-                             ("sigma_pred", r"$\langle\sigma_{pred}\rangle$", "v")):
-        ax.errorbar(centre, [r[key] for r in rows], xerr=half, fmt=style, label=name)
+    for key, style in (("rmse", "o"), ("sigma_tot", "s"), ("sigma_stoch", "^"), ("sigma_pred", "v")):
+        name = "√MSE network" if key == "rmse" else SYMBOLS[key]
+        ax.errorbar(centre, [r[key] for r in rows], xerr=half, fmt=style, color=COLOURS[key], label=name)
     ax.errorbar(centre, [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows], xerr=half, fmt="x",
-                color="gray", label=r"√MSE linear fit of $p_{T,j}$")
+                color=COLOURS["baseline"], label=r"√MSE linear fit of $p_{T,j}$")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
-    ax.set_ylabel("[GeV]")
+    ax.set_ylabel(r"√MSE, $\langle\sigma\rangle$ [GeV]")
     values = [r[key] for r in rows for key in ("rmse", "sigma_tot")] + \
         [base[(r["pt_jet_lo"], r["pt_jet_hi"])]["rmse"] for r in rows]
     ax.set_ylim(0, 2.1 * max(values, default=1.0))  # the legend above the points
-    allj = network[-1]
+    allj = network["all"]
     nan = float("nan")
     note = f"all jets: 68% coverage {allj.get('coverage68', nan):.2f}, pull width {allj.get('pull_width', nan):.2f}"
     ax.legend(loc="upper right", fontsize="x-small", title=note, title_fontsize="x-small")

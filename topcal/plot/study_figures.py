@@ -8,8 +8,17 @@ import hist
 import mplhep
 import numpy as np
 
-from topcal.plot.style import label, new_figure, save
-from topcal.train.metrics import NARROW_SLICE_GEV
+from topcal.plot.style import COLOURS, SYMBOLS, colour_bar_label, headroom, label, new_figure, save
+from topcal.train.metrics import NARROW_SLICE_GEV, keyed_rows
+
+
+def _density_top(h: hist.Hist) -> float:
+    """The highest point of a normalised histogram with its Poisson error bar (0 when empty)."""
+    total = float(h.sum())
+    if total <= 0:
+        return 0.0
+    values = h.values()
+    return float(np.max((values + np.sqrt(values)) / (total * h.axes[0].widths)))
 
 
 def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path, note: str) -> list[Path]:
@@ -18,24 +27,28 @@ def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path,
                   hist.axis.Regular(45, 300, 1200, label=r"$\langle p_{T,t}\rangle$ [GeV]"))
     h.fill(pt_truth, pt_pred)
     fig, ax = new_figure()
-    mplhep.hist2dplot(h, ax=ax, cmin=1, flow=None)
+    colour_bar_label(mplhep.hist2dplot(h, ax=ax, cmin=1, flow=None))
     ax.plot([300, 1200], [300, 1200], color="white", ls="--", lw=1)
     label(ax, note=note)
     return save(fig, out_dir, "extracted_vs_truth")
 
 
-SYMBOLS = {"sigma_pred": r"$\langle\sigma_{pred}\rangle$", "sigma_stoch": r"$\langle\sigma_{stoch}\rangle$",
-           "sigma_tot": r"$\langle\sigma_{tot}\rangle$", "rmse": "√MSE"}
-
-
 def versus_training_size(sizes: list[int], series: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path,
                          note: str, name: str = "sigmas_vs_training_size") -> list[Path]:
-    """Figure 5 (and 7): quantities (mean, spread over repetitions) against the number of training jets."""
+    """Figure 5 (and 7): quantities (mean, spread over repetitions) against the number of training jets.
+
+    ``series`` keys are quantities (``sigma_pred``, ``rmse``...) or ``(quantity, method)`` pairs; a quantity
+    keeps its colour (:data:`topcal.plot.style.COLOURS`), the methods differ by marker and line style."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, ax = new_figure()
-    for (key, (mean, spread)), marker in zip(series.items(), "os^vDx*"):
-        ax.errorbar(sizes, mean, yerr=spread, fmt=f"{marker}-", label=SYMBOLS.get(key, key), capsize=3)
+    methods = list(dict.fromkeys(k[1] for k in series if isinstance(k, tuple)))
+    for key, (mean, spread) in series.items():
+        quantity, method = key if isinstance(key, tuple) else (key, None)
+        i = methods.index(method) if method in methods else 0
+        legend = SYMBOLS.get(quantity, quantity) + (f" {method}" if method else "")
+        ax.errorbar(sizes, mean, yerr=spread, fmt="os^v"[i % 4] + ("-", "--", ":", "-.")[i % 4],
+                    color=COLOURS.get(quantity), label=legend, capsize=3)
     ax.set_xscale("log")
     ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
     # one readable label per training size (2k, 5k, 10k, ...), none on the minor ticks
@@ -43,7 +56,7 @@ def versus_training_size(sizes: list[int], series: dict[str, tuple[np.ndarray, n
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training jets")
-    ax.set_ylabel("[GeV]")
+    ax.set_ylabel(r"$\sigma$, √MSE [GeV]")
     top = max(float(np.max(np.asarray(m) + np.asarray(s))) for m, s in series.values())
     ax.set_ylim(0, 1.5 * top)  # room for the label and the legend above the points
     ax.legend(loc="upper right", fontsize="x-small", ncol=2)
@@ -58,8 +71,9 @@ def sigma_pred_distribution(sigma_pred: np.ndarray, n_constituents: np.ndarray, 
     h = hist.Hist(hist.axis.Regular(50, 0, top, label=r"$\sigma_{pred}$ [GeV]"))
     h.fill(sigma_pred)
     fig, ax = new_figure()
-    mplhep.histplot(h, ax=ax, histtype="step", yerr=True, flow=None)
+    mplhep.histplot(h, ax=ax, histtype="step", yerr=True, flow=None, color=COLOURS["sigma_pred"])
     ax.set_ylabel("jets")
+    headroom(ax, float(np.max(h.values() + np.sqrt(h.variances()), initial=0.0)), 1.6)  # the note above the peak
     label(ax, note=note)
     paths = save(fig, out_dir, "sigma_pred_distribution")
     prof = hist.Hist(hist.axis.Regular(15, 0, max(30, float(np.max(n_constituents, initial=30))),
@@ -67,10 +81,11 @@ def sigma_pred_distribution(sigma_pred: np.ndarray, n_constituents: np.ndarray, 
     prof.fill(n_constituents, sample=sigma_pred)
     fig, ax = new_figure()
     filled = prof.counts() > 0
-    ax.errorbar(prof.axes[0].centers[filled], prof.values()[filled],
-                yerr=np.sqrt(prof.variances()[filled] / prof.counts()[filled]), fmt="o")
+    yerr = np.sqrt(prof.variances()[filled] / prof.counts()[filled])
+    ax.errorbar(prof.axes[0].centers[filled], prof.values()[filled], yerr=yerr, fmt="o", color=COLOURS["sigma_pred"])
     ax.set_xlabel("constituents")
     ax.set_ylabel(r"$\langle\sigma_{pred}\rangle$ [GeV]")
+    headroom(ax, float(np.max(prof.values()[filled] + yerr, initial=0.0)), 1.5)
     label(ax, note=note)
     return paths + save(fig, out_dir, "sigma_pred_vs_constituents")
 
@@ -83,9 +98,12 @@ def mixtures_in_slice(pt_truth: np.ndarray, grid: np.ndarray, densities: dict[st
     fig, ax = new_figure()
     mplhep.histplot(h, ax=ax, density=True, histtype="fill", alpha=0.3, color="gray", label=r"$p_{T,t}^{truth}$",
                     flow=None)
+    top = float(np.max(h.density(), initial=0.0))
     for name, dens in densities.items():
         ax.plot(grid, dens, lw=2, label=name)
+        top = max(top, float(np.max(dens, initial=0.0)))
     ax.set_ylabel("density [1/GeV]")
+    headroom(ax, top, 1.6)  # the legend above the curves
     ax.legend(loc="upper right", fontsize="small")
     label(ax, note=note)
     return save(fig, out_dir, "mixtures_narrow_slice")
@@ -97,15 +115,16 @@ def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, si
     """Figures 10 and 11: sigma_cal (spread of the repeated trainings as error bars) against the applied
     label smearing, and against input smearing."""
     fig, ax = new_figure()
-    ax.errorbar(smear_gev, sigma_cal, yerr=sigma_cal_spread, fmt="o-", capsize=3,
+    ax.errorbar(smear_gev, sigma_cal, yerr=sigma_cal_spread, fmt="o-", capsize=3, color=COLOURS["sigma_cal"],
                 label=r"$\langle\sigma_{cal}\rangle$ (label smearing)")
-    ax.plot(smear_gev, sigma_input, "s--", label=r"$\langle\sigma_{input}\rangle$ (inputs scaled by $1\pm f$)")
+    ax.plot(smear_gev, sigma_input, "s--", color=COLOURS["sigma_input"],
+            label=r"$\langle\sigma_{input}\rangle$ (inputs scaled by $1\pm f$)")
     lim = max(float(np.max(smear_gev, initial=1)), float(np.max(sigma_cal, initial=1))) * 1.2
     ax.plot([0, lim], [0, lim], color="gray", lw=1, ls=":", label="diagonal")
     for x, y, f in zip(smear_gev, sigma_cal, fractions):
         ax.annotate(f"{100 * f:.0f}%", (x, y), textcoords="offset points", xytext=(4, -12), fontsize="x-small")
     ax.set_xlabel(r"$\langle\sigma_{smear}\rangle = f\,\langle p_{T,t}^{truth}\rangle$ [GeV]")
-    ax.set_ylabel("[GeV]")
+    ax.set_ylabel(r"$\langle\sigma_{cal}\rangle$, $\langle\sigma_{input}\rangle$ [GeV]")
     ax.set_xlim(0, lim)
     ax.set_ylim(0, 1.4 * lim)  # room above the points for the legend
     ax.legend(loc="upper left", fontsize="x-small")
@@ -113,9 +132,10 @@ def calibration_versus_smearing(smear_gev: np.ndarray, sigma_cal: np.ndarray, si
     return save(fig, out_dir, "sigma_cal_vs_smearing")
 
 
-def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]:
-    """The calibration diagnostics the paper lacks: 68% coverage and pull width against pT,j."""
-    rows = [r for r in rows[:-2] if r.get("jets", 0) > 0]
+def coverage_and_pulls(rows: dict, out_dir: Path, note: str) -> list[Path]:
+    """The calibration diagnostics the paper lacks: 68% coverage and pull width against pT,j (``rows``: a
+    report's rows, :func:`topcal.train.metrics.keyed_rows`)."""
+    rows = [r for r in keyed_rows(rows)["bins"] if r.get("jets", 0) > 0]
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     fig, ax = new_figure()
     ax.plot(centre, [r["coverage68"] for r in rows], "o-", label="68% interval coverage")
@@ -123,6 +143,7 @@ def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]
     ax.axhline(0.68, color="tab:blue", ls=":", lw=1)
     ax.axhline(1.0, color="tab:orange", ls=":", lw=1)
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
+    ax.set_ylabel("68% coverage, pull width")
     ax.set_ylim(0, 1.6)
     ax.legend(loc="upper right", fontsize="small")
     label(ax, note=note)
@@ -132,12 +153,15 @@ def coverage_and_pulls(rows: list[dict], out_dir: Path, note: str) -> list[Path]
 def truth_in_slice_with_and_without_isr(pt_truth: dict[str, np.ndarray], out_dir: Path, note: str) -> list[Path]:
     """Figure 4 left: pT,t(truth) of the jets with pT,j 600..620 GeV, one normalised curve per sample."""
     fig, ax = new_figure()
+    top = 0.0
     for name, values in pt_truth.items():
         h = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}^{truth}$ [GeV]"))
         h.fill(values)
         mplhep.histplot(h, ax=ax, histtype="step", density=True, label=f"{name} ({len(values)} jets)", flow=None)
+        top = max(top, _density_top(h))
     ax.axvspan(*NARROW_SLICE_GEV, color="grey", alpha=0.2, label=r"$p_{T,j}$ slice")
     ax.set_ylabel("normalised")
+    headroom(ax, top, 1.7)  # the legend and its note above the curves
     ax.legend(loc="upper right", fontsize="x-small")
     label(ax, note=note)
     return save(fig, out_dir, "pt_truth_slice_isr")
@@ -156,7 +180,7 @@ def regression_vs_pt_by_toplikeness(edges: np.ndarray, curves: dict[str, dict[st
     ax.plot([], [], "-", color="black", label="√MSE")
     ax.plot([], [], "--", color="black", label=r"$\langle\sigma_{stoch}\rangle$")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
-    ax.set_ylabel("[GeV]")
+    ax.set_ylabel(r"√MSE, $\langle\sigma_{stoch}\rangle$ [GeV]")
     finite = [v[np.isfinite(v)] for c in curves.values() for v in c.values()]
     top = max((float(v.max()) for v in finite if len(v)), default=1.0)
     ax.set_ylim(0, 1.8 * top)  # the legend and its note above the curves
@@ -195,20 +219,23 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         top.plot(centres, mid, color=colour, label=name)
         top.plot(centres, lo, color=colour, ls="--")
         top.plot(centres, hi, color=colour, ls="--")
-    top.legend(loc="lower right", fontsize="x-small", frameon=True, facecolor="white", framealpha=0.85,
-               edgecolor="none")  # readable over the histogram
+    top.legend(loc="upper left", fontsize="x-small", frameon=True, facecolor="white", framealpha=0.85,
+               edgecolor="none")  # the empty corner above the diagonal band
     label(top, note=f"labels smeared by {100 * fraction:.0f}%")
     lo, hi = NARROW_SLICE_GEV
     in_slice = (pred["pt_jet"] >= lo) & (pred["pt_jet"] < hi)
     rng = np.random.default_rng(1)
     drawn = pred["mean"][in_slice] + pred["sigma_tot"][in_slice] * rng.standard_normal(int(in_slice.sum()))
+    peak = 0.0
     for values, name, colour in ((smeared_label[in_slice], "smeared label", "black"),
                                  (drawn, "network output", "tab:blue")):
         axis_label = rf"$p_{{T,t}}$ [GeV], $p_{{T,j}}$ {lo:.0f}..{hi:.0f} GeV"
         hs = hist.Hist(hist.axis.Regular(40, 400, 1000, label=axis_label))
         hs.fill(values)
         mplhep.histplot(hs, ax=bottom, histtype="step", density=True, color=colour, label=name, flow=None)
+        peak = max(peak, _density_top(hs))
     bottom.set_ylabel("normalised")
+    headroom(bottom, peak, 1.6)
     bottom.legend(loc="upper right", fontsize="x-small")
     return save(fig, out_dir, f"smeared_labels_{round(100 * fraction):02d}")
 

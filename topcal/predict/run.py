@@ -20,7 +20,6 @@ from pathlib import Path
 import awkward as ak
 
 import topcal
-from topcal.config import ProcessConfig
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_foreign, refuse_overlap, remove_stale_temporaries, temporary_name
 from topcal.predict.friend_tree import DEFAULT_TREE, FRIEND_FILE, friend_name, write_friend
@@ -56,14 +55,6 @@ class PredictSummary:
                          "(`topcal variations` computes them)")
             lines.append(f"  prior: {prior['source']}" if prior else "  prior: none (the flat training prior)")
         return "\n".join(lines)
-
-
-def model_process_config(meta: dict, model_dir) -> ProcessConfig:
-    """The clustering and selection the model was trained with."""
-    try:
-        return ProcessConfig.from_dict(meta["dataset"]["process_config"])
-    except (KeyError, TypeError) as exc:
-        raise InputFileError(f"{model_dir}: model.json lacks the training dataset's configuration ({exc})") from None
 
 
 def predict(model_dir, inputs, out_dir, executor: str = "iterative", workers: int = 1, scheduler: str | None = None,

@@ -3,8 +3,12 @@
 Each jet gets a uniform number from a hash of (seed, file name, tree entry, jet index), computed
 columnar with splitmix64, so the kept jets depend on the seed and the input only: not on the chunk size, the
 executor or the order in which chunks finish. After all chunks, the histogram of pT,t(truth) fixes the
-acceptance per bin, ``min(1, n_min / n_bin)``, and a jet is kept when its number is below its bin's
-acceptance. The expected kept histogram is flat at ``n_min`` per bin.
+acceptance per bin, ``min(1, target / n_bin)``, and a jet is kept when its number is below its bin's
+acceptance. The target is the least populated bin that is not *thin*: a bin is thin when it holds less than
+``THIN_FRACTION`` of the median of itself and its two neighbours (mirrored at the edges), a local deficit such
+as the lowest pT,t(truth) bin next to the jet-pT threshold. A thin bin keeps all its jets and stays below the
+target, so one thin bin cannot starve the others; a smoothly falling spectrum has no thin bin and comes out
+flat at its least populated bin.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import os
 import zlib
 
 import numpy as np
+
+THIN_FRACTION = 0.6  # a bin below this fraction of its neighbourhood's median does not set the target
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -42,16 +48,34 @@ def jet_uniforms(seed: int, file: str, entry: np.ndarray, jet_index: np.ndarray)
     return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def acceptance(counts: np.ndarray) -> np.ndarray:
-    """Keep probability per bin, ``min(1, n_min / n_bin)`` with ``n_min`` the least filled non-empty bin.
+def thin_bins(counts: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-empty bins holding less than ``THIN_FRACTION`` of the median of the bin and
+    its two neighbours (the spectrum mirrored at both ends, so an edge bin is compared with its neighbour)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if len(counts) < 3:
+        return np.zeros(counts.shape, dtype=bool)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(counts, 1, mode="reflect"), 3)
+    return (counts > 0) & (counts < THIN_FRACTION * np.median(windows, axis=1))
 
-    Empty bins get probability 1 (nothing to keep there). ``counts`` are the in-range bin counts.
+
+def flatten_target(counts: np.ndarray) -> float:
+    """Jets per bin after flattening: the least populated non-empty bin that is not thin (:func:`thin_bins`);
+    0 when every bin is empty."""
+    counts = np.asarray(counts, dtype=np.float64)
+    usable = (counts > 0) & ~thin_bins(counts)
+    if not usable.any():
+        usable = counts > 0
+    return float(counts[usable].min()) if usable.any() else 0.0
+
+
+def acceptance(counts: np.ndarray) -> np.ndarray:
+    """Keep probability per bin, ``min(1, target / n_bin)`` with the target of :func:`flatten_target`.
+
+    Empty and thin bins get probability 1. ``counts`` are the in-range bin counts.
     """
     counts = np.asarray(counts, dtype=np.float64)
+    target = flatten_target(counts)
     filled = counts > 0
-    if not filled.any():
-        return np.ones_like(counts)
-    target = counts[filled].min()
     return np.where(filled, np.minimum(1.0, target / np.where(filled, counts, 1.0)), 1.0)
 
 

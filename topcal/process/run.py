@@ -16,14 +16,14 @@ import json
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import uproot
 
 import topcal
-from topcal.config import ProcessConfig
+from topcal.config import DEFAULT_MAX_CONSTITUENTS, ISR_MAX_CONSTITUENTS, ProcessConfig
 from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output, check_output
 from topcal.io.dataset import HISTOGRAMS, OUTPUT, part_name, read_part, write_manifest, write_part
@@ -31,7 +31,7 @@ from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, diagnose_rea
 from topcal.process.truth import TRUTH_FIELDS
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset, coffea_fileset
-from topcal.process.flatten import acceptance, keep
+from topcal.process.flatten import acceptance, flatten_target, keep, thin_bins
 from topcal.process.histograms import as_double, fill_histograms, make_histograms
 from topcal.process.selection import subset
 
@@ -39,7 +39,6 @@ REQUIRED_COLLECTIONS = ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlow
 TOWER_COLLECTIONS = ("Event", "Particle", "Tower")
 STAGING = ".staging"
 FLATTEN_KEPT = "jets kept by flattening"
-ISR_MAX_CONSTITUENTS = 200
 
 
 @dataclass
@@ -52,7 +51,7 @@ class ProcessSummary:
     kept_fraction: float
     skipped: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
-    flattened: bool = True
+    flatten_note: str | None = None  # why flattening dropped jets (None: no flattening)
 
     def cutflow_table(self) -> str:
         width = max(len(k) for k in self.cutflow)
@@ -63,15 +62,16 @@ class ProcessSummary:
 
     def __str__(self) -> str:
         lines = [f"wrote {self.n_jets} jets to {self.path}", self.cutflow_table()]
-        if self.flattened and self.cutflow.get("jets with finite pT,t(truth) in window"):
-            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets")
+        if self.flatten_note is not None and self.cutflow.get("jets with finite pT,t(truth) in window"):
+            lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets{self.flatten_note}")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
         return "\n".join(lines)
 
 
 def suggested_max_constituents(inputs) -> int:
-    """200 constituents when any topcal-generated input was made with ISR (DESIGN.md section 5), else 100."""
+    """``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was made with ISR (more soft radiation
+    inside the jet; docs/design.md section 2), else ``DEFAULT_MAX_CONSTITUENTS`` (100)."""
     for files in build_fileset(inputs).values():
         for f in files:
             try:
@@ -80,7 +80,7 @@ def suggested_max_constituents(inputs) -> int:
                 continue
             if text and json.loads(text).get("generator", {}).get("isr"):
                 return ISR_MAX_CONSTITUENTS
-    return ProcessConfig.max_constituents
+    return DEFAULT_MAX_CONSTITUENTS
 
 
 USED_FIELDS = {"Event": ("Weight",), "Particle": TRUTH_FIELDS, "EFlowTrack": ("PT", "Eta", "Phi", "PID"),
@@ -152,11 +152,14 @@ def process(
     figures: bool = True,
     command: str | None = None,
 ) -> ProcessSummary:
-    """Make the per-jet dataset ``out`` (a directory) from DELPHES ``inputs`` (paths, globs, JSON filesets)."""
+    """Make the per-jet dataset ``out`` (a directory) from DELPHES ``inputs`` (paths, globs, JSON filesets).
+    ``cfg.max_constituents = None`` (the default) becomes :func:`suggested_max_constituents` of the inputs."""
     from processors.fatjet_dataset import CUTFLOW, FatJetDatasetProcessor
 
     cfg = cfg or ProcessConfig()
     cfg.validate()
+    if cfg.max_constituents is None:
+        cfg = replace(cfg, max_constituents=suggested_max_constituents(inputs))
     fileset = build_fileset(inputs)
     check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs], kind=OUTPUT)
     fileset, entries, skipped = check_inputs(fileset, cfg, skip_bad_files)
@@ -222,15 +225,32 @@ def finalize(out_dir: Path, cfg: ProcessConfig, result: dict, cutflow: dict, man
             f[f"selected/{name}"] = as_double(h)
         for name, h in dataset_hists.items():
             f[f"dataset/{name}"] = as_double(h)
+    thin = thin_bins(counts) if cfg.flatten else np.zeros(len(counts), dtype=bool)
     flatten = {
         "enabled": cfg.flatten,
         "edges_gev": [float(e) for e in flatten_edges],
         "counts": [int(c) for c in counts],
+        "target": flatten_target(counts) if cfg.flatten else None,
+        "thin_bins": [int(i) for i in np.flatnonzero(thin)],
         "acceptance": [float(a) for a in accept],
         "kept_fraction": kept_fraction,
     }
     write_manifest(out_dir, cfg, parts, columns, **manifest, cutflow=cutflow, flatten=flatten)
-    return ProcessSummary(out_dir, n_jets, cutflow, kept_fraction, flattened=cfg.flatten), dataset_hists
+    summary = ProcessSummary(out_dir, n_jets, cutflow, kept_fraction, flatten_note=_flatten_note(flatten))
+    return summary, dataset_hists
+
+
+def _flatten_note(flatten: dict) -> str | None:
+    """Why flattening dropped jets: the target per bin and the thin bins kept whole below it (None when the
+    dataset is not flattened)."""
+    if not flatten["enabled"]:
+        return None
+    edges, counts = flatten["edges_gev"], flatten["counts"]
+    note = f" (down to {flatten['target']:.0f} jets per {edges[1] - edges[0]:g} GeV bin of pT,t(truth)"
+    thin = [f"{edges[i]:.0f}..{edges[i + 1]:.0f} GeV: {counts[i]} jets" for i in flatten["thin_bins"]]
+    if thin:
+        note += f"; thin bins kept whole below it: {', '.join(thin)}"
+    return note + ")"
 
 
 def _figures(h2d, out_dir: Path, n_jets: int) -> list[Path]:

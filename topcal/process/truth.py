@@ -2,7 +2,7 @@
 
 A fat jet is matched to the last copy of the top quark before its decay (``|PID| = 6`` whose first daughter
 is not a top) when that top lies within Delta R < R of the jet axis; optionally its b quark and the two
-W-decay quarks must lie inside too. The label pT,t(truth) is the pT of that last copy (DESIGN.md) or of the
+W-decay quarks must lie inside too. The label pT,t(truth) is the pT of that last copy or of the
 same top as the hard process produced it, before its own final-state radiation (``hard_top``, the first
 copy; ``ProcessConfig.top_label``). Columnar over whole chunks.
 """

@@ -21,7 +21,7 @@ import numpy as np
 from topcal.config import ProcessConfig, TaggerConfig, TrainConfig, paper_train_config
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
-PAPER_TABLE1 = {  # DESIGN.md section 7: sqrt(MSE) [GeV], pT,j 600..620 GeV
+PAPER_TABLE1 = {  # docs/design.md section 4: sqrt(MSE) [GeV], pT,j 600..620 GeV
     "with ISR": {1.0: 69.7, 0.75: 67.8, 0.5: 66.5, 0.25: 66.5},
     "without ISR": {1.0: 50.6, 0.75: 45.5, 0.5: 41.8, 0.25: 40.4},
 }
@@ -72,12 +72,12 @@ def write(out: Path, scale, sizes: list[int], predictions, note: str) -> list[st
             for f, top_like in top_like_subsets(scores, FRACTIONS).items():
                 rows = binned(pred["pt_jet"][top_like], pred["pt_truth"][top_like],
                               {"mean": pred["mean"][top_like], "sigma_stoch": pred["sigma_stoch"][top_like]})
-                per_bin, in_slice = rows[:len(PT_BINS_GEV) - 1], rows[-2]
+                per_bin, in_slice = rows["bins"], rows["slice"]
                 if f == 1.0:  # tiny test runs: all test jets instead of a slice with too few jets
                     use_all = in_slice["jets"] < MIN_SLICE_JETS
                     if use_all:
                         slice_note = f" (fewer than {MIN_SLICE_JETS} jets in the slice: all test jets)"
-                table[setting][f].append((rows[-1] if use_all else in_slice).get("rmse", np.nan))
+                table[setting][f].append((rows["all"] if use_all else in_slice).get("rmse", np.nan))
                 for key in ("rmse", "sigma_stoch"):
                     curves[_subset_name(f)][key].append([r.get(key, np.nan) for r in per_bin])
         with warnings.catch_warnings():  # bins without jets stay NaN (not drawn)

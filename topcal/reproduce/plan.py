@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.config import ProcessConfig, RunConfig, TaggerConfig, TrainConfig, paper_process_config, \
-    paper_train_config, slim_output
+from topcal.config import DEFAULT_MAX_CONSTITUENTS, ProcessConfig, RunConfig, TaggerConfig, TrainConfig, \
+    paper_process_config, paper_train_config, slim_output
+from topcal.data import EMBEDDED_EVENTS, EMBEDDED_SAMPLE
 from topcal.reproduce import label_closure
 from topcal.reproduce.scales import Scale
 from topcal.workers import Task
 
 PAPER_DATASET = paper_process_config()
-EMBEDDED_EVENTS = 2000  # events in data/ttbar_noisr_2000ev.root
 
 
 def sample_config(seed: int, process: str = "ttbar", isr: bool = False) -> RunConfig:
@@ -187,14 +187,13 @@ def measure_rates(events: int = 100, jets: int = 2000) -> Rates:
     t0 = time.perf_counter()
     generate_chunk(sample_config(99), 0, events)
     gen = (time.perf_counter() - t0) / events
-    embedded = Path(__file__).resolve().parents[2] / "data" / "ttbar_noisr_2000ev.root"
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        process([embedded], Path(tmp) / "ds", PAPER_DATASET, progress=False, figures=False)
+        process([EMBEDDED_SAMPLE], Path(tmp) / "ds", PAPER_DATASET, progress=False, figures=False)
         proc = (time.perf_counter() - t0) / EMBEDDED_EVENTS
     train_rate, predict_rate = {}, {}
     for name, cfg in (("paper", paper_train_config()), ("default", TrainConfig())):
-        train_rate[name], predict_rate[name] = _network_rates(cfg, jets, PAPER_DATASET.max_constituents)
+        train_rate[name], predict_rate[name] = _network_rates(cfg, jets, DEFAULT_MAX_CONSTITUENTS)
     return Rates(gen, proc, train_rate, predict_rate)
 
 

@@ -42,9 +42,10 @@ from topcal.config import TrainConfig
 from topcal.reproduce.plan import (Estimate, SampleStep, estimate, measure_rates, pct, sample_steps, smear_name,
                                    study_tasks)
 from topcal.reproduce.scales import Scale, get_scale
+from topcal.train.metrics import keyed_rows
 from topcal.workers import WorkerPool, run_tasks, worker_pool
 
-PAPER = {  # DESIGN.md section 7, pT,j 600..620 GeV, without ISR
+PAPER = {  # docs/design.md section 4, pT,j 600..620 GeV, without ISR
     "rmse_noisr_gev": 50.6,
     "sigma_stoch_plateau_gev": 50.0,
     "table2": {"weights": [0.59, 0.30, 0.11], "means": [617.8, 659.8, 738.6], "sigmas": [16.6, 33.7, 78.6]},
@@ -169,15 +170,20 @@ def default_network_table(out: Path, sizes: list[int]) -> list[str]:
     fmt = lambda r: f"{r['rmse']:.1f} +- {r['rmse_err']:.1f}" if r.get("jets") else "-"  # noqa: E731
     for n in sizes:
         paper, default = _report(out, f"size{n}_rep0"), _report(out, f"default{n}")
-        cov = f"{paper['network'][-1]['coverage68']:.3f} / {default['network'][-1]['coverage68']:.3f}"
-        lines.append(f"| {n} | {fmt(paper['network'][-1])} | {fmt(default['network'][-1])} | "
-                     f"{fmt(paper['baseline'][-1])} | {fmt(paper['network'][-2])} | {fmt(default['network'][-2])} | "
-                     f"{fmt(paper['baseline'][-2])} | {cov} |")
+        cov = f"{paper['network']['all']['coverage68']:.3f} / {default['network']['all']['coverage68']:.3f}"
+        lines.append(f"| {n} | {fmt(paper['network']['all'])} | {fmt(default['network']['all'])} | "
+                     f"{fmt(paper['baseline']['all'])} | {fmt(paper['network']['slice'])} | "
+                     f"{fmt(default['network']['slice'])} | {fmt(paper['baseline']['slice'])} | {cov} |")
     return lines
 
 
 def _report(out: Path, name: str) -> dict:
-    return json.loads((out / "reports" / name / "report.json").read_text())
+    """The report of evaluation ``name``, its rows keyed (``bins``, ``slice``, ``all``)."""
+    report = json.loads((out / "reports" / name / "report.json").read_text())
+    for key in ("network", "network_raw", "baseline"):
+        if key in report:
+            report[key] = keyed_rows(report[key])
+    return report
 
 
 def _predictions(out: Path, name: str) -> dict[str, np.ndarray]:
@@ -210,7 +216,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     keys = ("sigma_pred", "sigma_stoch", "sigma_tot", "rmse")
     per_size = {k: [] for k in keys}
     for n in sizes:
-        rows = [_report(out, f"size{n}_rep{r}")["network"][-1] for r in range(scale.repetitions)]
+        rows = [_report(out, f"size{n}_rep{r}")["network"]["all"] for r in range(scale.repetitions)]
         for k in keys:
             vals = np.array([row[k] for row in rows])
             per_size[k].append((vals.mean(), vals.std()))
@@ -218,12 +224,12 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     fig.versus_training_size(sizes, series, plots, note)
 
     # figure 7: the Bayesian network against the frequentist ensemble
-    ens = [_report(out, f"ensemble{n}")["network"][-1] for n in sizes]
+    ens = [_report(out, f"ensemble{n}")["network"]["all"] for n in sizes]
     compare = {
-        r"$\sigma_{pred}$ BNN": series["sigma_pred"],
-        r"$\sigma_{pred}$ ensemble": (np.array([r["sigma_pred"] for r in ens]), np.zeros(len(ens))),
-        r"$\sigma_{stoch}$ BNN": series["sigma_stoch"],
-        r"$\sigma_{stoch}$ ensemble": (np.array([r["sigma_stoch"] for r in ens]), np.zeros(len(ens))),
+        ("sigma_pred", "BNN"): series["sigma_pred"],
+        ("sigma_pred", "ensemble"): (np.array([r["sigma_pred"] for r in ens]), np.zeros(len(ens))),
+        ("sigma_stoch", "BNN"): series["sigma_stoch"],
+        ("sigma_stoch", "ensemble"): (np.array([r["sigma_stoch"] for r in ens]), np.zeros(len(ens))),
     }
     fig.versus_training_size(sizes, compare, plots, note + f", ensemble of {scale.ensemble_members}",
                              name="bnn_vs_ensemble")
@@ -239,7 +245,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
                      f"{series['sigma_stoch'][0][i]:.1f} | {ens[i]['sigma_stoch']:.1f} |")
 
     # the narrow slice against the paper
-    slice_row = _report(out, nominal)["network"][-2]
+    slice_row = _report(out, nominal)["network"]["slice"]
     lines += ["\n## The paper's anchors (pT,j 600..620 GeV, no ISR)\n", "| quantity | paper | topcal |",
               "|---|---|---|",
               f"| sqrt(MSE) [GeV] | {PAPER['rmse_noisr_gev']} | {slice_row.get('rmse', float('nan')):.1f} "
@@ -276,10 +282,10 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     # figures 10 and 11: label smearing against the smearing applied, and against input smearing
     fracs = np.array(scale.smear_fractions)
     mean_truth = float(np.mean(pred["pt_truth"]))
-    cals = np.array([[_report(out, smear_name(f, r))["network"][-1]["sigma_cal"] for r in range(scale.repetitions)]
+    cals = np.array([[_report(out, smear_name(f, r))["network"]["all"]["sigma_cal"] for r in range(scale.repetitions)]
                      for f in fracs])
     cal, cal_spread = cals.mean(axis=1), cals.std(axis=1)
-    inp = np.array([_report(out, f"input{pct(f)}")["network"][-1]["sigma_input"] for f in fracs])
+    inp = np.array([_report(out, f"input{pct(f)}")["network"]["all"]["sigma_input"] for f in fracs])
     fig.calibration_versus_smearing(fracs * mean_truth, cal, inp, fracs, plots, note, sigma_cal_spread=cal_spread)
     lines += [f"\n## Calibration by label smearing (figures 10, 11), all test jets, mean +- spread of "
               f"{scale.repetitions} trainings [GeV]\n",
@@ -296,12 +302,12 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     lines += default_network_table(out, sizes)
 
     # the calibration diagnostics the paper lacks
-    rows = _report(out, nominal)["network"]
-    fig.coverage_and_pulls(rows, plots, note)
+    keyed = _report(out, nominal)["network"]
+    fig.coverage_and_pulls(keyed, plots, f"{note}; the paper's network, {sizes[-1]} training jets")
     lines += ["\n## Calibration diagnostics of the nominal network\n",
               "| pT,j [GeV] | jets | coverage68 | pull width |",
               "|---|---|---|---|"]
-    for r in rows:
+    for r in [*keyed["bins"], keyed["slice"], keyed["all"]]:
         if r.get("jets"):
             lines.append(f"| {r['pt_jet_lo']:.0f}..{r['pt_jet_hi']:.0f} | {r['jets']} | {r['coverage68']:.3f} | "
                          f"{r['pull_width']:.3f} |")

@@ -29,8 +29,8 @@ from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
-from topcal.train.metrics import binned, linear_response
 from topcal.seeds import check_seed
+from topcal.train.metrics import binned, keyed_rows, linear_response
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import check_jets, check_reference
 
@@ -47,10 +47,10 @@ class EvaluationSummary:
     report: dict
 
     def __str__(self) -> str:
-        net, base = self.report["network"][-1], self.report["baseline"][-1]
+        net, base = keyed_rows(self.report["network"])["all"], keyed_rows(self.report["baseline"])["all"]
         raw = ""
         if "network_raw" in self.report:
-            r = self.report["network_raw"][-1]
+            r = keyed_rows(self.report["network_raw"])["all"]
             raw = (f"\n  without the recalibration (x{self.report['width_factor']:.3f}): 68% coverage "
                    f"{r['coverage68']:.3f}, 95% coverage {r['coverage95']:.3f}, pull width {r['pull_width']:.3f}")
         return (f"evaluated {self.n_jets} test jets -> {self.path}\n"
@@ -149,9 +149,20 @@ def unstretched(pred: dict[str, np.ndarray], factor: float) -> dict[str, np.ndar
     return out
 
 
+def shown_path(path: str) -> str:
+    """``path`` as a report shows it: relative to the working directory when inside it, else its last two
+    parts (no machine's absolute path in a report that may be shared or committed)."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
 def markdown_report(report: dict) -> str:
-    """The report's tables in markdown (GeV)."""
-    lines = ["# topcal evaluation\n", f"- model: `{report['model']}`", f"- dataset: `{report['dataset']}` "
+    """The report's tables in markdown (GeV); paths by :func:`shown_path`."""
+    lines = ["# topcal evaluation\n", f"- model: `{shown_path(report['model'])}`",
+             f"- dataset: `{shown_path(report['dataset'])}` "
              f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
              f"- command: `{report['command']}`", ""]
     if report.get("width_factor", 1.0) != 1.0:
@@ -160,7 +171,8 @@ def markdown_report(report: dict) -> str:
     for name in ("network", "network_raw", "baseline"):
         if name not in report:
             continue
-        rows = report[name]
+        keyed = keyed_rows(report[name])
+        rows = [*keyed["bins"], keyed["slice"], keyed["all"]]
         cols = [c for c in REPORT_COLUMNS if c in rows[-1]]
         lines.append(f"## {name}\n")
         lines.append("| pT,j [GeV] | " + " | ".join(cols) + " |")

@@ -86,7 +86,7 @@ class Jets:
 
     def scaled(self, factor: float) -> Jets:
         """Every constituent's four-momentum, and so the jet's pT and mass, multiplied by ``factor`` (input
-        smearing, DESIGN.md section 6)."""
+        smearing, docs/design.md section 3)."""
         return Jets(self.constituents * np.float32(factor), self.pt * factor, self.eta, self.phi,
                     self.mass * factor, self.n_constituents, self.input_scale_gev, **self._info(lambda v: v))
 

@@ -4,7 +4,7 @@ Raw output layout per jet: Gaussian ``[mu, s]``; mixture ``[a_1..a_K, mu_1..mu_K
 ``softmax(a)``, widths ``softplus(s) + floor``. The loss is the mean negative log-likelihood of the label,
 computed with log-sum-exp. Everything is in the units of the standardised label; :mod:`topcal.train.model`
 converts to GeV. The numpy half turns T weight samples of mixture parameters into the per-jet summaries of
-DESIGN.md section 6 (mean, sigma_stoch, sigma_pred, sigma_tot, mode, 68% interval).
+docs/design.md section 3 (mean, sigma_stoch, sigma_pred, sigma_tot, mode, 68% interval).
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
 from topcal.console import silenced
 from topcal.train.inputs import ALIGNMENT, aligned_empty
 
-# Jets per validation step. 1000 is as fast as 2000 here and holds 5 MiB of TensorFlow's working memory at
-# the first validation instead of 64 MiB (a 1M-jet training of the paper's network, benchmarks/bench_train.py).
+# Jets per validation step: as fast as larger steps, with a small working memory for TensorFlow
+# (benchmarks/bench_train.py).
 VALIDATION_BATCH = 1000
 
 

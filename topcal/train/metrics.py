@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -57,16 +58,25 @@ def summary_row(pt_jet: np.ndarray, truth: np.ndarray, pred: dict[str, np.ndarra
 
 
 def binned(pt_jet: np.ndarray, truth: np.ndarray, pred: dict[str, np.ndarray],
-           edges=PT_BINS_GEV) -> list[dict[str, float]]:
-    """:func:`summary_row` per pT,j bin ``[lo, hi)``, plus the narrow slice and all jets."""
-    ranges = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])] + [NARROW_SLICE_GEV, (edges[0], edges[-1])]
-    rows = []
-    for lo, hi in ranges:
+           edges=PT_BINS_GEV) -> dict[str, Any]:
+    """:func:`summary_row` per pT,j bin ``[lo, hi)`` (``bins``, a list), in the narrow slice ``NARROW_SLICE_GEV``
+    (``slice``) and for all jets in ``edges[0]..edges[-1]`` (``all``)."""
+
+    def row(lo: float, hi: float) -> dict[str, float]:
         sel = (pt_jet >= lo) & (pt_jet < hi)
-        row = {"pt_jet_lo": lo, "pt_jet_hi": hi}
-        row.update(summary_row(pt_jet[sel], truth[sel], {k: v[sel] for k, v in pred.items()}))
-        rows.append(row)
-    return rows
+        return {"pt_jet_lo": lo, "pt_jet_hi": hi,
+                **summary_row(pt_jet[sel], truth[sel], {k: v[sel] for k, v in pred.items()})}
+
+    return {"bins": [row(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])], "slice": row(*NARROW_SLICE_GEV),
+            "all": row(edges[0], edges[-1])}
+
+
+def keyed_rows(rows: dict | list) -> dict[str, Any]:
+    """A report's rows as :func:`binned` keys them (``bins``, ``slice``, ``all``); a plain list
+    ``[bin rows..., slice row, all-jets row]`` (reports written without the keys) is read too."""
+    if isinstance(rows, dict):
+        return rows
+    return {"bins": list(rows[:-2]), "slice": rows[-2], "all": rows[-1]}
 
 
 def width_factor_for_coverage(truth: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray,

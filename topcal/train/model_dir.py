@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from topcal.config import ProcessConfig
 from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
@@ -130,3 +131,11 @@ def check_reference(model_dir, reference) -> None:
     why = reference_mismatch(read_meta(model_dir), read_meta(reference))
     if why is not None:
         raise InputFileError(f"{reference}: not a reference for {model_dir}: {why}")
+
+
+def model_process_config(meta: dict, model_dir) -> ProcessConfig:
+    """The clustering and selection the model was trained with (from its ``model.json`` metadata ``meta``)."""
+    try:
+        return ProcessConfig.from_dict(meta["dataset"]["process_config"])
+    except (KeyError, TypeError) as exc:
+        raise InputFileError(f"{model_dir}: model.json lacks the training dataset's configuration ({exc})") from None

@@ -91,11 +91,9 @@ def _flipout_class():
 
         The prior is N(0, ``prior_sigma``) on every kernel weight, and the layer adds ``kl_factor`` x the KL
         divergence of the kernel's posterior from it to the model's losses, in closed form, computed on the
-        same posterior widths as the draw. Compared with ``DenseFlipout``'s own call (TFP's ``Normal.sample``
-        and ``rademacher``, which derive a stateless seed from a stateful draw first; a ``Deterministic`` bias
-        sampled; ``kl_divergence`` of the distributions, which recomputes the widths), the paper network's
-        compiled epoch has 984 graph nodes instead of 1369 and traces in about 0.7 s instead of 1 s, and an
-        epoch of 16k jets takes about 15% less time (``benchmarks/bench_train.py``)."""
+        same posterior widths as the draw, without TFP's sampling machinery (``Normal.sample``, ``rademacher``,
+        a sampled ``Deterministic`` bias, ``kl_divergence`` of the distributions); ``benchmarks/bench_train.py``
+        compares it with ``DenseFlipout``'s own call."""
 
         def __init__(self, units, prior_sigma: float, kl_factor: float, **kwargs):
             super().__init__(units, kernel_prior_fn=None, kernel_divergence_fn=None, **kwargs)

@@ -337,10 +337,6 @@ def evaluate(model, dataset, output, samples, reference, input_smear, max_jets, 
     """Evaluate a trained model on the test part of a dataset, against the fat-jet pT baseline."""
     from topcal.train.evaluate import evaluate as run_evaluate
 
-    if max_jets is not None and max_jets < 1:
-        raise ConfigError(f"--max-jets: {max_jets} must be >= 1")
-    if input_smear is not None and not 0 < input_smear < 1:
-        raise ConfigError(f"--input-smear: {input_smear} must be a fraction between 0 and 1 (e.g. 0.05)")
     summary = run_evaluate(model, dataset, output, samples=samples, reference=reference, input_smear=input_smear,
                            seed=seed, max_jets=max_jets, overwrite=overwrite, progress=show_progress(not quiet),
                            command=shlex.join(["topcal", *sys.argv[1:]]))

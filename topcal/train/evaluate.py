@@ -23,7 +23,7 @@ import numpy as np
 
 import topcal
 from topcal.console import progress_bar
-from topcal.errors import InputFileError
+from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind, atomic_output, check_output
 from topcal.io.dataset import open_dataset, write_part
 from topcal.train.data import load_rows, split_rows
@@ -77,6 +77,12 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
              figures: bool = True, command: str | None = None) -> EvaluationSummary:
     """Evaluate ``model_dir`` on the test part of ``dataset_dir`` and write the report directory ``out``."""
     inputs = [model_dir, dataset_dir, *([reference] if reference else [])]
+    if samples < 2:
+        raise ConfigError(f"samples: {samples} must be >= 2")
+    if max_jets is not None and max_jets < 1:
+        raise ConfigError(f"--max-jets: {max_jets} must be >= 1")
+    if input_smear is not None and not 0 < input_smear < 1:
+        raise ConfigError(f"--input-smear: {input_smear} must be a fraction between 0 and 1 (e.g. 0.05)")
     check_seed(seed)
     check_output(out, overwrite, inputs, kind=OUTPUT)  # before any work
     if reference is not None:

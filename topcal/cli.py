@@ -413,7 +413,7 @@ def variations(model, samples, seed, dataset):
 @click.option("--sample", default=None, type=click.Path(dir_okay=False),
               help="DELPHES file to run on [default: the embedded sample, topcal/data/ttbar_noisr_2000ev.root].")
 @click.option("--epochs", type=int, default=None, help="Maximum training epochs (early stopping ends sooner) [200].")
-@click.option("--samples", type=int, default=30, show_default=True, help="Weight samples T per jet.")
+@click.option("--samples", type=int, default=50, show_default=True, help="Weight samples T per jet.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def demo(output, sample, epochs, samples, quiet):

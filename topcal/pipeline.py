@@ -73,7 +73,7 @@ def record_step(path: Path, print_: str, summary: str) -> None:
     os.replace(tmp, path / STEP_FILE)
 
 
-def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: int = 30, progress: bool = True,
+def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: int = 50, progress: bool = True,
              command: str | None = None) -> MainJobSummary:
     """Run process -> train -> evaluate -> predict on ``sample`` (``None``: the embedded sample) into ``out_dir``
     (reusing the finished steps whose fingerprint is unchanged, redoing the others and all steps after them)."""

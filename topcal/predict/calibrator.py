@@ -61,8 +61,7 @@ class Calibrator:
     """
 
     def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None):
-        from topcal.train.model_dir import model_process_config
-        from topcal.train.model_dir import read_meta
+        from topcal.train.model_dir import model_process_config, read_meta
 
         if samples < 2:
             raise InputFileError(f"samples: {samples} must be >= 2")

@@ -22,13 +22,12 @@ import awkward as ak
 import topcal
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_overlap, remove_stale_temporaries, temporary_name
-from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
 from topcal.predict.calibrator import Calibrator
+from topcal.predict.friend_tree import DEFAULT_TREE, friend_name, write_friend
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset
 from topcal.process.run import check_inputs, run_or_diagnose
 from topcal.train.model_dir import read_meta
-
 
 STAGING = "topcal-predict-staging"
 

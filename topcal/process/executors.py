@@ -14,7 +14,7 @@ from coffea import processor
 
 from topcal.errors import ConfigError
 from topcal.io.delphes_reader import TopcalDelphesSchema
-from topcal.workers import EXECUTORS, check_executor, dask_client  # noqa: F401  (EXECUTORS: the CLI's choices)
+from topcal.workers import check_executor, dask_client
 
 
 @contextlib.contextmanager

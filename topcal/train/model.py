@@ -4,7 +4,8 @@ The model takes :class:`topcal.train.inputs.Jets` (padded constituents and jet k
 as in training, and for the Bayesian network draws T weight samples from the posterior, evaluated in one
 batched pass (:func:`topcal.train.network.sample_outputs`); for the ensemble the members are the samples.
 A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean``
-(<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
+(<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high``
+(:func:`summarize`).
 A fixed ``seed`` gives identical numbers on every call.
 """
 
@@ -64,7 +65,8 @@ class TrainedModel:
     def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
         of the Bayesian network, drawn from ``seed`` and evaluated in one batched pass
-        (:func:`topcal.train.network.sample_outputs`), or the ensemble's members. With a recalibrated model (and not ``raw``) the
+        (:func:`topcal.train.network.sample_outputs`), or the ensemble's members. With a recalibrated model (and
+        not ``raw``) the
         whole predictive distribution of each jet is stretched about its mean by :attr:`width_factor`: every
         component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
         the intervals) scale by the factor, the mean stays."""

@@ -29,7 +29,7 @@ from topcal.generate.pythia import event_info, final_state, gen_particles, run_p
 from topcal.generate.run import chunk_seeds, generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import write_json  # noqa: E402
+from bench_json import write_json
 
 
 def _chunks(cfg: RunConfig, n_events: int):

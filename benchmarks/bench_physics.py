@@ -33,8 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from topcal.config import ProcessConfig, RunConfig, TrainConfig, paper_train_config
-from topcal.train.metrics import (NARROW_SLICE_GEV, PT_BINS_GEV, bootstrap_rmse, linear_response,
-                                  paired_rmse_difference, summary_row)
+from topcal.train.metrics import (
+    NARROW_SLICE_GEV,
+    PT_BINS_GEV,
+    bootstrap_rmse,
+    linear_response,
+    paired_rmse_difference,
+    summary_row,
+)
 
 BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)
 COVERAGE_BINS_GEV = PT_BINS_GEV  # 40 GeV bins of pT,j

@@ -1,7 +1,8 @@
 """Benchmark of ``topcal predict`` against ``topcal process`` on the same events.
 
 The input is the embedded sample repeated ``--copies`` times (``bench_process.make_input``); the model is
-topcal's default network (the Bayesian deep set) trained for one epoch on the embedded sample (the speed does not depend on how well
+topcal's default network (the Bayesian deep set) trained for one epoch on the embedded sample (the speed does not
+depend on how well
 it is trained). In one run it prints events/s of
   1. ``topcal process`` alone (reading, clustering, matching, dataset writing), one core;
   2. ``topcal predict`` with T samples per jet, one core: reading, clustering, T weight samples for every
@@ -24,12 +25,12 @@ from pathlib import Path
 from dask.distributed import LocalCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import write_json  # noqa: E402
-from bench_process import SAMPLE, make_input  # noqa: E402
+from bench_json import write_json
+from bench_process import SAMPLE, make_input
 
-from topcal.config import ProcessConfig, TrainConfig, paper_train_config  # noqa: E402
-from topcal.predict.run import predict  # noqa: E402
-from topcal.process.run import process  # noqa: E402
+from topcal.config import ProcessConfig, TrainConfig, paper_train_config
+from topcal.predict.run import predict
+from topcal.process.run import process
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ from topcal.process.run import process
 from topcal.train.inputs import Jets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_json import write_json  # noqa: E402
+from bench_json import write_json
 
 SAMPLE = EMBEDDED_SAMPLE
 COLUMNS = ("constituents", "pt", "eta", "phi", "mass", "n_constituents", "pt_truth")
@@ -222,7 +222,8 @@ def main() -> None:
         t0 = time.perf_counter()
         model.predict(xi, args.samples, seed=1)
         t_predict = time.perf_counter() - t0
-        memory, anon = peak_train_memory_mb(base, table, pconfig, args.memory_jets) if args.memory_jets else (None, None)
+        memory, anon = (peak_train_memory_mb(base, table, pconfig, args.memory_jets) if args.memory_jets
+                        else (None, None))
         input_mb = args.memory_jets * table["constituents"][0].nbytes / 2**20
 
     work = n_fit * args.epochs
@@ -267,8 +268,10 @@ def main() -> None:
                            "bare_fit_keras2_adam": work / t_bare_k2, "bare_fit_tfp_layers": work / t_tfp,
                            "topcal_train": work / t_topcal},
             "jet_samples_per_s": {"bare_forward": js / t_forward, "sample": js / t_sample, "predict": js / t_predict},
-            "later_epochs_jets_per_s": {"bare_fit": later / t_bare_later, "bare_fit_validation": later / t_bare_val_later,
-                                        "bare_fit_tfp_layers": later / t_tfp_later, "topcal_train": later / t_topcal_later},
+            "later_epochs_jets_per_s": {"bare_fit": later / t_bare_later,
+                                        "bare_fit_validation": later / t_bare_val_later,
+                                        "bare_fit_tfp_layers": later / t_tfp_later,
+                                        "topcal_train": later / t_topcal_later},
             "ratios": {"train_vs_bare_fit": t_bare / t_topcal, "train_vs_bare_fit_validation": t_bare_val / t_topcal,
                        "train_vs_bare_fit_tfp_layers": t_tfp / t_topcal,
                        "later_epochs_train_vs_bare_fit_tfp_layers": t_tfp_later / t_topcal_later,
@@ -276,7 +279,8 @@ def main() -> None:
                        "later_epochs_train_vs_bare_fit_validation": t_bare_val_later / t_topcal_later,
                        "memory_vs_input": memory / input_mb if memory is not None else None,
                        "anonymous_memory_vs_input": anon / input_mb if anon is not None else None,
-                       "sample_vs_bare_forward": t_forward / t_sample, "predict_vs_bare_forward": t_forward / t_predict},
+                       "sample_vs_bare_forward": t_forward / t_sample,
+                       "predict_vs_bare_forward": t_forward / t_predict},
             "peak_rss_mb": memory, "peak_anonymous_mb": anon, "memory_jets": args.memory_jets or None})
 
 

@@ -1,4 +1,5 @@
-"""topcal.Calibrator: picklable, the same numbers as topcal predict, and the user processor of docs/calibrator_example.py runs."""
+"""topcal.Calibrator: picklable, the same numbers as topcal predict, and the user processor of
+docs/calibrator_example.py runs."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_user_processor_on_two_workers_equals_topcal_predict(model_dir, ttbar_fi
     out = runner({"ttbar": {"files": {str(ttbar_file): "Delphes"}}}, processor_instance=UserProcessor(model_dir, 3),
                  treename="Delphes")
     assert len(out["chunks"]) == 3
-    for (name, start), mine in out["chunks"].items():
+    for (_, start), mine in out["chunks"].items():
         chunk = friend[start:start + 100]
         for field, values in mine.items():
             np.testing.assert_array_equal(values, ak.to_numpy(ak.flatten(chunk[f"FatJet_{field}"])), err_msg=field)

@@ -23,7 +23,8 @@ def test_defaults_are_the_atlas_card_and_valid():
 
 def test_card_overrides_and_round_trip(tmp_path):
     card = tmp_path / "card.toml"
-    card.write_text('[generator]\nisr = true\n[detector.ecal]\nstochastic = [0.2, 0.3]\n[detector.energy_fractions]\n"310" = [0.5, 0.5]\n')
+    card.write_text('[generator]\nisr = true\n[detector.ecal]\nstochastic = [0.2, 0.3]\n'
+                    '[detector.energy_fractions]\n"310" = [0.5, 0.5]\n')
     cfg = load_card(card, {"seed": 5})
     assert cfg.generator.isr and cfg.seed == 5
     assert cfg.detector.ecal.stochastic == [0.2, 0.3]

@@ -52,4 +52,5 @@ def test_early_stop_ends_the_progress_line_with_the_reason(capsys):
     bar.update(60)
     finish_early(bar, "stopped early at epoch 60 (best 40)")
     bar.close()
-    assert "100%" in out.getvalue() and "60/60" in out.getvalue() and "stopped early at epoch 60 (best 40)" in out.getvalue()
+    text = out.getvalue()
+    assert "100%" in text and "60/60" in text and "stopped early at epoch 60 (best 40)" in text

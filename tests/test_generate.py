@@ -122,14 +122,16 @@ def test_failure_midway_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_qcd_process_has_no_tops(tmp_path):
-    generate(tmp_path / "qcd.root", 20, RunConfig(seed=3, generator=__import__("topcal.config").config.GeneratorConfig(process="qcd")), progress=False)
+    from topcal.config import GeneratorConfig
+
+    generate(tmp_path / "qcd.root", 20, RunConfig(seed=3, generator=GeneratorConfig(process="qcd")), progress=False)
     ev = open_events(tmp_path / "qcd.root")
     assert not ak.any(abs(ev.Particle.PID) == 6)
     assert ak.all(ak.num(ev.EFlowTrack) > 0)
 
 
 def test_compact_truth_keeps_the_decay_chain(tmp_path):
-    from topcal.config import OutputConfig, SLIM_COLLECTIONS
+    from topcal.config import SLIM_COLLECTIONS, OutputConfig
 
     full_cfg = RunConfig(seed=9, chunk_events=15)
     slim_cfg = RunConfig(seed=9, chunk_events=15,

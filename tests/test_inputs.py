@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import vector
 
-from topcal.train.inputs import (CONSTITUENT_FEATURES, JET_FEATURES, Jets, Standardiser, encode,
-                                 jet_features, jet_frame_constituents, raw_inputs)
+from topcal.train.inputs import (
+    CONSTITUENT_FEATURES,
+    JET_FEATURES,
+    Jets,
+    Standardiser,
+    encode,
+    jet_features,
+    jet_frame_constituents,
+    raw_inputs,
+)
 
 # three massless constituents of a jet at (eta, phi) = (0.5, 1.0), placed at (deta, dphi) offsets
 PT = np.array([200.0, 100.0, 50.0])

@@ -55,9 +55,9 @@ def test_bimodal_mixture_mode_and_equal_density_band():
 
 
 def test_numpy_and_tensorflow_heads_agree():
-    import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
     import tensorflow as tf
 
+    import topcal.train.backend  # noqa: F401  (TensorFlow set up before use)
     from topcal.train.likelihood import mixture_params_tf, nll_loss
 
     raw = np.random.default_rng(1).standard_normal((5, 9))

@@ -41,7 +41,8 @@ def test_track_without_mass_gets_pion_mass(real_delphes, tmp_path):
     with uproot.recreate(out) as f:
         cols = {}
         for name in ("Track", "EFlowTrack", "EFlowPhoton"):
-            leaves = [k for k in tree[name].keys() if k.split(".", 1)[1] in ("PT", "Eta", "Phi", "PID", "Charge", "ET", "E")]
+            used = ("PT", "Eta", "Phi", "PID", "Charge", "ET", "E")
+            leaves = [k for k in tree[name].keys() if k.split(".", 1)[1] in used]
             arr = tree.arrays(leaves)
             cols[name] = ak.zip({k.split(".", 1)[1]: arr[k] for k in leaves})
         f.mktree("Delphes", {k: v.type.content for k, v in cols.items()},

@@ -179,8 +179,8 @@ def test_bad_inputs(tmp_path):
     bad = toy_dataset(tmp_path / "nan", 300, seed=6)
     table = bad.read()
     table["pt_truth"][17] = np.nan
-    from topcal.io.dataset import write_dataset
     from topcal.config import ProcessConfig
+    from topcal.io.dataset import write_dataset
 
     nan_ds = write_dataset(tmp_path / "nan2", table, ProcessConfig(max_constituents=N_CONSTITUENTS, flatten=False))
     with pytest.raises(InputFileError, match="'pt_truth' has non-finite values in 1 jets"):
@@ -320,7 +320,8 @@ def test_ensemble_members_trained_as_separate_calls_assemble_to_the_same_model(t
 
 def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     """Once trained, nothing holds the training inputs (neither the tensors on their memory nor, as before,
-    TensorFlow's registry of numpy functions, which kept the whole sample alive): they are freed when the caller drops them, with no garbage collection
+    TensorFlow's registry of numpy functions, which kept the whole sample alive): they are freed when the caller
+    drops them, with no garbage collection
     (``train`` runs none); the summary has each epoch's wall time, the model files do not."""
     import weakref
 
@@ -332,7 +333,8 @@ def test_training_frees_its_inputs_and_times_its_epochs(tmp_path):
     assert len(summary.epoch_seconds[0]) == 2 and all(s > 0 for s in summary.epoch_seconds[0])
     assert "seconds" not in (tmp_path / "m" / "model.json").read_text()
     arrays, _ = load_rows(ds, np.arange(400))
-    x_all = {"constituents": aligned_empty((400, arrays.x.shape[1], 3)), "mask": np.ones(arrays.x.shape[:2], np.float32),
+    x_all = {"constituents": aligned_empty((400, arrays.x.shape[1], 3)),
+             "mask": np.ones(arrays.x.shape[:2], np.float32),
              "jet": np.zeros((400, 8), np.float32)}  # the first shared with TensorFlow, the others copied
     x_all["constituents"][...] = arrays.x[:, :, :3]
     probe = weakref.ref(x_all["constituents"])

@@ -97,7 +97,8 @@ def matmul(seed):
 with worker_pool("futures", 2) as pool:
     import tensorflow as tf
     tf.reduce_sum(tf.matmul(tf.ones((600, 600)), tf.ones((600, 600)))).numpy()  # the parent runs TensorFlow
-    print("results", [f.result(timeout=120) == matmul(s) for s, f in enumerate([pool.submit(matmul, s) for s in range(2)])])
+    futures = [pool.submit(matmul, s) for s in range(2)]
+    print("results", [f.result(timeout=120) == matmul(s) for s, f in enumerate(futures)])
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -128,8 +129,8 @@ def test_the_readme_jobqueue_recipe_runs_topcal_on_its_workers(tmp_path):
     import numpy as np
     from dask.distributed import Client
     from dask_jobqueue.local import LocalCluster, LocalJob
-    from toys import toy_dataset
     from tornado.process import Subprocess
+    from toys import toy_dataset
 
     class BashJob(LocalJob):
         """dask-jobqueue's local job, with its job script run by bash (LocalJob runs the script's words as
@@ -152,15 +153,17 @@ def test_the_readme_jobqueue_recipe_runs_topcal_on_its_workers(tmp_path):
     def tensorflow_threads():
         import os
 
-        import topcal.train.backend  # noqa: F401  (sets TensorFlow's pools from TOPCAL_THREADS)
         import tensorflow as tf
+
+        import topcal.train.backend  # noqa: F401  (sets TensorFlow's pools from TOPCAL_THREADS)
 
         return os.environ.get("TOPCAL_THREADS"), tf.config.threading.get_intra_op_parallelism_threads()
 
     ds = toy_dataset(tmp_path / "ds", 1200, seed=11)
     cfg = TrainConfig(epochs=2, ensemble=2, phi_hidden=[16], hidden=[16], patience=3)
     train(ds.path, tmp_path / "here", cfg, progress=False)
-    with LocalCluster(job_cls=BashJob, cores=1, processes=1, memory="4GB", job_script_prologue=["export TOPCAL_THREADS=1"],
+    with LocalCluster(job_cls=BashJob, cores=1, processes=1, memory="4GB",
+                      job_script_prologue=["export TOPCAL_THREADS=1"],
                       worker_extra_args=["--nthreads", "1"], local_directory=str(tmp_path / "dask"),
                       silence_logs="error") as cluster:
         cluster.scale(jobs=2)

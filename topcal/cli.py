@@ -206,7 +206,8 @@ def generate(output, events, process, isr, seed, workers, executor, scheduler, c
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def process(files, output, executor, workers, scheduler, chunksize, pt_min, pt_max, radius, towers,
-            match_decay_products, top_label, jet_leptons, truth_pt_min, truth_pt_max, no_flatten, background, max_constituents, seed, card,
+            match_decay_products, top_label, jet_leptons, truth_pt_min, truth_pt_max, no_flatten, background,
+            max_constituents, seed, card,
             skip_bad_files, no_figures, overwrite, quiet):
     """DELPHES files (paths, globs or a JSON fileset) -> flattened, truth-matched fat-jet dataset."""
     from topcal.config import ProcessConfig, load_card
@@ -300,7 +301,8 @@ def tagger(top_dataset, background_dataset, output, epochs, max_jets, seed, card
 
     flags = {"epochs": epochs, "max_jets_per_class": max_jets, "seed": seed}
     cfg = load_card(card, {k: v for k, v in flags.items() if v is not None}, cls=TaggerConfig)
-    summary = train_tagger(top_dataset, background_dataset, output, cfg, progress=show_progress(not quiet), overwrite=overwrite,
+    summary = train_tagger(top_dataset, background_dataset, output, cfg, progress=show_progress(not quiet),
+                           overwrite=overwrite,
                            command=shlex.join(["topcal", *sys.argv[1:]]))
     _say(str(summary))
 
@@ -438,7 +440,8 @@ def demo(output, sample, epochs, samples, quiet):
 @click.option("--sample", type=click.Path(dir_okay=False), default=None,
               help="Use this DELPHES file (ttbar, no ISR) instead of generating one.")
 @_pool_options
-@click.option("--dry-run", is_flag=True, help="List the tasks (done or to do) and the projected wall time; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="List the tasks (done or to do) and the projected wall time; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def reproduce(scale, output, sample, executor, workers, scheduler, dry_run, quiet):

@@ -585,7 +585,8 @@ TARGETS = ("response", "pt")
 class TrainConfig(_Serialisable):
     """The network, its inputs and target, its likelihood, the optimiser and the data used (``topcal train``).
 
-    The defaults are topcal's network, the best configuration measured (docs/results.md, ``benchmarks/bench_physics.py``):
+    The defaults are topcal's network, the best configuration measured (docs/results.md,
+    ``benchmarks/bench_physics.py``):
     a Bayesian deep set (``architecture = "deepset"``: a Flipout map ``phi_hidden`` applied to every
     constituent, summed, joined with the jet-level features, a Flipout head ``hidden``) on jet-frame inputs
     (``inputs = "jet-frame"``, :mod:`topcal.train.inputs`; the leading ``n_constituents`` constituents)
@@ -601,11 +602,13 @@ class TrainConfig(_Serialisable):
     (sqrt(MSE) no better than the linear fit of pT,j). topcal's default 0.05 is a tempered posterior: the
     network then fits as well as with no KL at all, and every posterior width is about sqrt(0.05) = 0.22
     of the evidence-lower-bound width, so sigma_pred is smaller than the untempered posterior's (it still
-    shrinks as 1/sqrt(N) with the training size N); the total error stays calibrated on held-out jets. ``likelihood`` is ``gauss`` (mean, SoftPlus
+    shrinks as 1/sqrt(N) with the training size N); the total error stays calibrated on held-out jets.
+    ``likelihood`` is ``gauss`` (mean, SoftPlus
     width) or ``gmmK`` (K Gaussians); the default, three Gaussians, describes the long tails of the response
     that a single Gaussian cannot, so that the 68% intervals cover 68% of the jets. The posterior widths are
     softplus(``width_speed`` x rho): with Adam, whose steps do not depend on a gradient's size, the widths
-    then learn ``width_speed`` times faster than the weights (1: TFP's own parametrisation). Adam with ``learning_rate``, gradients clipped to a global norm
+    then learn ``width_speed`` times faster than the weights (1: TFP's own parametrisation). Adam with
+    ``learning_rate``, gradients clipped to a global norm
     ``clip_norm``; the learning rate is halved after ``lr_patience`` epochs without a better validation
     negative log-likelihood, and training stops after ``patience`` such epochs (the best weights are kept).
     ``smear`` > 0 trains on pT,t(truth) smeared per jet by a Gaussian of width ``smear`` x pT,t(truth), drawn

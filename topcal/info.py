@@ -79,7 +79,8 @@ def _model(path: Path) -> str:
     history = json.loads((path / HISTORY).read_text()) if (path / HISTORY).is_file() else []
     for i, (member, h) in enumerate(zip(tr["members"], history)):
         first, best = h[0] if h else {}, member
-        lines.append(f"  network {i}: {member['epochs']} epochs, validation NLL {first.get('val_nll', float('nan')):.3f}"
+        val_nll = first.get("val_nll", float("nan"))
+        lines.append(f"  network {i}: {member['epochs']} epochs, validation NLL {val_nll:.3f}"
                      f" (epoch 1) -> {best['best_val_loss']:.3f} (best, epoch {best['best_epoch']})")
     cal = meta.get("calibration")
     if cal:

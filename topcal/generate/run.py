@@ -19,8 +19,8 @@ import awkward as ak
 import numpy as np
 
 import topcal
-from topcal.console import progress_bar
 from topcal.config import RunConfig
+from topcal.console import progress_bar
 from topcal.errors import ConfigError
 from topcal.generate import detector
 from topcal.generate.pythia import compact_truth, event_info, final_state, gen_particles, run_pythia

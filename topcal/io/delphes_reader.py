@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import uproot
-from coffea.nanoevents import DelphesSchema, NanoEventsFactory
-from coffea.nanoevents import transforms
+from coffea.nanoevents import DelphesSchema, NanoEventsFactory, transforms
 
 from topcal.errors import InputFileError
 
@@ -115,8 +114,9 @@ def check_baskets(path: Path, tree: uproot.TTree, leaves: Iterable[str] = ()) ->
             try:
                 branch.basket(i)
             except Exception as exc:  # cramjam, zlib, lzma and uproot raise many types for damaged data
+                message = str(exc).splitlines()[0] if str(exc) else ""
                 raise InputFileError(f"{path}: branch '{leaf}' is damaged in basket {i} "
-                                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                     f"({type(exc).__name__}: {message})") from None
 
 
 def diagnose_read_error(files: Iterable[str | Path], collections: Iterable[str],

@@ -14,8 +14,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
+import matplotlib.pyplot as plt
+import mplhep
 
 COM_TEV = 14
 FORMATS = ("png", "pdf")

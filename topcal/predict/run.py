@@ -29,7 +29,6 @@ from topcal.process.fileset import build_fileset
 from topcal.process.run import check_inputs, run_or_diagnose
 from topcal.train.model_dir import read_meta
 
-
 STAGING = "topcal-predict-staging"
 
 

@@ -18,7 +18,7 @@ import fastjet
 import numpy as np
 import vector
 
-from topcal.console import fastjet_banner_once  # noqa: E402
+from topcal.console import fastjet_banner_once
 
 vector.register_awkward()
 

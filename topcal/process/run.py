@@ -28,12 +28,12 @@ from topcal.errors import InputFileError
 from topcal.io.atomic import atomic_output, check_output
 from topcal.io.dataset import HISTOGRAMS, OUTPUT, part_name, read_part, write_manifest, write_part
 from topcal.io.delphes_reader import TREE_NAME, check_delphes_file, diagnose_read_error, read_metadata
-from topcal.process.truth import TRUTH_FIELDS
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset, coffea_fileset
 from topcal.process.flatten import acceptance, flatten_target, keep, thin_bins
 from topcal.process.histograms import as_double, fill_histograms, make_histograms
 from topcal.process.selection import subset
+from topcal.process.truth import TRUTH_FIELDS
 
 REQUIRED_COLLECTIONS = ("Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron")
 TOWER_COLLECTIONS = ("Event", "Particle", "Tower")
@@ -105,7 +105,7 @@ def run_or_diagnose(runner, fileset: dict, proc, cfg: ProcessConfig, need_truth:
 
     try:
         return runner(coffea_fileset(fileset, TREE_NAME), processor_instance=proc, treename=TREE_NAME)
-    except Exception as exc:
+    except Exception:
         files = [f for fs in fileset.values() for f in fs]
         collections = used_collections(cfg, need_truth)
         diagnosis = diagnose_read_error(files, collections, used_leaves(collections))

@@ -5,7 +5,8 @@ Its steps are tasks of :mod:`topcal.reproduce.plan`: ``samples/ttbar_isr.root``,
 ``samples/qcd_isr.root`` (``topcal generate``); ``dataset_isr/`` (200 constituents), ``dataset_qcd_noisr/``,
 ``dataset_qcd_isr/`` (``topcal process``, the QCD ones without truth matching); ``taggers/noisr``,
 ``taggers/isr`` (``topcal tagger``: each top sample against the QCD sample with the same ISR setting);
-``models/isr_rep<r>`` and their reports. This module reads them back. Without ISR the study reuses the training-size networks at the largest size.
+``models/isr_rep<r>`` and their reports. This module reads them back. Without ISR the study reuses the
+training-size networks at the largest size.
 The top-like subsets are a tagger working point: the highest-scoring 75, 50 or 25% of all test jets of the
 sample; sqrt(MSE) is then taken in the pT,j 600..620 GeV slice (table 1) and in 40 GeV pT,j bins (figure 4).
 """
@@ -13,12 +14,9 @@ sample; sqrt(MSE) is then taken in the pT,j 600..620 GeV slice (table 1) and in 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from topcal.config import ProcessConfig, TaggerConfig, TrainConfig, paper_train_config
 
 FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 PAPER_TABLE1 = {  # docs/design.md section 4: sqrt(MSE) [GeV], pT,j 600..620 GeV

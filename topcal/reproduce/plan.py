@@ -22,8 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.config import DEFAULT_MAX_CONSTITUENTS, ProcessConfig, RunConfig, TaggerConfig, TrainConfig, \
-    paper_process_config, paper_train_config, slim_output
+from topcal.config import (
+    DEFAULT_MAX_CONSTITUENTS,
+    ProcessConfig,
+    RunConfig,
+    TaggerConfig,
+    TrainConfig,
+    paper_process_config,
+    paper_train_config,
+    slim_output,
+)
 from topcal.data import EMBEDDED_EVENTS, EMBEDDED_SAMPLE
 from topcal.reproduce import label_closure
 from topcal.reproduce.scales import Scale

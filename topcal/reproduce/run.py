@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from topcal.config import TrainConfig
 from topcal.errors import ConfigError
 from topcal.io.atomic import OutputKind, claim_directory
 from topcal.reproduce import isr_study, label_closure
@@ -267,8 +268,8 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
         dens = predictive_density(np.broadcast_to(grid, (len(arrays.x), len(grid))), w, mu, s).mean(axis=0)
         densities[f"{model.config.components} Gaussian(s)"] = dens
         order = np.argsort(mu, axis=-1)
-        take = lambda a: np.take_along_axis(a, order, axis=-1).mean(axis=(0, 1))  # noqa: E731
-        table2.append((model.config.components, grid[np.argmax(dens)], take(w), take(mu), take(s)))
+        w, mu, s = (np.take_along_axis(a, order, axis=-1).mean(axis=(0, 1)) for a in (w, mu, s))
+        table2.append((model.config.components, grid[np.argmax(dens)], w, mu, s))
     fig.mixtures_in_slice(arrays.pt_truth, grid, densities, plots, note)
     lines += ["\n## Mixtures (figure 8, table 2): components ordered by mean, averaged over jets and samples\n",
               "| K | maximum [GeV] | weights | means [GeV] | sigmas [GeV] |", "|---|---|---|---|---|"]

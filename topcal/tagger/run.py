@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import topcal
-import topcal.tagger  # noqa: F401
+import topcal.tagger
 from topcal.config import TaggerConfig
 from topcal.errors import InputFileError
 from topcal.io.atomic import OutputKind, atomic_output, check_output

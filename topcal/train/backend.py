@@ -21,8 +21,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")  # no CUDA-plugin noise on CPU machines
 
 with silenced():  # XLA's "Unable to register cuDNN factory" lines come from C++ at import, past TF's log level
-    import tensorflow  # noqa: F401,E402
-    import absl.logging  # noqa: E402
+    import absl.logging
+    import tensorflow
 
     absl.logging.set_verbosity(absl.logging.INFO if verbose() else absl.logging.ERROR)
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 import topcal
-from topcal.console import finish_early, progress_bar
 from topcal.config import TrainConfig
+from topcal.console import finish_early, progress_bar
 from topcal.errors import ConfigError, InputFileError, OutputError, TopcalError
 from topcal.io.atomic import check_output, publish, refuse_overlap
 from topcal.io.dataset import dataset_fingerprint, open_dataset

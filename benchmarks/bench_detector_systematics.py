@@ -85,7 +85,8 @@ def main() -> None:
         tmp = Path(tmp)
         t_train, _ = timed(lambda: (process([SAMPLE], tmp / "jets", ProcessConfig(flatten=False), progress=False,
                                             figures=False),
-                                    train(tmp / "jets", tmp / "model", TrainConfig(epochs=args.epochs), progress=False)))
+                                    train(tmp / "jets", tmp / "model", TrainConfig(epochs=args.epochs),
+                                          progress=False)))
         files = {"nominal": tmp / "nominal.root"}
         t_gen = 0.0
         for name in ("nominal", *dsys.SOURCES):
@@ -182,7 +183,8 @@ def _print(f: dict) -> None:
     print(f"seed {f['seed']}, {f['events']} events per sample, T = {f['samples']}; sizes {f['sizes']}")
     print(f"model trained in {f['train_s']} s; 4 samples generated in {f['generate_s']} s")
     print("energy-flow objects per event: " + "; ".join(
-        f"{name} " + ", ".join(f"{c} {v:.2f}" for c, v in counts.items()) for name, counts in f["objects_per_event"].items()))
+        f"{name} " + ", ".join(f"{c} {v:.2f}" for c, v in counts.items())
+        for name, counts in f["objects_per_event"].items()))
     print("\nclosure: mean ptPred change (GeV), shifted sample vs nominal Up variation, per pT,j bin")
     print(f"{'source':<26s}{'bin':>10s}{'jets':>6s}{'sample':>14s}{'variation':>10s}{'ratio':>7s}"
           f"{'pT,j sample':>12s}{'pT,j var':>10s}  agrees")

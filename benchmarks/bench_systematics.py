@@ -5,8 +5,8 @@ One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
   1. a training sample of ``--events`` events, processed with ``topcal process``'s defaults (flattened in
      pT,t(truth)), and topcal's default network trained on it (``--epochs`` at most);
   2. an unseen sample of ``--natural-events`` events (seed + 1; default ``--events / 2``) and a prior
-     sample of as many (seed + 2), both processed without flattening: their jets keep the generator's event weights, which
-     give the natural, falling pT,t spectrum;
+     sample of as many (seed + 2), both processed without flattening: their jets keep the generator's event
+     weights, which give the natural, falling pT,t spectrum;
   3. sections, each a function returning a JSON-able dict (more sections can be added beside them):
 
      * ``chunk_identity``: ``topcal predict --seed`` at chunk size 1000 against a user processor through

@@ -461,8 +461,9 @@ def test_a_part_from_another_dataset_is_refused(tmp_path):
         open_dataset(ds.path)
     # a manifest without checksums (older datasets) still has its rows and columns checked
     _edit_manifest(ds.path, lambda m: [p.pop(k, None) for p in m["parts"] for k in ("bytes", "footer_sha256")])
-    from topcal.io.dataset import to_arrow
     import pyarrow.parquet as pq
+
+    from topcal.io.dataset import to_arrow
 
     table = to_arrow({"pt": np.ones(100), "eta": np.zeros(100)})
     pq.write_table(table, ds.parts[2])
@@ -665,9 +666,9 @@ def test_coffea_duplicate_branch_warnings_are_hidden(recwarn):
     from topcal.process.executors import make_runner
 
     with make_runner("iterative", progress=False):
-        warnings.warn("Found duplicate branch Event.Number in Delphes, taking first instance")
+        warnings.warn("Found duplicate branch Event.Number in Delphes, taking first instance", stacklevel=2)
     assert not [w for w in recwarn if "duplicate branch" in str(w.message)]
-    warnings.warn("Found duplicate branch outside topcal's runs")  # only inside a run
+    warnings.warn("Found duplicate branch outside topcal's runs", stacklevel=2)  # only inside a run
     assert [w for w in recwarn if "duplicate branch" in str(w.message)]
 
 

@@ -78,13 +78,13 @@ def main_job(sample, out_dir, train_config: TrainConfig = DEMO_TRAIN, samples: i
     """Run process -> train -> evaluate -> predict on ``sample`` (``None``: the embedded sample) into ``out_dir``
     (reusing the finished steps whose fingerprint is unchanged, redoing the others and all steps after them)."""
     from topcal.data import EMBEDDED_SAMPLE
+    from topcal.io.dataset import OUTPUT as DATASET
     from topcal.predict.run import predict
     from topcal.process.run import process
+    from topcal.train.evaluate import OUTPUT as REPORT
     from topcal.train.evaluate import evaluate
     from topcal.train.fit import train
     from topcal.train.model_dir import OUTPUT as MODEL
-    from topcal.io.dataset import OUTPUT as DATASET
-    from topcal.train.evaluate import OUTPUT as REPORT
 
     sample = EMBEDDED_SAMPLE if sample is None else sample
     train_config.validate()

@@ -22,8 +22,8 @@ import awkward as ak
 import topcal
 from topcal.errors import InputFileError, OutputError
 from topcal.io.atomic import refuse_foreign, refuse_overlap, remove_stale_temporaries, temporary_name
-from topcal.predict.friend_tree import DEFAULT_TREE, FRIEND_FILE, friend_name, write_friend
 from topcal.predict.calibrator import Calibrator, cached_model
+from topcal.predict.friend_tree import DEFAULT_TREE, FRIEND_FILE, friend_name, write_friend
 from topcal.process.executors import make_runner
 from topcal.process.fileset import build_fileset
 from topcal.process.run import check_inputs, run_or_diagnose

@@ -16,8 +16,13 @@ from coffea import processor
 
 from topcal.errors import ConfigError
 from topcal.io.delphes_reader import TopcalDelphesSchema
-from topcal.workers import EXECUTORS  # noqa: F401  (the CLI's choices)
-from topcal.workers import check_executor, dask_client, die_with_parent, local_pool
+from topcal.workers import (
+    EXECUTORS,  # noqa: F401  (the CLI's choices)
+    check_executor,
+    dask_client,
+    die_with_parent,
+    local_pool,
+)
 
 # coffea warnings that say nothing a user can act on: an older DELPHES file's repeated branch names (the
 # first is read, as DELPHES itself does); shown with ``topcal -v``

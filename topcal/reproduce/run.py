@@ -39,9 +39,16 @@ from topcal.config import TrainConfig
 from topcal.errors import ConfigError
 from topcal.io.atomic import OutputKind, claim_directory
 from topcal.reproduce import isr_study, label_closure
-from topcal.config import TrainConfig
-from topcal.reproduce.plan import (Estimate, SampleStep, estimate, measure_rates, pct, sample_steps, smear_name,
-                                   study_tasks)
+from topcal.reproduce.plan import (
+    Estimate,
+    SampleStep,
+    estimate,
+    measure_rates,
+    pct,
+    sample_steps,
+    smear_name,
+    study_tasks,
+)
 from topcal.reproduce.scales import Scale, get_scale
 from topcal.train.metrics import keyed_rows
 from topcal.workers import WorkerPool, run_tasks, worker_pool

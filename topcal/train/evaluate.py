@@ -26,10 +26,10 @@ from topcal.console import progress_bar
 from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind, atomic_output, check_output
 from topcal.io.dataset import open_dataset, write_part
+from topcal.seeds import check_seed
 from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
 from topcal.train.likelihood import sigma_cal
-from topcal.seeds import check_seed
 from topcal.train.metrics import binned, keyed_rows, linear_response
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import check_jets, check_reference

@@ -63,7 +63,7 @@ def label_tasks(dataset, parts: Path, cfg: TrainConfig, card: LabelCard, command
     nominal, variations = network_dirs(parts, cfg, card)
     tasks = [Task(f"train {prefix}nominal", nominal / "model.json", train_network, (dataset, nominal, cfg),
                   dict(progress=progress, command=command))]
-    for name, (path, variation) in variations.items():
+    for _name, (path, variation) in variations.items():
         tasks.append(Task(f"train {prefix}{path.name}", path / "model.json", train_network, (dataset, path, cfg),
                           dict(progress=progress, command=command, variation=variation)))
     return tasks

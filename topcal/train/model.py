@@ -4,7 +4,8 @@ The model takes :class:`topcal.train.inputs.Jets` (padded constituents and jet k
 as in training, and for the Bayesian network draws T weight samples from the posterior, evaluated in one
 batched pass (:func:`topcal.train.network.sample_outputs`); for the ensemble the members are the samples.
 A response model's outputs are multiplied by pT,j. :meth:`TrainedModel.predict` returns, per jet, ``mean``
-(<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high`` (:func:`summarize`).
+(<pT>), ``sigma_stoch``, ``sigma_pred``, ``sigma_tot``, ``mode`` and the 68% interval ``low``..``high``
+(:func:`summarize`).
 One fixed posterior: with ``samples = T`` and ``seed = S`` the model is one set of T weight draws
 (:meth:`TrainedModel.draws`, drawn once per model and cached), used for every jet of every call, so a jet's
 numbers depend neither on the jets evaluated with it nor on how a file is chunked.

@@ -433,6 +433,9 @@ class RunConfig(_Serialisable):
 # ---------------------------------------------------------------------------------------------------
 
 
+GROOMERS = ("none", "trimming")  # ProcessConfig.groom (topcal.process.fatjets.groomed)
+
+
 @dataclass
 class ProcessConfig(_Serialisable):
     """Fat jets, truth matching, selection, flattening and network input (``topcal process``).
@@ -455,7 +458,10 @@ class ProcessConfig(_Serialisable):
     in bins of ``flatten_bin_gev`` over the pT,j window (``n_min``: the least populated non-empty bin);
     the draw is a hash of (``seed``, file name, entry, jet index), so it does not depend on chunking or
     executor. The stored network input is the leading ``max_constituents`` constituents by pT,
-    (E, px, py, pz) / ``input_scale_gev``.
+    (E, px, py, pz) / ``input_scale_gev``, after grooming ``groom`` (``"none"``, or ``"trimming"``: kT subjets
+    of radius ``trim_radius`` with less than ``trim_pt_fraction`` of pT,j dropped; for samples with
+    initial-state radiation): only the constituents the network sees are groomed, the jet's axis, pT,j, mass,
+    constituent count and truth match are those of the whole anti-kT jet.
     """
 
     jet_radius: float = 1.2
@@ -475,6 +481,9 @@ class ProcessConfig(_Serialisable):
     flatten: bool = True
     flatten_bin_gev: float = 25.0
     seed: int = 1
+    groom: str = "none"
+    trim_radius: float = 0.2
+    trim_pt_fraction: float = 0.05
 
     def validate(self) -> None:
         for name in ("jet_radius", "jet_eta_max", "jet_pt_max_gev", "flatten_bin_gev", "input_scale_gev"):
@@ -498,6 +507,12 @@ class ProcessConfig(_Serialisable):
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
         if self.seed < 0:
             raise ConfigError(f"seed: {self.seed} must be >= 0")
+        if self.groom not in GROOMERS:
+            raise ConfigError(f"groom: {self.groom!r} is not one of {GROOMERS}")
+        if not 0 < self.trim_radius < self.jet_radius:
+            raise ConfigError(f"trim_radius: {self.trim_radius} must be in 0..jet_radius ({self.jet_radius})")
+        if not 0 <= self.trim_pt_fraction < 1:
+            raise ConfigError(f"trim_pt_fraction: {self.trim_pt_fraction} must be in 0..1")
 
 
 def paper_process_config(**overrides) -> ProcessConfig:

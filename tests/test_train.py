@@ -475,3 +475,18 @@ def test_the_network_reads_what_each_constituent_is(tmp_path):
     assert rmse["typed"] < 0.8 * rmse["plain"], rmse
     with pytest.raises(InputFileError, match="^constituent_origin: "):
         load_model(tmp_path / "model_typed").predict(_test_arrays(open_dataset(plain.path))[0].jets, samples=2)
+
+
+def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypatch):
+    """The width factor is fitted on at least CALIBRATION_MIN_JETS jets when the data allow: 160 validation
+    jets are joined by all 640 training jets of network 0 (below 2000); with a minimum of 100 they calibrate
+    alone."""
+    import topcal.train.fit as fit
+
+    ds = toy_dataset(tmp_path / "ds", 1000, seed=3)
+    summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
+    assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (160, 640)
+    assert json.loads((tmp_path / "model" / "model.json").read_text())["calibration"]["training_jets"] == 640
+    monkeypatch.setattr(fit, "CALIBRATION_MIN_JETS", 100)
+    summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), overwrite=True, progress=False)
+    assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (160, 0)

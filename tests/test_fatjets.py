@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from topcal.io.delphes_reader import open_events
-from topcal.process.fatjets import cluster, eflow_inputs, padded_constituents
+from topcal.process.fatjets import cluster, eflow_inputs, groomed, padded_constituents
 
 
 def test_jets_sorted_and_constituents_sum_to_jet(ttbar_file):
@@ -73,3 +73,27 @@ def test_leptons_kept_on_request(ttbar_file):
     lead_without = cluster(without, 1.2, 300.0)[0]
     lead_with = cluster(with_leptons, 1.2, 300.0)[0]
     assert ak.sum(lead_with.rho) > ak.sum(lead_without.rho)
+
+
+def test_trimming_drops_soft_wide_angle_constituents():
+    """Two jets: three hard prongs (within 0.2 of their centres) and a soft constituent 0.9 away (2% of
+    pT,j, below the 5% cut) that trimming drops, keeping every field; a soft one next to a prong stays (it
+    joins the prong's subjet), and a cut of 0 keeps everything."""
+    import vector
+
+    pt = np.array([[300.0, 200.0, 150.0, 13.0, 0.0], [300.0, 200.0, 150.0, 40.0, 13.0]])
+    deta = np.array([[0.0, 0.4, -0.3, 0.9, 0.0], [0.0, 0.4, -0.3, 0.9, 0.05]])
+    dphi = np.array([[0.0, 0.3, 0.35, 0.0, 0.0], [0.0, 0.3, 0.35, 0.0, 0.0]])
+    counts = np.array([4, 5])
+    real = np.arange(5)[None, :] < counts[:, None]
+    p4 = vector.array({"pt": pt[real], "eta": deta[real], "phi": dphi[real], "mass": np.zeros(real.sum())})
+    origin = np.tile(np.arange(1, 6, dtype=np.int8), (2, 1))[real]
+    cons = ak.unflatten(ak.zip({"px": p4.px, "py": p4.py, "pz": p4.pz, "E": p4.E, "origin": origin},
+                               with_name="Momentum4D"), counts)
+    jet_pt = ak.to_numpy(ak.sum(cons, axis=1).rho)
+    trimmed = groomed(cons, jet_pt, "trimming", radius=0.2, pt_fraction=0.05)
+    assert sorted(ak.to_list(trimmed.origin[0])) == [1, 2, 3]  # the soft wide-angle one is gone
+    assert sorted(ak.to_list(trimmed.origin[1])) == [1, 2, 3, 4, 5]  # 40 GeV is 5.6% of pT,j; 13 GeV joins it
+    np.testing.assert_allclose(sorted(ak.to_list(trimmed.rho[0])), [150, 200, 300], rtol=1e-9)
+    assert ak.to_list(ak.num(groomed(cons, jet_pt, "trimming", pt_fraction=0.0))) == [4, 5]
+    assert groomed(cons, jet_pt, "none") is cons

@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 import vector
 
+from topcal.errors import InputFileError
 from topcal.train.inputs import (
     CONSTITUENT_FEATURES,
+    CONSTITUENT_TYPE_FEATURES,
     JET_FEATURES,
+    JET_TYPE_FEATURES,
     Jets,
     Standardiser,
     encode,
+    feature_names,
     jet_features,
     jet_frame_constituents,
     raw_inputs,
@@ -137,3 +141,50 @@ def test_standardiser_and_encodings():
     flat = raw_inputs(jets, "lab-4vectors")["flat"]
     np.testing.assert_array_equal(flat, jets.constituents.reshape(3, -1))
     assert raw_inputs(jets, "jet-frame", n_constituents=2)["constituents"].shape == (3, 2, len(CONSTITUENT_FEATURES))
+
+
+def typed(jets: Jets) -> Jets:
+    """``jets`` (three constituents each) as a track of charge -1 identified as an electron, a photon and a
+    neutral hadron, in pT order."""
+    info = {k: np.zeros((len(jets), jets.n_max), np.int8) for k in ("origin", "charge", "lepton")}
+    info["origin"][:, :3] = [1, 2, 3]
+    info["charge"][:, 0] = -1
+    info["lepton"][:, 0] = -11
+    return Jets(jets.constituents, jets.pt, jets.eta, jets.phi, jets.mass, jets.n_constituents, **info)
+
+
+def test_what_each_constituent_is_by_hand():
+    jets = typed(jets_from([OFFSETS]))
+    names, jet_names = feature_names(True)
+    f = jet_frame_constituents(jets, typed=True)[0]
+    assert f.shape == (5, len(CONSTITUENT_FEATURES) + len(CONSTITUENT_TYPE_FEATURES))
+    one_hot = np.stack([feature(f, k, names) for k in ("is_track", "is_photon", "is_neutral_hadron", "is_tower")], 1)
+    np.testing.assert_array_equal(one_hot[:3], np.eye(3, 4))
+    np.testing.assert_array_equal(feature(f, "charge", names)[:3], [-1, 0, 0])
+    np.testing.assert_array_equal(feature(f, "is_electron", names)[:3], [1, 0, 0])
+    assert not feature(f, "is_muon", names).any() and np.all(f[3:] == 0)
+    # the kinematic features come first, unchanged
+    np.testing.assert_array_equal(f[:, :len(CONSTITUENT_FEATURES)], jet_frame_constituents(jets)[0])
+    j = jet_features(jets)[0]  # the jets carry their types: the fractions follow the kinematic features
+    assert len(j) == len(JET_FEATURES) + len(JET_TYPE_FEATURES)
+    np.testing.assert_allclose([j[jet_names.index(k)] for k in JET_TYPE_FEATURES], PT / jets.pt[0], rtol=1e-5)
+    assert len(jet_features(jets, typed=False)[0]) == len(JET_FEATURES)
+
+
+def test_a_model_keeps_the_features_it_was_trained_with():
+    """A standardiser fitted on typed jets stores the typed feature names and refuses jets without types
+    with one line naming the missing dataset column; one fitted on jets without types (an older dataset)
+    encodes typed jets with the kinematic features alone, exactly as the same jets without types."""
+    plain = jets_from([OFFSETS, OFFSETS * 0.7, OFFSETS[::-1] * 1.3])
+    jets = typed(plain)
+    with_types = Standardiser.from_dict(Standardiser.fit(raw_inputs(jets, "jet-frame")).to_dict())
+    assert with_types.typed and "is_neutral_hadron" in with_types.to_dict()["constituent_features"]
+    assert encode(jets, "jet-frame", None, with_types)["jet"].shape == (3, len(feature_names(True)[1]))
+    with pytest.raises(InputFileError, match="^constituent_origin: .*without it"):
+        encode(plain, "jet-frame", None, with_types)
+    without = Standardiser.from_dict(Standardiser.fit(raw_inputs(plain, "jet-frame")).to_dict())
+    assert not without.typed
+    a, b = encode(jets, "jet-frame", None, without), encode(plain, "jet-frame", None, without)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="input features differ"):
+        Standardiser.from_dict({**without.to_dict(), "jet_features": ["pt"]})

@@ -70,3 +70,21 @@ def test_numpy_and_tensorflow_heads_agree():
     w, mu, s = mixture_params_np(raw, 3, 1e-3)
     expected = -np.log(np.sum(w * stats.norm.pdf(y[:, None], mu, s), axis=1))
     np.testing.assert_allclose(nll_loss(3, 1e-3)(tf.constant(y), tf.constant(raw)).numpy(), expected, rtol=1e-6)
+
+
+def test_intervals_stay_in_the_label_window():
+    """Next to the window's upper end (1000 GeV) the bands are those of the truncated density: they end at
+    the window, hold 68% (95%) of the truncated Gaussian's probability, and are narrower; the mean and the
+    widths do not change, and jets far from the ends keep their bands."""
+    shape = (1, 2, 1)
+    w, mu, s = np.ones(shape), np.array([990.0, 700.0]).reshape(shape), np.full(shape, 40.0)
+    plain, cut = summarize(w, mu, s), summarize(w, mu, s, window=(400.0, 1000.0))
+    for key in ("mean", "sigma_tot"):
+        np.testing.assert_array_equal(plain[key], cut[key])
+    np.testing.assert_allclose([cut["low"][1], cut["high"][1]], [plain["low"][1], plain["high"][1]], atol=1e-9)
+    truncated = stats.truncnorm(-np.inf, (1000.0 - 990.0) / 40.0, loc=990.0, scale=40.0)
+    for lo, hi, p in (("low", "high", 0.68), ("low95", "high95", 0.95)):
+        assert cut[hi][0] == pytest.approx(1000.0, abs=0.6)  # the density is largest at the window's end
+        # within 0.015: the grid (2 GeV apart here) counts half a step's probability at the cut
+        assert truncated.cdf(cut[hi][0]) - truncated.cdf(cut[lo][0]) == pytest.approx(p, abs=0.015)
+        assert cut[hi][0] - cut[lo][0] < plain[hi][0] - plain[lo][0]

@@ -121,6 +121,38 @@ def test_no_flatten_keeps_every_matched_jet(ttbar_file, tmp_path):
     assert summary.kept_fraction == 1.0
 
 
+def test_trimming_grooms_only_what_the_network_sees(ttbar_file, tmp_path):
+    """With ``groom = "trimming"`` the same jets enter the dataset with the same axis, pT,j, mass, constituent
+    count and label; their stored constituents are a subset of the ungroomed ones (the soft, wide-angle
+    part: their pT sum falls, never rises), with their origins; the manifest records the option."""
+    cfgs = {name: ProcessConfig(flatten=False, groom=name) for name in ("none", "trimming")}
+    ds = {name: open_dataset(process([ttbar_file], tmp_path / name, cfg, progress=False, figures=False).path)
+          for name, cfg in cfgs.items()}
+    plain, trimmed = ds["none"].read(), ds["trimming"].read()
+    for column in ("pt", "eta", "phi", "mass", "n_constituents", "pt_truth", "entry", "jet_index"):
+        np.testing.assert_array_equal(plain[column], trimmed[column])
+    sum_pt = {name: np.hypot(t["constituents"][..., 1], t["constituents"][..., 2]).sum(axis=1)
+              for name, t in (("none", plain), ("trimming", trimmed))}
+    assert np.all(sum_pt["trimming"] <= sum_pt["none"] * (1 + 1e-6))
+    assert np.any(sum_pt["trimming"] < sum_pt["none"] * 0.999)
+    kept = (trimmed["constituent_origin"] > 0).sum(axis=1)
+    assert np.all(kept <= (plain["constituent_origin"] > 0).sum(axis=1)) and np.all(kept >= 3)
+    # every stored groomed constituent is one of the jet's stored ungroomed ones, with the same origin
+    # (jets with all their constituents stored)
+    whole = plain["n_constituents"] <= plain["constituents"].shape[1]
+    for j in np.flatnonzero(whole):
+        e_plain = plain["constituents"][j, :, 0]
+        where = np.searchsorted(np.sort(e_plain), trimmed["constituents"][j, :kept[j], 0])
+        order = np.argsort(e_plain)
+        np.testing.assert_array_equal(e_plain[order][where], trimmed["constituents"][j, :kept[j], 0])
+        np.testing.assert_array_equal(plain["constituent_origin"][j][order][where],
+                                      trimmed["constituent_origin"][j, :kept[j]])
+    assert whole.mean() > 0.9
+    assert ds["trimming"].config.groom == "trimming" and ds["none"].config.groom == "none"
+    with pytest.raises(ValueError, match="groom"):
+        ProcessConfig(groom="pruning").validate()
+
+
 def test_truth_window_and_decay_match_drop_jets(ttbar_file, tmp_path):
     """The defaults drop jets whose top's decay quarks are outside the jet or whose pT,t(truth) is outside
     400..1000 GeV; the looser topcal 0.1 definition keeps them."""

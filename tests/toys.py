@@ -20,8 +20,10 @@ N_CONSTITUENTS = 12
 
 
 def toy_table(n: int, seed: int, noise_gev=lambda a: 20.0 + 40.0 * a, bimodal: bool = False,
-              response_slope: float = 0.3, pt_range=(450.0, 950.0)) -> dict:
+              response_slope: float = 0.3, pt_range=(450.0, 950.0), types: bool = False) -> dict:
     rng = np.random.default_rng(seed)
+    if types:  # the constituents' origins, charges and lepton ids
+        return _typed(toy_table(n, seed, noise_gev, bimodal, response_slope, pt_range), rng)
     a = rng.uniform(0.0, 1.0, n)
     pt_j = rng.uniform(*pt_range, n)
     eta_j = rng.uniform(-1.5, 1.5, n)
@@ -45,6 +47,23 @@ def toy_table(n: int, seed: int, noise_gev=lambda a: 20.0 + 40.0 * a, bimodal: b
         label = jet.pt * (1.0 + response_slope * a) + noise_gev(a) * rng.standard_normal(n)
     return {"constituents": x.astype(np.float32), "pt": jet.pt, "eta": jet.eta, "phi": jet.phi, "mass": jet.mass,
             "n_constituents": np.full(n, N_CONSTITUENTS, dtype=np.int32), "pt_truth": label, "feature": a}
+
+
+def _typed(table: dict, rng) -> dict:
+    """``table`` with the dataset's per-constituent origin (track, photon, neutral hadron), charge (+-1 for
+    tracks) and lepton id (11 or 13 for a few tracks), and a label that falls with the neutral hadrons' pT
+    fraction f (``pT,j (1 + 0.6 (0.3 - f))`` instead of ``pT,j``, a calorimeter that under-measures them;
+    f's mean is about 0.3): the origin, not the kinematics, sets the response."""
+    n = len(table["pt"])
+    origin = rng.choice(np.array([1, 2, 3], np.int8), size=(n, N_CONSTITUENTS), p=[0.4, 0.3, 0.3])
+    charge = np.where(origin == 1, rng.choice(np.array([-1, 1], np.int8), size=origin.shape), 0).astype(np.int8)
+    lepton = np.where((origin == 1) & (rng.uniform(size=origin.shape) < 0.05),
+                      rng.choice(np.array([11, 13], np.int8), size=origin.shape), 0).astype(np.int8)
+    pt_i = np.hypot(table["constituents"][..., 1], table["constituents"][..., 2]) * 1000.0
+    f = np.sum(pt_i * (origin == 3), axis=1) / table["pt"]
+    table["pt_truth"] = table["pt_truth"] + table["pt"] * 0.6 * (0.3 - f)
+    return {**table, "constituent_origin": origin, "constituent_charge": charge, "constituent_lepton": lepton,
+            "neutral_fraction": f}
 
 
 def toy_dataset(path, n: int, seed: int = 0, **kwargs):

@@ -438,6 +438,9 @@ class RunConfig(_Serialisable):
 # ---------------------------------------------------------------------------------------------------
 
 
+GROOMERS = ("none", "trimming")  # ProcessConfig.groom (topcal.process.fatjets.groomed)
+
+
 @dataclass
 class ProcessConfig(_Serialisable):
     """Fat jets, truth matching, selection, flattening and network input (``topcal process``).
@@ -463,7 +466,10 @@ class ProcessConfig(_Serialisable):
     executor. The stored network input is the leading ``max_constituents`` constituents by pT,
     (E, px, py, pz) / ``input_scale_gev``; ``None`` lets :func:`topcal.process.run.process` choose
     ``DEFAULT_MAX_CONSTITUENTS`` (100), or ``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was
-    made with ISR; a value given in a card or a flag is kept.
+    made with ISR; a value given in a card or a flag is kept. After grooming ``groom`` (``"none"``, or
+    ``"trimming"``: kT subjets of radius ``trim_radius`` with less than ``trim_pt_fraction`` of pT,j dropped;
+    for samples with initial-state radiation) only the constituents the network sees are groomed: the jet's
+    axis, pT,j, mass, constituent count and truth match are those of the whole anti-kT jet.
     """
 
     jet_radius: float = 1.2
@@ -483,6 +489,9 @@ class ProcessConfig(_Serialisable):
     flatten: bool = True
     flatten_bin_gev: float = 25.0
     seed: int = 1
+    groom: str = "none"
+    trim_radius: float = 0.2
+    trim_pt_fraction: float = 0.05
 
     def validate(self) -> None:
         for name in ("jet_radius", "jet_eta_max", "jet_pt_max_gev", "flatten_bin_gev", "input_scale_gev"):
@@ -505,6 +514,12 @@ class ProcessConfig(_Serialisable):
         if self.max_constituents is not None and self.max_constituents < 1:
             raise ConfigError(f"max_constituents: {self.max_constituents} must be >= 1")
         check_seed(self.seed)
+        if self.groom not in GROOMERS:
+            raise ConfigError(f"groom: {self.groom!r} is not one of {GROOMERS}")
+        if not 0 < self.trim_radius < self.jet_radius:
+            raise ConfigError(f"trim_radius: {self.trim_radius} must be in 0..jet_radius ({self.jet_radius})")
+        if not 0 <= self.trim_pt_fraction < 1:
+            raise ConfigError(f"trim_pt_fraction: {self.trim_pt_fraction} must be in 0..1")
 
 
 def paper_process_config(**overrides) -> ProcessConfig:

@@ -130,7 +130,7 @@ class Calibrator:
         """``(jets per event, {field: numpy array over all jets}, clustered jets)``: the same numbers as
         :meth:`__call__`, flat, with the clustered Momentum4D jets (for truth matching)."""
         from topcal.predict import detector_systematics
-        from topcal.process.fatjets import cluster, eflow_inputs, padded_jets
+        from topcal.process.fatjets import cluster, eflow_inputs, groomed, padded_jets
         from topcal.process.selection import jet_acceptance
         from topcal.train.inputs import Jets
         from topcal.train.likelihood import sigma_cal
@@ -153,7 +153,8 @@ class Calibrator:
             "nConstituents": ak.to_numpy(ak.flatten(ak.num(constituents, axis=2))).astype(np.int32),
         }
         per_jet = ak.flatten(constituents, axis=1)
-        x, info = padded_jets(per_jet, model.n_constituents, cfg.input_scale_gev)
+        network_cons = groomed(per_jet, table["pt"], cfg.groom, cfg.trim_radius, cfg.trim_pt_fraction)
+        x, info = padded_jets(network_cons, model.n_constituents, cfg.input_scale_gev)
         network_jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"],
                             cfg.input_scale_gev, **info)
         pred = self._summaries(self.model_dir, network_jets)
@@ -181,8 +182,9 @@ class Calibrator:
 
     def _summaries(self, model_dir: str, jets) -> dict:
         """The per-jet summaries of one model (:func:`topcal.predict.prior.summaries`) for the fixed posterior."""
-        w, mu, sigma = cached_model(model_dir).sample(jets, self.samples, self.seed)
-        return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir))
+        model = cached_model(model_dir)
+        w, mu, sigma = model.sample(jets, self.samples, self.seed)
+        return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir), window=model.label_window)
 
     def describe(self) -> dict:
         """What a friend file records about the prediction: T, seed, the prior and the statistical variations."""

@@ -118,12 +118,15 @@ def training_density(counts: np.ndarray, edges: np.ndarray, x: np.ndarray) -> np
 
 
 def summaries(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, prior: Prior | None = None,
-              spectrum: tuple[np.ndarray, np.ndarray] | None = None, jets_per_block: int = 128) -> dict:
+              spectrum: tuple[np.ndarray, np.ndarray] | None = None, jets_per_block: int = 128,
+              window: tuple[float, float] | None = None) -> dict:
     """Per-jet summaries (:func:`topcal.train.likelihood.summarize`'s keys, GeV) of T mixtures
     ``(T, n_jets, K)``, with ``draw_means`` ``(T, n_jets)``: under the flat training prior, or reweighted by
-    ``prior`` over the training ``spectrum`` ``(counts, edges)`` (see the module docstring)."""
+    ``prior`` over the training ``spectrum`` ``(counts, edges)`` (see the module docstring). ``window``: the
+    model's label window (:attr:`topcal.train.model.TrainedModel.label_window`), which bounds the flat-prior
+    mode and intervals as in :meth:`~topcal.train.model.TrainedModel.predict`."""
     if prior is None:
-        out = summarize(weights, means, sigmas)
+        out = summarize(weights, means, sigmas, window=window)
         out["draw_means"] = np.sum(weights * means, axis=-1)
         return out
     if spectrum is None:

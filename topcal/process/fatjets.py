@@ -9,6 +9,10 @@ small integer code, 0 only for padding), ``charge`` (in e, from the track; 0 for
 ``lepton`` (11 for a track the detector identifies as an electron, 13 for a muon, from the track's ``PID``
 as DELPHES reports it; 0 otherwise: the hadron species is never kept). The constituents of the clustered
 jets carry these fields, taken from the inputs by fastjet's constituent indices.
+
+Grooming (:func:`groomed`, ``ProcessConfig.groom``) removes soft, wide-angle constituents (initial-state
+radiation, the underlying event) from what the network sees: the fat jet itself (its axis, pT,j, mass and
+truth match) stays the anti-kT jet of all its constituents.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import fastjet
 import numpy as np
 import vector
 
+from topcal.config import GROOMERS
 from topcal.console import fastjet_banner_once
 
 vector.register_awkward()
@@ -109,6 +114,27 @@ def cluster(inputs: ak.Array, radius: float = 1.2, min_pt_gev: float = 0.0,
     constituents = _gather(inputs, ak.concatenate(index))
     order = ak.argsort(jets.rho, axis=1, ascending=False)
     return jets[order], constituents[order]
+
+
+def groomed(constituents: ak.Array, jet_pt: np.ndarray, method: str = "none", radius: float = 0.2,
+            pt_fraction: float = 0.05) -> ak.Array:
+    """The constituents (``n_jets * var`` records, every field kept) that survive grooming ``method``
+    (:data:`GROOMERS`): ``"none"`` keeps them all; ``"trimming"`` reclusters each jet's constituents into
+    kT subjets of radius ``radius`` and keeps the constituents of the subjets with pT above ``pt_fraction``
+    times the fat jet's ``jet_pt`` (GeV; ATLAS's large-R jets: 0.2 and 5%). Jets are reclustered all at once
+    with fastjet (each jet one "event"); the survivors are picked by fastjet's constituent indices."""
+    if method == "none":
+        return constituents
+    if method != "trimming":
+        raise ValueError(f"groom: {method!r} is not one of {GROOMERS}")
+    plain = ak.to_packed(ak.zip({k: ak.values_astype(constituents[k], np.float64) for k in ("px", "py", "pz", "E")}))
+    with fastjet_banner_once():
+        sequence = fastjet.ClusterSequence(plain, fastjet.JetDefinition(fastjet.kt_algorithm, radius))
+        subjets = sequence.inclusive_jets()
+        index = sequence.constituent_index()
+    sub_pt = np.hypot(subjets.px, subjets.py)
+    keep = sub_pt > pt_fraction * ak.Array(np.asarray(jet_pt, dtype=np.float64))
+    return ak.with_name(ak.flatten(_gather(constituents, index[keep]), axis=2), "Momentum4D")
 
 
 def _gather(inputs: ak.Array, index: ak.Array) -> ak.Array:

@@ -3,7 +3,8 @@
 Columns (momenta in GeV, angles in radians):
 
 * ``pt``, ``eta``, ``phi``, ``mass``: the fat jet; ``n_constituents``: its constituent count (all of them);
-* ``constituents``: ``(max_constituents, 4)`` float32, (E, px, py, pz) / input scale, pT-ordered, zero-padded;
+* ``constituents``: ``(max_constituents, 4)`` float32, (E, px, py, pz) / input scale, pT-ordered, zero-padded,
+  after grooming (``ProcessConfig.groom``: the other columns describe the whole jet);
 * ``constituent_origin``, ``constituent_charge``, ``constituent_lepton``: ``(max_constituents,)`` int8 in the
   same order and padding (:data:`topcal.process.fatjets.ORIGINS` codes, charge in e, 11/13 for an identified
   electron/muon track, 0 otherwise);
@@ -19,7 +20,7 @@ import awkward as ak
 import numpy as np
 
 from topcal.config import ProcessConfig
-from topcal.process.fatjets import padded_jets
+from topcal.process.fatjets import groomed, padded_jets
 from topcal.process.truth import label_object
 
 TRUTH_OBJECTS = ("top", "hard_top", "b", "w")
@@ -61,7 +62,8 @@ def jet_table(
     out["jet_index"] = out["jet_index"].astype(np.int32)
     out["entry"] = np.repeat(np.asarray(entry, dtype=np.int64), counts)
     out["weight"] = np.repeat(np.asarray(event_weight, dtype=np.float64), counts)
-    out["constituents"], info = padded_jets(ak.flatten(cons, axis=1), cfg.max_constituents, cfg.input_scale_gev)
+    network_cons = groomed(ak.flatten(cons, axis=1), out["pt"], cfg.groom, cfg.trim_radius, cfg.trim_pt_fraction)
+    out["constituents"], info = padded_jets(network_cons, cfg.max_constituents, cfg.input_scale_gev)
     out.update({f"constituent_{name}": values for name, values in info.items()})
     if tops is not None:
         # jets without a top (``truth_match = False``) take the event's first top, or None, then NaN

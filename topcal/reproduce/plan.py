@@ -207,16 +207,17 @@ def measure_rates(events: int = 100, jets: int = 2000) -> Rates:
 
 def _network_rates(cfg: TrainConfig, jets: int, n_constituents: int, samples: int = 10) -> tuple[float, float]:
     """Seconds per jet-epoch of training (batch ``cfg.batch_size``) and per jet-sample of prediction."""
-    from topcal.train.inputs import CONSTITUENT_FEATURES, JET_FEATURES
+    from topcal.train.inputs import feature_names
     from topcal.train.loop import EpochLoop
     from topcal.train.network import build_network, sample_outputs
 
     rng = np.random.default_rng(0)
     c = min(cfg.n_constituents or n_constituents, n_constituents)
-    if cfg.architecture == "deepset":
-        x = {"constituents": rng.standard_normal((jets, c, len(CONSTITUENT_FEATURES)), np.float32),
+    if cfg.architecture == "deepset":  # the features of a dataset that says what each constituent is
+        constituent_names, jet_names = feature_names(True)
+        x = {"constituents": rng.standard_normal((jets, c, len(constituent_names)), np.float32),
              "mask": np.ones((jets, c), np.float32),
-             "jet": rng.standard_normal((jets, len(JET_FEATURES)), np.float32)}
+             "jet": rng.standard_normal((jets, len(jet_names)), np.float32)}
     else:
         x = {"flat": rng.standard_normal((jets, 4 * c), np.float32)}
     y = rng.standard_normal(jets).astype(np.float32)

@@ -17,6 +17,7 @@ from topcal.train.inputs import Jets, aligned_empty
 
 LABEL = "pt_truth"
 JET_COLUMNS = ("pt", "eta", "phi", "mass", "n_constituents")
+INFO_COLUMNS = {"origin": "constituent_origin", "charge": "constituent_charge", "lepton": "constituent_lepton"}
 SMEAR_STREAM = 0x5EA2
 
 
@@ -68,9 +69,12 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
     present = set(ds.columns)
     wanted = [c for c in dict.fromkeys((LABEL, *JET_COLUMNS, *extra)) if c in present or c in (LABEL, "pt")]
     columns = {name: np.empty(len(rows)) for name in wanted}
+    # what each constituent is (Jets.origin, charge, lepton), when the dataset has all three columns
+    info = {field: np.empty((len(rows), n_max), np.int8) for field, name in INFO_COLUMNS.items()} \
+        if present.issuperset(INFO_COLUMNS.values()) else {}
     bad_inputs = 0
     filled, offset = 0, 0
-    for batch in ds.iter_batches([CONSTITUENTS, *columns]):
+    for batch in ds.iter_batches([CONSTITUENTS, *columns, *(INFO_COLUMNS[field] for field in info)]):
         n = len(batch[LABEL])
         lo, hi = np.searchsorted(rows, [offset, offset + n])
         local = rows[lo:hi] - offset
@@ -84,6 +88,8 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
             bad_inputs += int((~np.isfinite(block).reshape(len(local), -1).all(axis=1)).sum())
         for name in columns:
             columns[name][filled:filled + len(local)] = batch[name][local]
+        for field, array in info.items():
+            array[filled:filled + len(local)] = batch[INFO_COLUMNS[field]][local]
         filled += len(local)
         offset += n
         if filled == len(rows):
@@ -93,7 +99,8 @@ def load_rows(ds: Dataset, rows: np.ndarray, extra: tuple[str, ...] = (), x_out=
         if bad:
             raise InputFileError(f"{ds.path}: column '{name}' has non-finite values in {bad} jets")
     missing = np.full(len(rows), np.nan)  # datasets written by hand may lack kinematics the networks need
-    jets = Jets(x, *(columns.get(name, missing) for name in JET_COLUMNS), input_scale_gev=ds.config.input_scale_gev)
+    jets = Jets(x, *(columns.get(name, missing) for name in JET_COLUMNS), input_scale_gev=ds.config.input_scale_gev,
+                **info)
     arrays = JetArrays(jets, columns[LABEL], rows)
     return arrays, {name: columns[name] for name in extra}
 

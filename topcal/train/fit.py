@@ -56,6 +56,7 @@ INPUTS = "inputs"  # the training arrays for members on a worker pool (InputFile
 META_STARTED = "config-started.json"  # the configuration of the run that made a .partial directory
 CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)
+CALIBRATION_MIN_JETS = 2000  # fewer validation jets are topped up with training jets (see _calibration)
 
 
 class TrainingDiverged(TopcalError):
@@ -80,7 +81,7 @@ class TrainSummary:
                          f"at epoch {m['best_epoch']}")
         if self.calibration:
             c = self.calibration
-            lines.append(f"  validation jets: 68% coverage {c['coverage68_raw']:.3f}, 95% coverage "
+            lines.append(f"  calibration jets: 68% coverage {c['coverage68_raw']:.3f}, 95% coverage "
                          f"{c['coverage95_raw']:.3f}, pull width {c['pull_width_raw']:.3f}"
                          + (f"; widths recalibrated by x{c['width_factor']:.3f}" if c["width_factor"] != 1 else ""))
         return "\n".join(lines)
@@ -173,7 +174,9 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         idx = rng.permutation(np.searchsorted(data.rows, sub).astype(np.int32))
         n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
         splits.append((idx[n_val:], idx[:n_val]))
-    calibration_rows = splits[0][1][:CALIBRATION_JETS]  # a random subset: the split is a permutation
+    trn0, val0 = splits[0]  # random subsets: the split is a permutation
+    n_topped_up = max(0, min(CALIBRATION_MIN_JETS - len(val0), len(trn0)))
+    calibration_rows = np.concatenate([val0[:CALIBRATION_JETS], trn0[:n_topped_up]])
     # their dataset rows: the jets are read again for the calibration, after training (a copy held through
     # the training would add to its peak memory), their labels are kept
     val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
@@ -224,7 +227,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     in_memory = networks is not None and len(networks) == n_networks
     model = TrainedModel(work, meta, networks, standardiser) if in_memory else load_model(work)
     val_jets = _read_jets(ds, val_rows)
-    meta["calibration"] = _calibration(model, val_jets, val_labels, cfg)
+    meta["calibration"] = _calibration(model, val_jets, val_labels, cfg, n_topped_up)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     _store_uncertainty_model(work, model, val_jets, spectrum)
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
@@ -235,12 +238,21 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
                         epoch_seconds)
 
 
-def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, samples: int = 50) -> dict:
+def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jets: int = 0,
+                 samples: int = 50) -> dict:
     """The raw coverage of the trained ``model`` (a :class:`TrainedModel`: the networks just trained, with
-    their best weights, or the model directory loaded back) on the validation jets of network 0 (at most
-    ``CALIBRATION_JETS`` of them: beyond, the binomial error of the coverage, 0.002, no longer limits the
-    factor, and the copy of the jets and their predictions would cost memory and time) and, with
+    their best weights, or the model directory loaded back) on the calibration jets and, with
     ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels.
+
+    The calibration jets are the validation jets of network 0 (at most ``CALIBRATION_JETS`` of them:
+    beyond, the binomial error of the coverage, 0.002, no longer limits the factor, and the copy of the
+    jets and their predictions would cost memory and time), topped up to ``CALIBRATION_MIN_JETS`` with the
+    last ``training_jets`` of ``jets``, training jets of network 0, when there are fewer. With 400
+    validation jets (2k training jets) the binomial error of their coverage, 0.023, moved the factor as
+    much as the over-coverage it corrects (one training: raw coverage 0.748 on them, 0.736 on 6,465 test
+    jets, factor 0.842 and test coverage 0.654). The Bayesian network's intervals cover its training jets
+    as they cover unseen jets (0.739 on its 1,600 training jets in that training), so the 2,000 jets fix
+    the factor to about 0.010 in coverage (test coverage 0.673 in that training).
 
     The factor is always fitted, however close the raw coverage is to 68%: leaving deviations within two
     binomial standard errors uncorrected keeps a systematic over-coverage at small training sizes
@@ -249,7 +261,8 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, samples: int
 
     pred = model.predict(jets, samples, seed=cfg.seed, raw=True)
     row = summary_row(jets.pt, labels, pred)
-    out = {"validation_jets": len(labels), "samples": samples, "coverage68_raw": row["coverage68"],
+    out = {"validation_jets": len(labels) - training_jets, "training_jets": training_jets, "samples": samples,
+           "coverage68_raw": row["coverage68"],
            "coverage95_raw": row["coverage95"], "pull_width_raw": row["pull_width"], "width_factor": 1.0}
     if cfg.recalibrate:
         out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])

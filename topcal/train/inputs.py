@@ -19,6 +19,16 @@ takes, for one of two input kinds (``TrainConfig.inputs``):
   triplet of the three exclusive-kT subjets, pairs sorted in falling mass), ``tau21`` and ``tau32``
   (N-subjettiness ratios with the exclusive-kT axes, beta = 1).
 
+What each constituent is (for jets that carry ``origin``, ``charge`` and ``lepton``: datasets and samples
+processed with them): per constituent :data:`CONSTITUENT_TYPE_FEATURES` ``is_track``, ``is_photon``,
+``is_neutral_hadron``, ``is_tower`` (its origin, one-hot: a track's momentum is measured to a few per cent,
+a photon's energy to about 10%/sqrt(E), a neutral hadron's to about 50%/sqrt(E)), ``charge`` (e) and
+``is_electron``, ``is_muon`` (an identified lepton; the hadron species is not measured); per jet
+:data:`JET_TYPE_FEATURES`: the pT fractions (of pT,j) carried by tracks, photons and neutral hadrons among the
+stored constituents. They follow the kinematic features in both arrays. A model trained on jets without
+them uses the kinematic features alone (:func:`feature_names`), and the features a model uses are stored in
+``model.json``: such a model predicts any jets, while a model that reads the types refuses jets without them.
+
 ``"lab-4vectors"`` (the paper's): one array ``flat`` ``(n, 4 N)``, the constituents' (E, px, py, pz) / 1000
 as the dataset stores them, flattened, unscaled.
 
@@ -33,12 +43,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from topcal.errors import InputFileError
+
 INPUT_KINDS = ("jet-frame", "lab-4vectors")
 CONSTITUENT_FEATURES = ("pt_fraction", "log_pt_fraction", "log_e_fraction", "delta_eta", "delta_phi", "delta_r",
                         "log_pt", "log_e")
 LEADING_FRACTIONS = (1, 2, 3, 5, 10)
 JET_FEATURES = ("pt", "mass", "mass_over_pt", "eta", "n_constituents",
                 *(f"ptfrac_{k}" for k in LEADING_FRACTIONS), "girth", "m12", "m13", "m23", "m123", "tau21", "tau32")
+CONSTITUENT_TYPE_FEATURES = ("is_track", "is_photon", "is_neutral_hadron", "is_tower", "charge", "is_electron",
+                             "is_muon")
+JET_TYPE_FEATURES = ("charged_pt_fraction", "photon_pt_fraction", "neutral_hadron_pt_fraction")
+TYPE_COLUMN = "constituent_origin"  # the dataset column without which jets carry no types
 SUBJET_RADIUS = 1.2
 TINY = 1e-12
 ENCODE_CHUNK_JETS = 8192  # jets encoded at a time (see raw_inputs)
@@ -53,7 +69,7 @@ class Jets:
     ``eta``, ``phi`` (radians), ``n_constituents`` (all constituents, not only the N stored).
     ``origin``, ``charge``, ``lepton``: optional ``(n, N)`` int8 arrays in the constituents' order and padding
     (what the detector says each constituent is, :data:`topcal.process.fatjets.CONSTITUENT_INFO`); None
-    for jets from datasets written without them. The networks do not read them.
+    for jets from datasets written without them. The jet-frame inputs read them (module docstring).
     """
 
     constituents: np.ndarray
@@ -94,6 +110,50 @@ class Jets:
     def n_max(self) -> int:
         return int(self.constituents.shape[1])
 
+    @property
+    def typed(self) -> bool:
+        """Whether the jets say what each constituent is (``origin``, ``charge`` and ``lepton`` all given)."""
+        return self.origin is not None and self.charge is not None and self.lepton is not None
+
+
+def feature_names(typed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The jet-frame input features (constituent, jet) with or without what each constituent is."""
+    if typed:
+        return CONSTITUENT_FEATURES + CONSTITUENT_TYPE_FEATURES, JET_FEATURES + JET_TYPE_FEATURES
+    return CONSTITUENT_FEATURES, JET_FEATURES
+
+
+def _require_types(jets: Jets) -> None:
+    if not jets.typed:
+        raise InputFileError(f"{TYPE_COLUMN}: the model reads what each constituent is (origin, charge, lepton "
+                             f"id), but these jets come without it (processed by an older topcal?); process "
+                             f"the sample again, or use a model trained without it")
+
+
+def constituent_types(jets: Jets) -> np.ndarray:
+    """``(n, N, len(CONSTITUENT_TYPE_FEATURES))`` float32: origin one-hot, charge (e), identified electron
+    and muon; zero for padding (origin 0)."""
+    from topcal.process.fatjets import LEPTON_PIDS, ORIGINS
+
+    _require_types(jets)
+    origin, lepton = jets.origin[..., None], np.abs(jets.lepton)[..., None]
+    codes = np.array([ORIGINS[name] for name in ("EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron", "Tower")])
+    real = origin > 0
+    return np.concatenate([origin == codes, np.where(real, jets.charge[..., None], 0),
+                           real & (lepton == np.array(LEPTON_PIDS))], axis=-1).astype(np.float32)
+
+
+def type_fractions(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """``(n, len(JET_TYPE_FEATURES))``: the pT fractions (sum of pT,i / pT,j) of the stored constituents that
+    are tracks, photons and neutral hadrons."""
+    from topcal.process.fatjets import ORIGINS
+
+    _require_types(jets)
+    kin = kin or constituent_kinematics(jets)
+    pt = np.where(kin["mask"], kin["pt"], 0.0)
+    return np.stack([np.sum(pt * (jets.origin == ORIGINS[name]), axis=1) / jets.pt
+                     for name in ("EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron")], axis=-1)
+
 
 def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
     """An uninitialised C-contiguous array whose data start on an ``ALIGNMENT``-byte boundary (numpy's own
@@ -122,8 +182,9 @@ def constituent_kinematics(jets: Jets) -> dict[str, np.ndarray]:
     return {"pt": pt, "e": e, "eta": eta, "phi": phi, "mask": mask}
 
 
-def jet_frame_constituents(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """``(n, N, len(CONSTITUENT_FEATURES))`` float32 jet-frame features (module docstring), zero for padding."""
+def jet_frame_constituents(jets: Jets, kin: dict[str, np.ndarray] | None = None, typed: bool = False) -> np.ndarray:
+    """``(n, N, len(feature_names(typed)[0]))`` float32 jet-frame features (module docstring), zero for
+    padding; with ``typed`` the constituent types follow the kinematic features."""
     kin = kin or constituent_kinematics(jets)
     mask = kin["mask"]
     pt_j = jets.pt[:, None]
@@ -150,8 +211,10 @@ def jet_frame_constituents(jets: Jets, kin: dict[str, np.ndarray] | None = None)
             "log_pt": np.log(np.where(mask, kin["pt"], 1.0)),
             "log_e": np.log(np.where(mask, kin["e"], 1.0)),
         }
-    out = np.stack([features[name] for name in CONSTITUENT_FEATURES], axis=-1)
-    return np.where(mask[..., None], out, 0.0).astype(np.float32)
+    out = np.where(mask[..., None], np.stack([features[name] for name in CONSTITUENT_FEATURES], axis=-1), 0.0)
+    if typed:
+        out = np.concatenate([out, np.where(mask[..., None], constituent_types(jets), 0.0)], axis=-1)
+    return out.astype(np.float32)
 
 
 def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -203,8 +266,10 @@ def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """``(n, len(JET_FEATURES))`` float32 jet-level features (module docstring)."""
+def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None, typed: bool | None = None) -> np.ndarray:
+    """``(n, len(feature_names(typed)[1]))`` float32 jet-level features (module docstring); ``typed``: with the
+    pT fractions of the constituent types (None: when the jets carry them)."""
+    typed = jets.typed if typed is None else typed
     kin = kin or constituent_kinematics(jets)
     z = np.where(kin["mask"], kin["pt"], 0.0) / jets.pt[:, None]
     cumulative = np.cumsum(z, axis=1)
@@ -225,12 +290,17 @@ def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None) -> np.nda
         "m12": sub["m12"], "m13": sub["m13"], "m23": sub["m23"], "m123": sub["m123"],
         "tau21": tau21, "tau32": tau32,
     }
-    return np.stack([features[name] for name in JET_FEATURES], axis=-1).astype(np.float32)
+    out = np.stack([features[name] for name in JET_FEATURES], axis=-1)
+    if typed:
+        out = np.concatenate([out, type_fractions(jets, kin)], axis=-1)
+    return out.astype(np.float32)
 
 
-def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict[str, np.ndarray]:
+def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None, typed: bool | None = None) \
+        -> dict[str, np.ndarray]:
     """The unstandardised network arrays for ``kind`` (module docstring), from the leading
-    ``n_constituents`` constituents (all stored ones when None). The jet-frame arrays are computed
+    ``n_constituents`` constituents (all stored ones when None); jet-frame arrays with what each constituent
+    is when ``typed`` (None: when the jets carry it). The jet-frame arrays are computed
     ``ENCODE_CHUNK_JETS`` jets at a time into the output: their float64 intermediates take about 40 kB a
     jet (at 64 constituents), so that encoding 200k jets at once peaked at 8.6 GB (a 1M-jet training of the
     default network would have needed about 40 GB). The arrays are new and aligned (:func:`aligned_empty`),
@@ -246,9 +316,12 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
         flat = aligned_empty((len(jets), c.shape[1] * c.shape[2]))
         flat.reshape(c.shape)[...] = c
         return {"flat": flat}
+    typed = jets.typed if typed is None else typed
+    if typed:
+        _require_types(jets)
     out: dict[str, np.ndarray] = {}
     for start in range(0, max(len(jets), 1), ENCODE_CHUNK_JETS):  # a jet's features are its own: chunks change nothing
-        part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)))
+        part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)), typed)
         for name, array in part.items():
             if name not in out:
                 out[name] = aligned_empty((len(jets), *array.shape[1:]), array.dtype)
@@ -256,9 +329,9 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None) -> dict
     return out
 
 
-def _jet_frame_inputs(jets: Jets) -> dict[str, np.ndarray]:
+def _jet_frame_inputs(jets: Jets, typed: bool) -> dict[str, np.ndarray]:
     kin = constituent_kinematics(jets)
-    return {"constituents": jet_frame_constituents(jets, kin), "jet": jet_features(jets, kin),
+    return {"constituents": jet_frame_constituents(jets, kin, typed), "jet": jet_features(jets, kin, typed),
             "mask": kin["mask"].astype(np.float32)}
 
 
@@ -272,6 +345,7 @@ class Standardiser:
     constituent_scale: list[float]
     jet_mean: list[float]
     jet_scale: list[float]
+    typed: bool = False  # the features include what each constituent is (feature_names)
 
     @classmethod
     def fit(cls, arrays: dict[str, np.ndarray]) -> Standardiser | None:
@@ -281,7 +355,8 @@ class Standardiser:
             return None
         c_mean, c_width = _moments(arrays["constituents"], arrays["mask"])
         j_mean, j_width = _moments(arrays["jet"])
-        return cls(c_mean.tolist(), c_width.tolist(), j_mean.tolist(), j_width.tolist())
+        typed = arrays["constituents"].shape[-1] == len(feature_names(True)[0])
+        return cls(c_mean.tolist(), c_width.tolist(), j_mean.tolist(), j_width.tolist(), typed)
 
     def apply(self, arrays: dict[str, np.ndarray], in_place: bool = False) -> dict[str, np.ndarray]:
         """Standardised arrays (padding rows stay zero): copies, or with ``in_place`` the given arrays
@@ -304,18 +379,21 @@ class Standardiser:
         return out
 
     def to_dict(self) -> dict:
-        return {"constituent_features": list(CONSTITUENT_FEATURES), "constituent_mean": self.constituent_mean,
-                "constituent_scale": self.constituent_scale, "jet_features": list(JET_FEATURES),
+        constituent_names, jet_names = feature_names(self.typed)
+        return {"constituent_features": list(constituent_names), "constituent_mean": self.constituent_mean,
+                "constituent_scale": self.constituent_scale, "jet_features": list(jet_names),
                 "jet_mean": self.jet_mean, "jet_scale": self.jet_scale}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Standardiser | None:
         if not data:
             return None
-        if data.get("constituent_features") != list(CONSTITUENT_FEATURES) or \
-                data.get("jet_features") != list(JET_FEATURES):
-            raise ValueError("the model's input features differ from this topcal version's")
-        return cls(data["constituent_mean"], data["constituent_scale"], data["jet_mean"], data["jet_scale"])
+        names = (data.get("constituent_features"), data.get("jet_features"))
+        for typed in (True, False):
+            if names == tuple(list(n) for n in feature_names(typed)):
+                return cls(data["constituent_mean"], data["constituent_scale"], data["jet_mean"], data["jet_scale"],
+                           typed)
+        raise ValueError("the model's input features differ from this topcal version's")
 
 
 def _moments(array: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -340,5 +418,5 @@ def _moments(array: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndar
 def encode(jets: Jets, kind: str, n_constituents: int | None, standardiser: Standardiser | None) \
         -> dict[str, np.ndarray]:
     """The standardised network arrays of ``jets`` (what training and prediction both feed the network)."""
-    arrays = raw_inputs(jets, kind, n_constituents)
+    arrays = raw_inputs(jets, kind, n_constituents, standardiser.typed if standardiser is not None else None)
     return standardiser.apply(arrays, in_place=True) if standardiser is not None else arrays

@@ -61,7 +61,8 @@ def _softplus(x):
 
 
 def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_points: int = 161,
-              interval: float = 0.68, grid_sigmas: float = 4.0, outer_interval: float = 0.95) -> dict[str, np.ndarray]:
+              interval: float = 0.68, grid_sigmas: float = 4.0, outer_interval: float = 0.95,
+              window: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
     """Per-jet summaries from T samples of K-component mixtures, arrays shaped ``(T, n_jets, K)``.
 
     ``mean`` = average over samples of the mixture mean; ``sigma_stoch``^2 = average of the mixture
@@ -72,7 +73,10 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     ``grid_points`` over mean +- ``grid_sigmas`` sigma_tot, refined between the grid points (the vertex of
     a parabola through the density at the peak, and through the band's length at its shortest; with the
     default grid, 0.05 sigma_tot apart, within 0.005 sigma_tot of the exact values for a Gaussian);
-    ``low95``, ``high95`` the same for ``outer_interval``.
+    ``low95``, ``high95`` the same for ``outer_interval``. With ``window`` (GeV, the label window the network
+    was trained in) the mode and the bands come from the predictive density truncated to it: the labels of
+    the training jets all lie inside, so probability outside is no interval's (without it, the intervals
+    of jets next to the window's ends over-cover).
     """
     m_t = np.sum(weights * means, axis=-1)                                   # (T, n)
     v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
@@ -81,7 +85,7 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     sigma_pred = m_t.std(axis=0)
     sigma_tot = np.hypot(sigma_stoch, sigma_pred)
     mode, (low, high), (low95, high95) = _mode_and_interval(weights, means, sigmas, mean, sigma_tot, grid_points,
-                                                            (interval, outer_interval), grid_sigmas)
+                                                            (interval, outer_interval), grid_sigmas, window)
     return {"mean": mean, "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred, "sigma_tot": sigma_tot,
             "mode": mode, "low": low, "high": high, "low95": low95, "high95": high95}
 
@@ -126,9 +130,10 @@ def _mixture_sum(z: np.ndarray, w_over_s: np.ndarray, samples: int) -> np.ndarra
     return np.einsum("ngk,nk->ng", z, coef).astype(np.float64)
 
 
-def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, intervals, grid_sigmas,
+def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, intervals, grid_sigmas, window=None,
                        jets_per_block=256):
-    """The mode and, for each probability in ``intervals``, the shortest band (low, high) holding it."""
+    """The mode and, for each probability in ``intervals``, the shortest band (low, high) holding it; with
+    ``window`` (low, high), of the density truncated to it (a grid wholly outside: not truncated)."""
     n = centre.shape[0]
     mode = np.empty(n)
     bands = [(np.empty(n), np.empty(n)) for _ in intervals]
@@ -137,9 +142,16 @@ def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, inter
         sl = slice(start, start + jets_per_block)
         x = centre[sl, None] + u[None, :] * width[sl, None]
         p = grid_density(centre[sl], width[sl], u, weights[:, sl], means[:, sl], sigmas[:, sl])
+        if window is not None:
+            inside = (x >= window[0]) & (x <= window[1])
+            p = np.where(inside | ~inside.any(axis=1, keepdims=True), p, 0.0)
         mode[sl], *found = grid_mode_and_bands(x, p, intervals)
         for (low, high), band in zip(bands, found):
             low[sl], high[sl] = band
+    if window is not None:  # the interpolation between grid points stops at the window's ends
+        for low, high in bands:
+            np.clip(low, window[0], None, out=low, where=low < window[1])
+            np.clip(high, None, window[1], out=high, where=high > window[0])
     return mode, *bands
 
 

@@ -119,7 +119,18 @@ class TrainedModel:
 
     def predict(self, jets: Jets, samples: int = 50, seed: int = 0, raw: bool = False) -> dict[str, np.ndarray]:
         """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration."""
-        return summarize(*self.sample(jets, samples, seed, raw=raw))
+        return summarize(*self.sample(jets, samples, seed, raw=raw), window=self.label_window)
+
+    @property
+    def label_window(self) -> tuple[float, float] | None:
+        """The pT,t(truth) window (GeV) of the training jets, which bounds the intervals (None when the
+        dataset's window was open)."""
+        cfg = self.meta.get("dataset", {}).get("process_config") or {}
+        try:
+            window = (float(cfg["truth_pt_min_gev"]), float(cfg["truth_pt_max_gev"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return window if np.all(np.isfinite(window)) and cfg.get("truth_match", True) else None
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def input_vs_label(pt_jet: np.ndarray, detector: Mapping[str, tuple[np.ndarray, 
     sizes = sorted(label_cal)
     half = {name: 0.5 * np.abs(np.asarray(up) - np.asarray(down)) for name, (up, down) in detector.items()}
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         sel = (pt_jet >= lo) & (pt_jet < hi)
         row = {"pt_jet_lo": float(lo), "pt_jet_hi": float(hi), "jets": int(sel.sum()), "label": {}, "sources": {}}
         if sel.any():
@@ -76,7 +77,7 @@ def tasks(out: Path, samples: int, model_name: str) -> list[Task]:
     """The study's step: the closure's model directory ``models/<model_name>`` on the test jets."""
     return [Task("evaluate input vs label", out / "reports" / "input_vs_label" / "input_vs_label.json", study,
                  (out / "models" / model_name, out / "dataset", out / "reports" / "input_vs_label"),
-                 dict(samples=samples), after=(f"assemble {model_name}",))]
+                 {"samples": samples}, after=(f"assemble {model_name}",))]
 
 
 def study(model_dir: Path, dataset: Path, out: Path, samples: int = 30, seed: int = 1) -> dict:
@@ -140,8 +141,8 @@ def write(out: Path, plots: Path, note: str) -> list[str]:
     figure(result, plots, note)
     sizes = sorted(float(f) for f in (result["bins"][0]["label"] if result["bins"] else {}))
     names = list(result["sizes"])
-    lines = ["\n## Input against label uncertainties (figure 11 per detector source): the relative label smearing "
-             "whose sigma_cal equals each source's half up-down difference of ptPred, per 100 GeV bin of pT,j\n",
+    lines = [("\n## Input against label uncertainties (figure 11 per detector source): the relative label smearing "
+              "whose sigma_cal equals each source's half up-down difference of ptPred, per 100 GeV bin of pT,j\n"),
              "Label points: sigma_cal of the nominal network's smear sources of "
              + " and ".join(f"{100 * f:g}%" for f in sizes) + " (`models/label_rho00`); cells: label equivalent "
              "in % (half up-down difference in GeV, and / pT,j in %); n/a where sigma_cal does not rise with the "

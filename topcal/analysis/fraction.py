@@ -215,6 +215,8 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
 
     Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval, the coverage and
     its binomial error, the median interval half-width and the mean fitted fraction."""
+    import pyhf
+
     pool0 = next(iter(analyses.values()))[0]
     names = sorted({k for pool, _, _ in analyses.values() for k in pool.obs.variations})
     truth_f = float(np.mean(components(pool0.truth, threshold)["high"]))
@@ -230,7 +232,7 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
             counts = histogram(x, t.edges, weights)[keep]
             try:
                 r, lo, hi = fit(model, counts)
-            except (AssertionError, RuntimeError, ValueError) as exc:  # a failed fit (pyhf asserts success)
+            except (AssertionError, RuntimeError, ValueError, pyhf.exceptions.FailedMinimization) as exc:
                 # counts as not covering, and is reported
                 out[a]["fits"].append({"failed": str(exc)[:200]})
                 continue

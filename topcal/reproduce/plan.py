@@ -33,7 +33,7 @@ from topcal.config import (
     slim_output,
 )
 from topcal.data import EMBEDDED_EVENTS, EMBEDDED_SAMPLE
-from topcal.reproduce import label_closure
+from topcal.reproduce import input_vs_label, label_closure
 from topcal.reproduce.scales import Scale
 from topcal.workers import Task
 
@@ -154,6 +154,7 @@ def study_tasks(out: Path, scale: Scale, sizes: list[int], isr_train_size: int |
     # several label-uncertainty sources: topcal's default network at the largest size (label_closure.py)
     closure_cfg = TrainConfig(train_size=sizes[-1], seed=1, epochs=scale.default_epochs, **scale.default_network)
     tasks += label_closure.tasks(out, out / "dataset", closure_cfg, scale.samples, command, progress=progress)
+    tasks += input_vs_label.tasks(out, scale.samples, label_closure.model_name(0.0))
     if scale.isr_events:
         tagger_cfg = TaggerConfig(epochs=scale.tagger_epochs)
         for tag, tops, qcd in (("noisr", "dataset", "dataset_qcd_noisr"), ("isr", "dataset_isr", "dataset_qcd_isr")):

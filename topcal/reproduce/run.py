@@ -11,7 +11,8 @@ Steps (each output is reused when it is already complete, so an interrupted run 
    side by side with the paper's and the linear baseline;
 4. ``reports/``: ``topcal evaluate`` of each, the smeared ones against the nominal network (sigma_cal),
    and the nominal network with inputs scaled by 1 +- f (``input<pct>``); the closure of several label
-   sources (:mod:`topcal.reproduce.label_closure`: ``models/label_rho00``, ``label_rho50``);
+   sources (:mod:`topcal.reproduce.label_closure`: ``models/label_rho00``, ``label_rho50``) and the label
+   smearing each detector variation is worth (:mod:`topcal.reproduce.input_vs_label`);
 5. ``plots/`` (PNG and PDF) and ``report.md`` with our numbers next to the paper's.
 
 Steps 1 and 2 run here, their chunks spread over the workers; every training, evaluation and tagger of
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 from topcal.config import TrainConfig
 from topcal.errors import ConfigError
 from topcal.io.atomic import OutputKind, claim_directory
-from topcal.reproduce import isr_study, label_closure
+from topcal.reproduce import input_vs_label, isr_study, label_closure
 from topcal.reproduce.plan import (
     Estimate,
     SampleStep,
@@ -320,6 +321,7 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
             lines.append(f"| {r['pt_jet_lo']:.0f}..{r['pt_jet_hi']:.0f} | {r['jets']} | {r['coverage68']:.3f} | "
                          f"{r['pull_width']:.3f} |")
     lines += label_closure.write(out, plots, note)
+    lines += input_vs_label.write(out, plots, note)
     if scale.isr_events:
         lines += isr_study.write(out, scale, sizes, _predictions, note.replace("without ISR, ", ""))
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,167 @@
+"""Benchmark of a measurement with topcal's per-jet uncertainties: the fraction of tops with pT,t > 800 GeV.
+
+1. A model: topcal's default network trained for ``--epochs`` on the embedded sample (2000 ttbar events), with a
+   label card holding one shift source (``labelScale``, 2%, ``method = "scale"``); its statistical
+   eigen-variations for ``--samples`` T and seed 0.
+2. Fresh ttbar samples (the network never saw them): the MC (``--mc-events``, seed ``--seed``) for the templates
+   and the linear correction; the pool (``--pool-events``, seed ``--seed`` + 1) and, for each detector source,
+   the pool's events generated with the source's ``[detector.energy_flow]`` scale at 1 + its default size.
+3. ``--experiments`` pseudo-experiments of about ``--expected-jets`` selected jets
+   (:func:`topcal.analysis.fraction.pseudo_experiments`), fitted by three analyses on the same pseudo-data:
+   ``topcal`` (ptPred; the detector sources, stat<k> and labelScale as histosys nuisance parameters),
+   ``independent`` (ptPred; the same variations treated as independent per jet) and ``linear`` (pT,j with the
+   linear correction fitted on the MC; the detector sources and labelScale as nuisance parameters).
+
+Reported per analysis: the coverage of the 68% interval (target 0.66..0.70) with its binomial error, the
+median half-width of the interval on the fraction, the mean fitted fraction against the truth, the pull width.
+
+    python benchmarks/bench_analysis.py --seed 31 --experiments 200 --json analysis.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_detector_systematics import CARD_KEYS  # noqa: E402
+from bench_json import write_json  # noqa: E402
+from bench_process import SAMPLE  # noqa: E402
+
+import topcal  # noqa: E402
+from topcal.analysis import fraction as fr  # noqa: E402
+from topcal.analysis.jets import calibrated_jets, paired, selected  # noqa: E402
+from topcal.config import ProcessConfig, RunConfig, TrainConfig  # noqa: E402
+from topcal.generate.run import generate  # noqa: E402
+from topcal.io.delphes_reader import open_events  # noqa: E402
+from topcal.predict import detector_systematics as dsys  # noqa: E402
+from topcal.process.run import process  # noqa: E402
+
+CARD = '[labelScale]\nkind = "shift"\nsize = 0.02\n'
+
+
+def make_model(tmp: Path, epochs: int, samples: int) -> Path:
+    from topcal.train.label_training import train_label_systematics
+    from topcal.train.variations import compute_for_model
+
+    process([SAMPLE], tmp / "jets", ProcessConfig(flatten=False), progress=False, figures=False)
+    (tmp / "card.toml").write_text(CARD)
+    train_label_systematics(tmp / "jets", tmp / "model", TrainConfig(epochs=epochs), tmp / "card.toml",
+                            progress=False)
+    compute_for_model(tmp / "model", samples, 0)
+    return tmp / "model"
+
+
+def make_samples(tmp: Path, seed: int, mc_events: int, pool_events: int, workers: int) -> dict[str, Path]:
+    files = {"mc": tmp / "mc.root", "pool": tmp / "pool.root"}
+    jobs = [("mc", seed, mc_events, None), ("pool", seed + 1, pool_events, None)]
+    jobs += [(f"pool_{s}", seed + 1, pool_events, s) for s in dsys.SOURCES]
+    for name, s, n, source in jobs:
+        cfg = RunConfig(seed=s)
+        cfg.output.truth = "compact"
+        cfg.output.collections = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"]
+        if source:
+            setattr(cfg.detector.energy_flow, CARD_KEYS[source], 1.0 + dsys.DEFAULT_SIZES[source])
+        files[name] = tmp / f"{name}.root"
+        generate(files[name], n, cfg, workers=workers, progress=False)
+    return files
+
+
+def _run(args):
+    analyses, n, expected, seed, first = args
+    return fr.pseudo_experiments(analyses, n, expected, seed=seed, first=first)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=31)
+    ap.add_argument("--mc-events", type=int, default=3000)
+    ap.add_argument("--pool-events", type=int, default=2000)
+    ap.add_argument("--experiments", type=int, default=200)
+    ap.add_argument("--expected-jets", type=float, default=300.0)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--samples", type=int, default=10, help="weight samples T (and the stat variations' set)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    start = time.perf_counter()
+    out: dict = {k: v for k, v in vars(args).items() if k != "json"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = make_model(tmp, args.epochs, args.samples)
+        out["train_s"] = round(time.perf_counter() - start, 1)
+        files = make_samples(tmp, args.seed, args.mc_events, args.pool_events, args.workers)
+        out["generate_s"] = round(time.perf_counter() - start - out["train_s"], 1)
+        cal = topcal.Calibrator(model, samples=args.samples, seed=0, stat_variations=True)
+        plain = topcal.Calibrator(model, samples=args.samples, seed=0, stat_variations=False, systematics=False)
+        mc, _ = calibrated_jets(cal, open_events(files["mc"]))
+        pool, pool_jets = calibrated_jets(cal, open_events(files["pool"]))
+        shifted = {}
+        for s in dsys.SOURCES:
+            table, jets = calibrated_jets(plain, open_events(files[f"pool_{s}"]))
+            shifted[s] = paired(pool_jets, jets, table, ("ptPred", "pt"), pool)
+        sel_mc, sel_pool = selected(mc), selected(pool)
+        a, b, rms = fr_linear(mc, sel_mc)
+        out["linear"] = {"offset_gev": a, "slope": b, "residual_rms_gev": rms}
+        mc_obs = {"topcal": fr.topcal_observable(mc).take(sel_mc),
+                  "linear": fr.linear_observable(mc, a, b).take(sel_mc)}
+        pool_obs = {"topcal": fr.topcal_observable(pool).take(sel_pool),
+                    "linear": fr.linear_observable(pool, a, b).take(sel_pool)}
+        truly = {"topcal": {s: v["ptPred"][sel_pool] for s, v in shifted.items()},
+                 "linear": {s: a + b * v["pt"][sel_pool] for s, v in shifted.items()}}
+        out["matched_fraction"] = {s: float(v["matched"][sel_pool].mean()) for s, v in shifted.items()}
+        truth_mc, truth_pool = mc["ptTruth"][sel_mc], pool["ptTruth"][sel_pool]
+        t = {k: fr.templates(o, truth_mc) for k, o in mc_obs.items()}
+        pools = {k: fr.Experiment(o, truth_pool, truly[k]) for k, o in pool_obs.items()}
+        analyses = {"topcal": (pools["topcal"], t["topcal"], False),
+                    "independent": (pools["topcal"], t["topcal"], True),
+                    "linear": (pools["linear"], t["linear"], False)}
+        out["jets"] = {"mc": int(sel_mc.sum()), "pool": int(sel_pool.sum())}
+        out["nuisance_parameters"] = {k: sorted(o.variations) for k, o in mc_obs.items()}
+        out["mc_fraction"] = float(np.mean(truth_mc > fr.THRESHOLD_GEV))
+        t0 = time.perf_counter()
+        chunks = np.array_split(np.arange(args.experiments), max(args.workers, 1))
+        jobs = [(analyses, len(c), args.expected_jets, args.seed, int(c[0])) for c in chunks if len(c)]
+        with multiprocessing.get_context("fork").Pool(len(jobs)) as p:
+            parts = p.map(_run, jobs)
+        results = {}
+        for name in analyses:
+            fits = [f for part in parts for f in part[name]["fits"]]
+            results[name] = fr.summarise({"truth": parts[0][name]["truth"], "fits": fits})
+        out["fit_s"] = round(time.perf_counter() - t0, 1)
+        out["results"] = {k: {kk: vv for kk, vv in v.items() if kk != "fits"} for k, v in results.items()}
+        out["fits"] = {k: v["fits"] for k, v in results.items()}
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    _print(out)
+    if args.json:
+        write_json(args.json, out)
+
+
+def fr_linear(table, sel):
+    from topcal.train.metrics import linear_response
+
+    return linear_response(np.asarray(table["pt"])[sel], np.asarray(table["ptTruth"])[sel])
+
+
+def _print(o: dict) -> None:
+    print(f"seed {o['seed']}; selected jets: MC {o['jets']['mc']}, pool {o['jets']['pool']}; T = {o['samples']}; "
+          f"{o['experiments']} pseudo-experiments of ~{o['expected_jets']:.0f} jets")
+    print(f"pool jets paired in the shifted samples: {o['matched_fraction']}")
+    print(f"linear correction: {o['linear']['offset_gev']:.1f} GeV + {o['linear']['slope']:.3f} pT,j")
+    print(f"nuisance parameters: {o['nuisance_parameters']}")
+    print(f"times: train {o['train_s']} s, generate {o['generate_s']} s, fits {o['fit_s']} s, all {o['wall_s']} s")
+    print("\n| analysis | coverage 68% | median half-width of f | mean fitted f | truth f | pull width | failed fits |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in o["results"].items():
+        print(f"| {name} | {r['coverage']:.3f} +- {r['coverage_error']:.3f} | {r['half_width']:.4f} | "
+              f"{r['mean_f']:.4f} | {r['truth']:.4f} | {r['pull_width']:.2f} | {r['failed']} |")
+
+
+if __name__ == "__main__":
+    main()

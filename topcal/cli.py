@@ -14,7 +14,7 @@ import sys
 import click
 
 from topcal.config import LIKELIHOODS, PROCESSES, TOP_LABELS, TRUTH_RECORDS
-from topcal.errors import TopcalError
+from topcal.errors import ConfigError, TopcalError
 from topcal.reproduce.scales import SCALES
 from topcal.workers import EXECUTORS
 

@@ -85,7 +85,7 @@ class Calibrator:
     def __init__(self, model_dir, samples: int = 50, seed: int = 0, reference=None, prior=None,
                  stat_variations: bool | None = None, systematics=None):
         from topcal.predict.detector_systematics import resolve_sizes
-                from topcal.predict.label_systematics import label_fields
+        from topcal.predict.label_systematics import label_fields
         from topcal.seeds import check_seed
         from topcal.train.model_dir import check_reference, model_process_config, read_meta
         from topcal.train.spectrum import read_spectrum

@@ -47,8 +47,8 @@ def test_out_of_range_jets_take_edge_acceptance():
 
 def test_one_thin_bin_does_not_starve_the_others():
     """A flat spectrum of 170 jets per bin whose first bin holds only 55 (the bin next to the jet-pT
-    threshold): the old target, the least populated bin, kept about a third of the jets; the thin bin is now
-    kept whole and the others are flattened to their own least populated bin."""
+    threshold): a target equal to the least populated bin would keep about a third of the jets; the thin bin
+    is kept whole and the others are flattened to their own least populated bin."""
     from topcal.process.flatten import flatten_target, thin_bins
 
     counts = np.array([55] + [170 + 3 * (i % 4) for i in range(23)])

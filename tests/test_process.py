@@ -155,7 +155,7 @@ def test_trimming_grooms_only_what_the_network_sees(ttbar_file, tmp_path):
 
 def test_truth_window_and_decay_match_drop_jets(ttbar_file, tmp_path):
     """The defaults drop jets whose top's decay quarks are outside the jet or whose pT,t(truth) is outside
-    400..1000 GeV; the looser topcal 0.1 definition keeps them."""
+    400..1000 GeV; the looser ``design_v1`` definition keeps them."""
     from topcal.config import design_v1_process_config
 
     strict = process([ttbar_file], tmp_path / "strict", ProcessConfig(flatten=False), progress=False,

@@ -14,7 +14,7 @@ import sys
 import click
 
 from topcal.config import LIKELIHOODS, PROCESSES, TOP_LABELS, TRUTH_RECORDS
-from topcal.errors import TopcalError
+from topcal.errors import ConfigError, TopcalError
 from topcal.reproduce.scales import SCALES
 from topcal.workers import EXECUTORS
 
@@ -399,7 +399,6 @@ def predict(model, files, output, executor, workers, scheduler, chunksize, sampl
 @_user_errors
 def variations(model, samples, seed, dataset):
     """Compute and store a model's statistical eigen-variations for the posterior of --samples and --seed."""
-    from topcal.errors import ConfigError
     from topcal.train.variations import compute_for_model
 
     if samples < 2:

@@ -202,37 +202,68 @@ def _predictions(out: Path, name: str) -> dict[str, np.ndarray]:
 
 def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -> None:
     """Figures in ``out/plots`` and ``out/report.md`` from the finished models and reports."""
-    from topcal.plot import study_figures as fig
-    from topcal.train.data import load_rows, smeared_labels
-    from topcal.train.likelihood import predictive_density
-    from topcal.train.model import load_model
-
     plots = out / "plots"
     note = f"$t\\bar t$ without ISR, anti-$k_T$ R = 1.2, {scale.samples} weight samples"
     lines = ["# topcal reproduce\n", f"Scale: {scale}\n"]
-
     # figure 3 left (and the slice): the dataset's own figures from topcal process
     for figure in sorted((out / "dataset" / "figures").glob("*")):
         shutil.copy2(figure, plots / figure.name)
-
-    # figure 3 right and figure 6: the nominal network on the test jets
     pred = _predictions(out, nominal)
+    _nominal_figures(pred, ds, plots, note)
+    series, size_lines = _training_size_study(out, scale, sizes, plots, note)
+    lines += size_lines
+    lines += _ensemble_study(out, scale, sizes, series, plots, note)
+    lines += _paper_anchors(out, nominal)
+    lines += _mixture_study(out, scale, nominal, pred, ds, plots, note)
+    lines += _smearing_study(out, scale, pred, plots, note)
+    lines += default_network_table(out, sizes)
+    lines += _calibration_diagnostics(out, nominal, sizes, plots, note)
+    lines += label_closure.write(out, plots, note)
+    lines += input_vs_label.write(out, plots, note)
+    if scale.isr_events:
+        lines += isr_study.write(out, scale, sizes, _predictions, note.replace("without ISR, ", ""))
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _nominal_figures(pred: dict[str, np.ndarray], ds, plots: Path, note: str) -> None:
+    """Figure 3 right and figure 6: the nominal network's predictions ``pred`` on the test jets."""
+    from topcal.plot import study_figures as fig
+
     fig.extracted_vs_truth(pred["pt_truth"], pred["mean"], plots, note)
     n_cons = ds.read(["n_constituents"])["n_constituents"][pred["row"]]
     fig.sigma_pred_distribution(pred["sigma_pred"], n_cons, plots, note)
 
-    # figure 5: sigmas and sqrt(MSE) against the training size (all test jets), spread of the repetitions
-    keys = ("sigma_pred", "sigma_stoch", "sigma_tot", "rmse")
-    per_size = {k: [] for k in keys}
+
+SIZE_KEYS = ("sigma_pred", "sigma_stoch", "sigma_tot", "rmse")  # the training-size study's columns [GeV]
+
+
+def _training_size_study(out: Path, scale: Scale, sizes: list[int], plots: Path,
+                         note: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Figure 5: the sigmas and sqrt(MSE) on all test jets against the training size, mean and spread of the
+    repetitions. Returns them (name -> (means, spreads) per size) and the report.md lines."""
+    from topcal.plot import study_figures as fig
+
+    per_size = {k: [] for k in SIZE_KEYS}
     for n in sizes:
         rows = [_report(out, f"size{n}_rep{r}")["network"]["all"] for r in range(scale.repetitions)]
-        for k in keys:
+        for k in SIZE_KEYS:
             vals = np.array([row[k] for row in rows])
             per_size[k].append((vals.mean(), vals.std()))
     series = {k: (np.array([m for m, _ in v]), np.array([s for _, s in v])) for k, v in per_size.items()}
     fig.versus_training_size(sizes, series, plots, note)
+    lines = ["## Training size (figure 5), all test jets, mean +- spread of the repetitions [GeV]\n",
+             "| training jets | " + " | ".join(SIZE_KEYS) + " |", "|---|" + "---|" * len(SIZE_KEYS)]
+    for i, n in enumerate(sizes):
+        lines.append(f"| {n} | " + " | ".join(f"{series[k][0][i]:.1f} +- {series[k][1][i]:.1f}" for k in SIZE_KEYS)
+                     + " |")
+    return series, lines
 
-    # figure 7: the Bayesian network against the frequentist ensemble
+
+def _ensemble_study(out: Path, scale: Scale, sizes: list[int], series: dict, plots: Path, note: str) -> list[str]:
+    """Figure 7: sigma_pred and sigma_stoch of the Bayesian network (``series`` of the training-size study)
+    against the frequentist ensemble's, per training size; returns the report.md lines."""
+    from topcal.plot import study_figures as fig
+
     ens = [_report(out, f"ensemble{n}")["network"]["all"] for n in sizes]
     compare = {
         ("sigma_pred", "BNN"): series["sigma_pred"],
@@ -242,27 +273,36 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     }
     fig.versus_training_size(sizes, compare, plots, note + f", ensemble of {scale.ensemble_members}",
                              name="bnn_vs_ensemble")
-    lines += ["## Training size (figure 5), all test jets, mean +- spread of the repetitions [GeV]\n",
-              "| training jets | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for i, n in enumerate(sizes):
-        lines.append(f"| {n} | " + " | ".join(f"{series[k][0][i]:.1f} +- {series[k][1][i]:.1f}" for k in keys) + " |")
-    lines += [f"\n## Bayesian network against a frequentist ensemble of {scale.ensemble_members} (figure 7) [GeV]\n",
-              "| training jets | sigma_pred BNN | sigma_pred ensemble | sigma_stoch BNN | sigma_stoch ensemble |",
-              "|---|---|---|---|---|"]
+    lines = [f"\n## Bayesian network against a frequentist ensemble of {scale.ensemble_members} (figure 7) [GeV]\n",
+             "| training jets | sigma_pred BNN | sigma_pred ensemble | sigma_stoch BNN | sigma_stoch ensemble |",
+             "|---|---|---|---|---|"]
     for i, n in enumerate(sizes):
         lines.append(f"| {n} | {series['sigma_pred'][0][i]:.1f} | {ens[i]['sigma_pred']:.1f} | "
                      f"{series['sigma_stoch'][0][i]:.1f} | {ens[i]['sigma_stoch']:.1f} |")
+    return lines
 
-    # the narrow slice against the paper
+
+def _paper_anchors(out: Path, nominal: str) -> list[str]:
+    """report.md lines: the nominal network in the narrow slice (pT,j 600..620 GeV) beside the paper's numbers."""
     slice_row = _report(out, nominal)["network"]["slice"]
-    lines += ["\n## The paper's anchors (pT,j 600..620 GeV, no ISR)\n", "| quantity | paper | topcal |",
-              "|---|---|---|",
-              f"| sqrt(MSE) [GeV] | {PAPER['rmse_noisr_gev']} | {slice_row.get('rmse', float('nan')):.1f} "
-              f"({slice_row['jets']} test jets) |",
-              f"| sigma_stoch plateau [GeV] | about {PAPER['sigma_stoch_plateau_gev']} | "
-              f"{slice_row.get('sigma_stoch', float('nan')):.1f} |"]
+    return ["\n## The paper's anchors (pT,j 600..620 GeV, no ISR)\n", "| quantity | paper | topcal |",
+            "|---|---|---|",
+            f"| sqrt(MSE) [GeV] | {PAPER['rmse_noisr_gev']} | {slice_row.get('rmse', float('nan')):.1f} "
+            f"({slice_row['jets']} test jets) |",
+            f"| sigma_stoch plateau [GeV] | about {PAPER['sigma_stoch_plateau_gev']} | "
+            f"{slice_row.get('sigma_stoch', float('nan')):.1f} |"]
 
-    # figure 8 and table 2: mixtures in the narrow slice (all test jets when the slice has fewer than 20)
+
+def _mixture_study(out: Path, scale: Scale, nominal: str, pred: dict[str, np.ndarray], ds, plots: Path,
+                   note: str) -> list[str]:
+    """Figure 8 and table 2: the predictive density of each likelihood's network, averaged over the test jets
+    in the narrow slice (all test jets when the slice has fewer than 20), and its mixture components ordered
+    by mean; returns the report.md lines."""
+    from topcal.plot import study_figures as fig
+    from topcal.train.data import load_rows
+    from topcal.train.likelihood import predictive_density
+    from topcal.train.model import load_model
+
     sel = (pred["pt_jet"] >= 600) & (pred["pt_jet"] < 620)
     if sel.sum() < 20:
         sel = np.ones_like(sel)
@@ -279,16 +319,24 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
         w, mu, s = (np.take_along_axis(a, order, axis=-1).mean(axis=(0, 1)) for a in (w, mu, s))
         table2.append((model.config.components, grid[np.argmax(dens)], w, mu, s))
     fig.mixtures_in_slice(arrays.pt_truth, grid, densities, plots, note)
-    lines += ["\n## Mixtures (figure 8, table 2): components ordered by mean, averaged over jets and samples\n",
-              "| K | maximum [GeV] | weights | means [GeV] | sigmas [GeV] |", "|---|---|---|---|---|"]
+    lines = ["\n## Mixtures (figure 8, table 2): components ordered by mean, averaged over jets and samples\n",
+             "| K | maximum [GeV] | weights | means [GeV] | sigmas [GeV] |", "|---|---|---|---|---|"]
     for k, peak, w, mu, s in table2:
         lines.append(f"| {k} | {peak:.0f} | {', '.join(f'{v:.2f}' for v in w)} | {', '.join(f'{v:.0f}' for v in mu)} "
                      f"| {', '.join(f'{v:.1f}' for v in s)} |")
     t2 = PAPER["table2"]
     lines.append(f"| paper, 3 | | {', '.join(map(str, t2['weights']))} | {', '.join(map(str, t2['means']))} | "
                  f"{', '.join(map(str, t2['sigmas']))} |")
+    return lines
 
-    # figures 10 and 11: label smearing against the smearing applied, and against input smearing
+
+def _smearing_study(out: Path, scale: Scale, pred: dict[str, np.ndarray], plots: Path, note: str) -> list[str]:
+    """Figures 9 to 11: sigma_cal of the networks trained on smeared labels against the smearing applied and
+    against sigma_input of input smearing, and the smeared labels against pT,j for the smallest and the
+    largest smearing; returns the report.md lines."""
+    from topcal.plot import study_figures as fig
+    from topcal.train.data import smeared_labels
+
     fracs = np.array(scale.smear_fractions)
     mean_truth = float(np.mean(pred["pt_truth"]))
     cals = np.array([[_report(out, smear_name(f, r))["network"]["all"]["sigma_cal"] for r in range(scale.repetitions)]
@@ -296,32 +344,30 @@ def write_studies(out: Path, scale: Scale, sizes: list[int], nominal: str, ds) -
     cal, cal_spread = cals.mean(axis=1), cals.std(axis=1)
     inp = np.array([_report(out, f"input{pct(f)}")["network"]["all"]["sigma_input"] for f in fracs])
     fig.calibration_versus_smearing(fracs * mean_truth, cal, inp, fracs, plots, note, sigma_cal_spread=cal_spread)
-    lines += [f"\n## Calibration by label smearing (figures 10, 11), all test jets, mean +- spread of "
-              f"{scale.repetitions} trainings [GeV]\n",
-              "| f | sigma_smear = f <pT,t> | <sigma_cal> | <sigma_input> |", "|---|---|---|---|"]
+    lines = [f"\n## Calibration by label smearing (figures 10, 11), all test jets, mean +- spread of "
+             f"{scale.repetitions} trainings [GeV]\n",
+             "| f | sigma_smear = f <pT,t> | <sigma_cal> | <sigma_input> |", "|---|---|---|---|"]
     for f, c, cs, i in zip(fracs, cal, cal_spread, inp):
         lines.append(f"| {f:.2f} | {f * mean_truth:.1f} | {c:.1f} +- {cs:.1f} | {i:.1f} |")
-    # figure 9: the smeared labels against pT,j, for the smallest and the largest smearing
     for f in (fracs[0], fracs[-1]) if len(fracs) > 1 else fracs:
         smeared = _predictions(out, smear_name(f, 0))
         label_values = smeared_labels(smeared["pt_truth"], smeared["row"], float(f), seed=1)
         fig.smeared_truth_vs_jet(smeared, label_values, float(f), plots, note)
+    return lines
 
-    # topcal's default network against the paper's and the linear baseline, same test jets
-    lines += default_network_table(out, sizes)
 
-    # the calibration diagnostics the paper lacks
+def _calibration_diagnostics(out: Path, nominal: str, sizes: list[int], plots: Path, note: str) -> list[str]:
+    """Coverage and pull width of the nominal network per pT,j bin, in the slice and on all test jets (a
+    figure and the report.md lines)."""
+    from topcal.plot import study_figures as fig
+
     keyed = _report(out, nominal)["network"]
     fig.coverage_and_pulls(keyed, plots, f"{note}; the paper's network, {sizes[-1]} training jets")
-    lines += ["\n## Calibration diagnostics of the nominal network\n",
-              "| pT,j [GeV] | jets | coverage68 | pull width |",
-              "|---|---|---|---|"]
+    lines = ["\n## Calibration diagnostics of the nominal network\n",
+             "| pT,j [GeV] | jets | coverage68 | pull width |",
+             "|---|---|---|---|"]
     for r in [*keyed["bins"], keyed["slice"], keyed["all"]]:
         if r.get("jets"):
             lines.append(f"| {r['pt_jet_lo']:.0f}..{r['pt_jet_hi']:.0f} | {r['jets']} | {r['coverage68']:.3f} | "
                          f"{r['pull_width']:.3f} |")
-    lines += label_closure.write(out, plots, note)
-    lines += input_vs_label.write(out, plots, note)
-    if scale.isr_events:
-        lines += isr_study.write(out, scale, sizes, _predictions, note.replace("without ISR, ", ""))
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return lines

@@ -103,7 +103,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     and a last call without ``members`` (with ``resume``) finds them done and assembles the model.
 
     ``variation``: a :class:`topcal.train.label_sources.LabelVariation` whose labels replace pT,t(truth)
-    (instead of ``cfg.smear``); ``model.json`` records it as ``label_variation``."""
+    (in place of ``cfg.smear``); ``model.json`` records it as ``label_variation``."""
     from topcal.workers import check_executor
 
     deterministic()
@@ -111,10 +111,81 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     cfg.validate()
     workers = check_executor(executor, workers, scheduler)
     if members is not None:
-        bad = [m for m in members if not 0 <= int(m) < max(cfg.ensemble, 1)]
-        if bad:
-            raise ConfigError(f"members: {bad} are not members of an ensemble of {max(cfg.ensemble, 1)}")
+        _check_members(cfg, members)
         resume = True  # the members share one checkpoint directory
+    out, work, started = _check_outputs(out, dataset_dir, cfg, overwrite, resume)
+    t0 = time.perf_counter()
+
+    ds = _open_training_dataset(dataset_dir, work, started)
+    plan = _plan_subsamples(ds, dataset_dir, cfg)
+    data = _load_training_jets(ds, dataset_dir, cfg, plan)  # bad data is an error here, before anything is written
+    work.mkdir(exist_ok=True)
+    _write_atomically(work / META_STARTED, json.dumps({  # member tasks may start together: the same text
+        "config": cfg.to_dict(), "dataset": {"path": str(Path(dataset_dir).absolute()),
+                                             "fingerprint": dataset_fingerprint(ds)}}))
+    x_all, y_all, prepared = _prepare_inputs(data, cfg, plan, variation)
+    del data  # the jets and the row lists are not needed in training
+    plan.subsamples = None
+    chosen = list(range(len(prepared.splits))) if members is None else sorted({int(m) for m in members})
+    results, networks = _fit_members(cfg, {m: prepared.splits[m] for m in chosen}, x_all, y_all, work, progress,
+                                     executor, workers, scheduler)
+    if members is not None:
+        for m, result in zip(chosen, results):
+            _write_atomically(member_done_path(out, m), json.dumps({"member": m, "epochs": result["epochs"]}))
+        return None
+    input_shapes = {k: list(v.shape[1:]) for k, v in x_all.items()}
+    del x_all  # the last reference: the training loops dropped theirs (EpochLoop.close)
+
+    meta = _model_meta(cfg, ds, dataset_dir, command, plan, prepared, input_shapes, results, variation)
+    epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
+    (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)
+    _calibrate_and_store(work, meta, networks, prepared, ds, cfg)
+    _publish(work, out, overwrite)
+    n_val = results[0]["n_val"]
+    return TrainSummary(out, plan.n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"],
+                        epoch_seconds)
+
+
+@dataclass
+class _Subsamples:
+    """The jets each network trains on: ``n_member`` rows of the ``n_trainable`` trainable ones per network
+    (``subsamples``, disjoint when the data allow), drawn with ``rng``, which then also shuffles the splits."""
+
+    rng: np.random.Generator
+    n_trainable: int
+    n_member: int
+    subsamples: list[np.ndarray] | None
+    disjoint: bool
+
+
+@dataclass
+class _Prepared:
+    """What the training arrays leave for the model files: per network the (training, validation) positions
+    in the loaded rows, the target's standardisation, the input standardiser, the training pT,t spectrum and
+    the calibration jets (dataset rows) with their labels."""
+
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    target_mean: float
+    target_scale: float
+    n_constituents: int
+    standardiser: Standardiser | None
+    spectrum: tuple[np.ndarray, np.ndarray]
+    val_rows: np.ndarray
+    val_labels: np.ndarray
+    n_topped_up: int = 0  # training jets of network 0 among the calibration jets (the last of val_rows)
+
+
+def _check_members(cfg: TrainConfig, members: Sequence[int]) -> None:
+    """Every number in ``members`` is a member of the configured ensemble (or 0 for one network)."""
+    bad = [m for m in members if not 0 <= int(m) < max(cfg.ensemble, 1)]
+    if bad:
+        raise ConfigError(f"members: {bad} are not members of an ensemble of {max(cfg.ensemble, 1)}")
+
+
+def _check_outputs(out, dataset_dir, cfg: TrainConfig, overwrite: bool, resume: bool) -> tuple[Path, Path, dict]:
+    """The model directory ``out`` and its checkpoint directory checked before any work: returns both and the
+    record of the interrupted run that ``resume`` continues (empty when there is none)."""
     out = check_output(out, overwrite, inputs=[dataset_dir], kind=MODEL_OUTPUT)
     work = partial_dir(out)
     refuse_overlap(work, [dataset_dir])
@@ -129,14 +200,22 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     if started and started.get("config", started) != cfg.to_dict():
         raise ConfigError(f"{work}: --resume with a configuration different from the interrupted run's; "
                           f"pass --overwrite to start again")
-    t0 = time.perf_counter()
+    return out, work, started
 
+
+def _open_training_dataset(dataset_dir, work: Path, started: dict):
+    """The dataset, which must be the interrupted run's (same content) when ``started`` records one."""
     ds = open_dataset(dataset_dir)
     if started.get("dataset", {}).get("fingerprint", dataset_fingerprint(ds)) != dataset_fingerprint(ds):
         raise ConfigError(f"{work}: --resume on another dataset than the interrupted run's "
                           f"({started['dataset'].get('path')}); pass --overwrite to start again")
+    return ds
+
+
+def _plan_subsamples(ds, dataset_dir, cfg: TrainConfig) -> _Subsamples:
+    """Each network's training rows: ``cfg.train_size`` (default: all) of the trainable jets (the dataset
+    minus its last ``cfg.test_fraction``), at least 10."""
     trainable, _ = split_rows(ds.n_jets, cfg.test_fraction)
-    n_networks = max(cfg.ensemble, 1)
     n_member = cfg.train_size if cfg.train_size is not None else len(trainable)
     if n_member > len(trainable):
         raise ConfigError(f"train_size: {n_member} jets requested, but {dataset_dir} has only {len(trainable)} "
@@ -144,18 +223,27 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     if n_member < 10:
         raise InputFileError(f"{dataset_dir}: only {n_member} trainable jets; at least 10 are needed")
     rng = np.random.default_rng([cfg.seed, 0x7A1])
-    subsamples, disjoint = _subsamples(rng, trainable, n_member, n_networks)
-    rows = np.unique(np.concatenate(subsamples))
-    data, _ = load_rows(ds, rows)  # bad data is an error here, before anything is written
+    subsamples, disjoint = _subsamples(rng, trainable, n_member, max(cfg.ensemble, 1))
+    return _Subsamples(rng, len(trainable), n_member, subsamples, disjoint)
+
+
+def _load_training_jets(ds, dataset_dir, cfg: TrainConfig, plan: _Subsamples):
+    """The jets of every subsample (their sorted union), checked for the columns the inputs need."""
+    data, _ = load_rows(ds, np.unique(np.concatenate(plan.subsamples)))
     if cfg.inputs == "jet-frame":
         for name in ("eta", "phi", "mass", "n_constituents"):
             if not np.all(np.isfinite(getattr(data.jets, name))):
                 raise InputFileError(f"{dataset_dir}: column '{name}' is missing or not finite; the "
                                      f"'{cfg.inputs}' inputs need it")
-    work.mkdir(exist_ok=True)
-    _write_atomically(work / META_STARTED, json.dumps({  # member tasks may start together: the same text
-        "config": cfg.to_dict(), "dataset": {"path": str(Path(dataset_dir).absolute()),
-                                             "fingerprint": dataset_fingerprint(ds)}}))
+    return data
+
+
+def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation) -> tuple[dict, np.ndarray, _Prepared]:
+    """The network's input arrays (standardised in place) and standardised targets for every loaded jet, and
+    each network's shuffled (training, validation) split of its subsample.
+
+    The labels are pT,t(truth) (smeared by ``cfg.smear``) or ``variation``'s; the target is the response
+    label / pT,j or the label in GeV (``cfg.target``), standardised with its mean and width."""
     n_constituents = data.x.shape[1]
     labels = variation.labels(data.pt_truth, data.rows, cfg.seed) if variation is not None else \
         smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
@@ -168,10 +256,10 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     x_all = standardiser.apply(raw, in_place=True) if standardiser else raw  # batches are gathered from it
     del raw
     splits = []
-    for sub in subsamples:
+    for sub in plan.subsamples:
         # positions in data.rows (the sorted union of the subsamples), as int32: half the memory of the
         # member's row lists (8 MB for 1M jets), and the same permutation
-        idx = rng.permutation(np.searchsorted(data.rows, sub).astype(np.int32))
+        idx = plan.rng.permutation(np.searchsorted(data.rows, sub).astype(np.int32))
         n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
         splits.append((idx[n_val:], idx[:n_val]))
     trn0, val0 = splits[0]  # random subsets: the split is a permutation
@@ -180,20 +268,15 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     # their dataset rows: the jets are read again for the calibration, after training (a copy held through
     # the training would add to its peak memory), their labels are kept
     val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
-    del data
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
-    n_trainable = len(trainable)
-    del labels, target, trainable, subsamples, rows  # 8 bytes a jet each, not needed in training
-    chosen = list(range(len(splits))) if members is None else sorted({int(m) for m in members})
-    results, networks = _fit_members(cfg, {m: splits[m] for m in chosen}, x_all, y_all, work, progress, executor,
-                                     workers, scheduler)
-    if members is not None:
-        for m, result in zip(chosen, results):
-            _write_atomically(member_done_path(out, m), json.dumps({"member": m, "epochs": result["epochs"]}))
-        return None
-    input_shapes = {k: list(v.shape[1:]) for k, v in x_all.items()}
-    del x_all  # the last reference: the training loops dropped theirs (EpochLoop.close)
+    return x_all, y_all, _Prepared(splits, target_mean, target_scale, int(n_constituents), standardiser, spectrum,
+                                   val_rows, val_labels, int(n_topped_up))
 
+
+def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _Subsamples, prepared: _Prepared,
+                input_shapes: dict, results: list[dict], variation) -> dict:
+    """``model.json``: configuration, preprocessing, validity window, dataset, training record, weight files
+    (and the label variation trained on)."""
     meta = {
         "format": FORMAT,
         "kind": "ensemble" if cfg.ensemble else "bnn",
@@ -202,40 +285,46 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
         "config": cfg.to_dict(),
         "preprocessing": {
             "target": cfg.target,
-            "target_mean": target_mean,
-            "target_scale": target_scale,
-            "n_constituents": int(n_constituents),
+            "target_mean": prepared.target_mean,
+            "target_scale": prepared.target_scale,
+            "n_constituents": prepared.n_constituents,
             "input_scale_gev": ds.config.input_scale_gev,
             "input_shapes": input_shapes,
-            "standardiser": standardiser.to_dict() if standardiser else None,
+            "standardiser": prepared.standardiser.to_dict() if prepared.standardiser else None,
         },
         "validity": {
             "jet_pt_min_gev": ds.config.jet_pt_min_gev,
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
         },
-        "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": n_trainable,
-                    "process_config": ds.manifest["config"], "process_command": ds.manifest.get("command")},
-        "training": {"jets_per_network": n_member, "disjoint_subsamples": disjoint, "members": results},
-        "weights": [weights_name(m) for m in range(n_networks)],
+        "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets,
+                    "trainable_jets": plan.n_trainable, "process_config": ds.manifest["config"],
+                    "process_command": ds.manifest.get("command")},
+        "training": {"jets_per_network": plan.n_member, "disjoint_subsamples": plan.disjoint, "members": results},
+        "weights": [weights_name(m) for m in range(max(cfg.ensemble, 1))],
     }
     if variation is not None:
         meta["label_variation"] = variation.to_dict()
-    epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
-    (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
-    (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)
-    in_memory = networks is not None and len(networks) == n_networks
-    model = TrainedModel(work, meta, networks, standardiser) if in_memory else load_model(work)
-    val_jets = _read_jets(ds, val_rows)
-    meta["calibration"] = _calibration(model, val_jets, val_labels, cfg, n_topped_up)
+    return meta
+
+
+def _calibrate_and_store(work: Path, meta: dict, networks: list | None, prepared: _Prepared, ds,
+                         cfg: TrainConfig) -> None:
+    """The model in ``work`` (the networks just trained, or loaded back from ``work`` when they trained on a
+    pool): its calibration on the validation jets into ``meta`` and ``model.json``, then its uncertainty model."""
+    in_memory = networks is not None and len(networks) == max(cfg.ensemble, 1)
+    model = TrainedModel(work, meta, networks, prepared.standardiser) if in_memory else load_model(work)
+    val_jets = _read_jets(ds, prepared.val_rows)
+    meta["calibration"] = _calibration(model, val_jets, prepared.val_labels, cfg, prepared.n_topped_up)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
-    _store_uncertainty_model(work, model, val_jets, spectrum)
+    _store_uncertainty_model(work, model, val_jets, prepared.spectrum)
+
+
+def _publish(work: Path, out: Path, overwrite: bool) -> None:
+    """Drop the checkpoint and the run record from ``work`` and move it to ``out`` in one step."""
     shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
     (work / META_STARTED).unlink()
     publish(work, out, overwrite, MODEL_OUTPUT)
-    n_val = results[0]["n_val"]
-    return TrainSummary(out, n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"],
-                        epoch_seconds)
 
 
 def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jets: int = 0,

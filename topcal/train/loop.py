@@ -1,11 +1,9 @@
 """The training loop: one compiled TensorFlow call per epoch, batches gathered from the input arrays in it.
 
-Keras's ``model.fit`` returns to Python after every step (or every ``steps_per_execution`` steps, whose
-unrolled graph took seconds to trace) and runs its callbacks there. Here one ``tf.function`` runs a whole
-epoch, its validation included, as a ``tf.while_loop`` of one step at a time: per step it gathers the
-batch's rows (``tf.gather`` on tensors that share the numpy arrays' memory, :func:`shared_tensor`, so the
-inputs stay in memory once; a gather through ``tf.numpy_function``, which returns to Python every step,
-made the paper network's epochs 17% slower), computes the negative log-likelihood (mean over the batch)
+One ``tf.function`` runs a whole epoch, its validation included, as a ``tf.while_loop`` of one step at a
+time, without returning to Python between steps: per step it gathers the batch's rows (``tf.gather`` on
+tensors that share the numpy arrays' memory, :func:`shared_tensor`, so the inputs stay in memory once),
+computes the negative log-likelihood (mean over the batch)
 plus the network's own losses (the KL term of the Bayesian layers, or the L2 penalty of an ensemble
 member), and applies the gradients with the model's optimiser
 (Adam with gradient clipping, :func:`topcal.train.network.build_network`); the validation steps after the

@@ -15,7 +15,7 @@ from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
 
-FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set (topcal 0.2)
+FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set
 META = "model.json"
 HISTORY = "history.json"
 LABEL_DIR = "label_systematics"  # the networks of a label-systematics card (topcal.train.label_training)

@@ -248,12 +248,11 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
     (:func:`posterior_draws` with ``rng``, or the given ``draws``), then evaluate all of them in one
     compiled call per chunk of jets, a loop over the draws inside it. Every jet sees T independent draws
     from the posterior, as in T separate Flipout passes, but each draw is one 2-d product per layer (Flipout
-    needs two), on the
-    activations of one draw at a time (for the default network 2.1x faster than batched products over all
-    draws at once), and the padded constituent slots are never computed (the per-constituent map runs on
-    the real constituents only). The draws are the same for every jet, so a jet's outputs do not depend on
-    the jets evaluated with it. ``chunk_jets``: jets per call; by default as many as keep one draw's widest
-    activations within ``budget`` floats (16 MB; larger products run faster).
+    needs two), on the activations of one draw at a time, and the padded constituent slots are never
+    computed (the per-constituent map runs on the real constituents only). The draws are the same for every
+    jet, so a jet's outputs do not depend on the jets evaluated with it. ``chunk_jets``: jets per call; by
+    default as many as keep one draw's widest activations within ``budget`` floats (16 MB; larger products
+    run faster).
     """
     import numpy as np
     import tensorflow as tf

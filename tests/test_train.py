@@ -481,7 +481,7 @@ def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypa
     """The width factor is fitted on at least CALIBRATION_MIN_JETS jets when the data allow: 160 validation
     jets are joined by all 640 training jets of network 0 (below 2000); with a minimum of 100 they calibrate
     alone."""
-    import topcal.train.fit as fit
+    from topcal.train import fit
 
     ds = toy_dataset(tmp_path / "ds", 1000, seed=3)
     summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)

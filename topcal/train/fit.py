@@ -137,6 +137,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     labels = smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
     target = labels / data.pt_jet if cfg.target == "response" else labels
     target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
+    label_window = _label_window(ds.config, labels)
 
     raw = raw_inputs(data.jets, cfg.inputs, cfg.n_constituents)
     standardiser = Standardiser.fit(raw)
@@ -188,6 +189,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
             "jet_pt_min_gev": ds.config.jet_pt_min_gev,
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
+            "label_window_gev": label_window,
         },
         "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets, "trainable_jets": n_trainable,
                     "process_config": ds.manifest["config"], "process_command": ds.manifest.get("command")},
@@ -239,6 +241,15 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
     if cfg.recalibrate:
         out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])
     return out
+
+
+def _label_window(config, labels: np.ndarray) -> list[float] | None:
+    """The dataset's pT,t(truth) window (GeV) when it is finite and holds every training label (they are
+    what the network learns; the predictive intervals are bounded by it, TrainedModel.label_window);
+    otherwise None."""
+    window = [float(config.truth_pt_min_gev), float(config.truth_pt_max_gev)]
+    inside = np.isfinite(window).all() and labels.min() >= window[0] and labels.max() <= window[1]
+    return window if config.truth_match and inside else None
 
 
 def _read_jets(ds, rows: np.ndarray):

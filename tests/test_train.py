@@ -483,7 +483,7 @@ def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypa
     """The width factor is fitted on at least CALIBRATION_MIN_JETS jets when the data allow: 160 validation
     jets are joined by all 640 training jets of network 0 (below 2000); with a minimum of 100 they calibrate
     alone."""
-    import topcal.train.fit as fit
+    from topcal.train import fit
 
     ds = toy_dataset(tmp_path / "ds", 1000, seed=3)
     summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
@@ -492,3 +492,23 @@ def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypa
     monkeypatch.setattr(fit, "CALIBRATION_MIN_JETS", 100)
     summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), overwrite=True, progress=False)
     assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (160, 0)
+
+
+def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_path):
+    """A dataset whose labels all lie in its pT,t(truth) window (400..1000 GeV) gives a model whose intervals
+    stay inside it; the toy whose labels pass 1000 GeV gives none (its intervals are not bounded)."""
+    from toys import toy_table
+
+    from topcal.config import ProcessConfig
+    from topcal.io.dataset import open_dataset, write_dataset
+
+    table = toy_table(1000, 4, noise_gev=lambda a: 10.0 + 0.0 * a, response_slope=0.0, pt_range=(850.0, 980.0))
+    assert table["pt_truth"].max() < 1000.0
+    cfg = ProcessConfig(max_constituents=N_CONSTITUENTS, flatten=False)
+    inside = write_dataset(tmp_path / "in", table, cfg, part_jets=500)
+    outside = toy_dataset(tmp_path / "out", 1000, seed=4)
+    for name, ds, window in (("in", inside, (400.0, 1000.0)), ("out", outside, None)):
+        train(ds.path, tmp_path / f"model_{name}", TrainConfig(epochs=2, **FAST), progress=False)
+        assert load_model(tmp_path / f"model_{name}").label_window == window
+    pred = load_model(tmp_path / "model_in").predict(_test_arrays(open_dataset(inside.path))[0].jets, samples=5)
+    assert pred["high95"].max() <= 1000.0 and pred["low95"].min() >= 400.0

@@ -123,7 +123,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     _write_atomically(work / META_STARTED, json.dumps({  # member tasks may start together: the same text
         "config": cfg.to_dict(), "dataset": {"path": str(Path(dataset_dir).absolute()),
                                              "fingerprint": dataset_fingerprint(ds)}}))
-    x_all, y_all, prepared = _prepare_inputs(data, cfg, plan, variation)
+    x_all, y_all, prepared = _prepare_inputs(data, cfg, plan, variation, ds.config)
     del data  # the jets and the row lists are not needed in training
     plan.subsamples = None
     chosen = list(range(len(prepared.splits))) if members is None else sorted({int(m) for m in members})
@@ -174,6 +174,7 @@ class _Prepared:
     val_rows: np.ndarray
     val_labels: np.ndarray
     n_topped_up: int = 0  # training jets of network 0 among the calibration jets (the last of val_rows)
+    label_window: list[float] | None = None  # the training labels' pT,t window in GeV (_label_window)
 
 
 def _check_members(cfg: TrainConfig, members: Sequence[int]) -> None:
@@ -238,7 +239,8 @@ def _load_training_jets(ds, dataset_dir, cfg: TrainConfig, plan: _Subsamples):
     return data
 
 
-def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation) -> tuple[dict, np.ndarray, _Prepared]:
+def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation,
+                    process_config) -> tuple[dict, np.ndarray, _Prepared]:
     """The network's input arrays (standardised in place) and standardised targets for every loaded jet, and
     each network's shuffled (training, validation) split of its subsample.
 
@@ -250,6 +252,7 @@ def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation) -> tup
     spectrum = label_spectrum(labels)  # the training pT,t spectrum, stored with the model
     target = labels / data.pt_jet if cfg.target == "response" else labels
     target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
+    label_window = _label_window(process_config, labels)
 
     raw = raw_inputs(data.jets, cfg.inputs, cfg.n_constituents)
     standardiser = Standardiser.fit(raw)
@@ -270,7 +273,7 @@ def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation) -> tup
     val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
     return x_all, y_all, _Prepared(splits, target_mean, target_scale, int(n_constituents), standardiser, spectrum,
-                                   val_rows, val_labels, int(n_topped_up))
+                                   val_rows, val_labels, int(n_topped_up), label_window)
 
 
 def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _Subsamples, prepared: _Prepared,
@@ -296,6 +299,7 @@ def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _S
             "jet_pt_min_gev": ds.config.jet_pt_min_gev,
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
+            "label_window_gev": prepared.label_window,
         },
         "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets,
                     "trainable_jets": plan.n_trainable, "process_config": ds.manifest["config"],
@@ -365,6 +369,15 @@ def _store_uncertainty_model(work: Path, model, val_jets, spectrum: tuple[np.nda
     samples, seed = model.posterior_key(variations.DEFAULT_SAMPLES, variations.DEFAULT_SEED)
     variations.save(work, variations.fit(variations.draw_means(model, val_jets, samples, seed), samples, seed))
     write_spectrum(work, *spectrum)
+
+
+def _label_window(config, labels: np.ndarray) -> list[float] | None:
+    """The dataset's pT,t(truth) window (GeV) when it is finite and holds every training label (they are
+    what the network learns; the predictive intervals are bounded by it, TrainedModel.label_window);
+    otherwise None."""
+    window = [float(config.truth_pt_min_gev), float(config.truth_pt_max_gev)]
+    inside = np.isfinite(window).all() and labels.min() >= window[0] and labels.max() <= window[1]
+    return window if config.truth_match and inside else None
 
 
 def _read_jets(ds, rows: np.ndarray):

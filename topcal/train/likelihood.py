@@ -137,6 +137,9 @@ def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, inter
     n = centre.shape[0]
     mode = np.empty(n)
     bands = [(np.empty(n), np.empty(n)) for _ in intervals]
+    # jets whose grid reaches at least one grid-sigma into the window (others, far outside: extrapolations
+    # whose density is not truncated)
+    truncated = np.zeros(n, dtype=bool)
     u = np.linspace(-grid_sigmas, grid_sigmas, grid_points)
     for start in range(0, n, jets_per_block):
         sl = slice(start, start + jets_per_block)
@@ -144,14 +147,15 @@ def _mode_and_interval(weights, means, sigmas, centre, width, grid_points, inter
         p = grid_density(centre[sl], width[sl], u, weights[:, sl], means[:, sl], sigmas[:, sl])
         if window is not None:
             inside = (x >= window[0]) & (x <= window[1])
-            p = np.where(inside | ~inside.any(axis=1, keepdims=True), p, 0.0)
+            truncated[sl] = inside.sum(axis=1) > (grid_points - 1) / (2 * grid_sigmas)
+            p = np.where(inside | ~truncated[sl, None], p, 0.0)
         mode[sl], *found = grid_mode_and_bands(x, p, intervals)
         for (low, high), band in zip(bands, found):
             low[sl], high[sl] = band
     if window is not None:  # the interpolation between grid points stops at the window's ends
         for low, high in bands:
-            np.clip(low, window[0], None, out=low, where=low < window[1])
-            np.clip(high, None, window[1], out=high, where=high > window[0])
+            np.clip(low, window[0], None, out=low, where=truncated & (low < window[1]))
+            np.clip(high, None, window[1], out=high, where=truncated & (high > window[0]))
     return mode, *bands
 
 

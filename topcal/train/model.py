@@ -123,14 +123,10 @@ class TrainedModel:
 
     @property
     def label_window(self) -> tuple[float, float] | None:
-        """The pT,t(truth) window (GeV) of the training jets, which bounds the intervals (None when the
-        dataset's window was open)."""
-        cfg = self.meta.get("dataset", {}).get("process_config") or {}
-        try:
-            window = (float(cfg["truth_pt_min_gev"]), float(cfg["truth_pt_max_gev"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-        return window if np.all(np.isfinite(window)) and cfg.get("truth_match", True) else None
+        """The pT,t(truth) window (GeV) that held every training label, which bounds the intervals (None:
+        the dataset's window was open or did not hold them all, or a model written without it)."""
+        window = self.meta.get("validity", {}).get("label_window_gev")
+        return (float(window[0]), float(window[1])) if window else None
 
 
 @contextlib.contextmanager

@@ -10,6 +10,23 @@ from topcal.config.run import RunConfig
 from topcal.errors import ConfigError
 
 
+def read_toml(path: str | Path, what: str = "card") -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; a missing, unreadable or invalid file is one ConfigError naming
+    ``path`` (``what`` says what kind of card was expected)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a TOML card") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (TOML cards are UTF-8)") from None
+
+
 def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, cls=None, base=None):
     """A configuration (``cls``: :class:`RunConfig` by default, or :class:`ProcessConfig`,
     :class:`TrainConfig`) from the defaults (or ``base``, an instance of ``cls``), updated by a TOML card and
@@ -18,19 +35,7 @@ def load_card(path: str | Path | None, overrides: dict[str, Any] | None = None, 
     cls = RunConfig if cls is None else cls
     data = (cls() if base is None else base).to_dict()
     if path is not None:
-        path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                card = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration card not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a text file (TOML cards are UTF-8)") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{path}: is a directory, not a TOML card") from None
-        _merge(data, card, "")
+        _merge(data, read_toml(path, "configuration card"), "")
     if overrides:
         _merge(data, overrides, "")
     cfg = cls.from_dict(data)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -206,19 +205,9 @@ ALL_SMEAR = "all-smear"  # not a valid source name, so it cannot collide with on
 
 def read_label_card(path: str | Path) -> LabelCard:
     """The card at ``path`` (TOML), validated; errors name the card, the source and the key."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: label-systematics card not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a TOML card") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (TOML cards are UTF-8)") from None
-    return parse_label_card(data, str(path))
+    from topcal.config.card import read_toml
+
+    return parse_label_card(read_toml(path, "label-systematics card"), str(Path(path)))
 
 
 def parse_label_card(data: dict, where: str = "card") -> LabelCard:

@@ -178,6 +178,9 @@ def local_pool(workers: int, initializer: Callable[[], None] | None = None) -> I
         for process in processes:
             with contextlib.suppress(Exception):
                 process.join(timeout=10)
+                if process.is_alive():  # still starting up, or stuck: SIGKILL cannot be held off
+                    process.kill()
+                    process.join(timeout=10)
         raise
     pool.shutdown(wait=True)
 

@@ -12,23 +12,18 @@ import numpy as np
 import pytest
 import uproot
 from coffea import processor
-from toys import toy_dataset
+from toys import small_model
 
 import topcal
-from topcal.config import TrainConfig
 from topcal.io.delphes_reader import TopcalDelphesSchema
 from topcal.predict.run import predict
-from topcal.train.fit import train
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "calibrator_example.py"
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("calibrator")
-    ds = toy_dataset(base / "ds", 1500, seed=1)
-    train(ds.path, base / "model", TrainConfig(phi_hidden=[16], hidden=[16], epochs=2), progress=False)
-    return base / "model"
+    return small_model(tmp_path_factory.mktemp("calibrator"))
 
 
 class UserProcessor(processor.ProcessorABC):

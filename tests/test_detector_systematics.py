@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from toys import toy_dataset
+from toys import small_model
 
 import topcal
 from topcal.cli import main
-from topcal.config import ProcessConfig, TrainConfig, load_card
+from topcal.config import ProcessConfig, load_card
 from topcal.errors import ConfigError, InputFileError
 from topcal.generate.run import generate_chunk
 from topcal.io.dataset import open_dataset
@@ -22,7 +22,6 @@ from topcal.io.delphes_reader import open_events
 from topcal.predict import detector_systematics as ds
 from topcal.process.fatjets import ORIGINS, cluster, eflow_inputs
 from topcal.process.run import process
-from topcal.train.fit import train
 
 REAL = Path(__file__).parent / "data" / "delphes_generic_25ev.root"
 INFO = ("constituent_origin", "constituent_charge", "constituent_lepton")
@@ -131,10 +130,7 @@ def test_energy_flow_scale_must_be_positive(tmp_path):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("detsys")
-    d = toy_dataset(base / "ds", 1500, seed=1)
-    train(d.path, base / "model", TrainConfig(phi_hidden=[16], hidden=[16], epochs=2), progress=False)
-    return base / "model"
+    return small_model(tmp_path_factory.mktemp("detsys"))
 
 
 def test_sizes_and_their_errors():

@@ -69,3 +69,14 @@ def _typed(table: dict, rng) -> dict:
 def toy_dataset(path, n: int, seed: int = 0, **kwargs):
     cfg = ProcessConfig(max_constituents=N_CONSTITUENTS, flatten=False)
     return write_dataset(path, toy_table(n, seed, **kwargs), cfg, part_jets=max(1, n // 3))
+
+
+def small_model(base, n: int = 1500, seed: int = 1):
+    """A quickly trained default-architecture model (two epochs, 16-unit layers) on ``n`` toy jets, in
+    ``base/model`` (its dataset in ``base/ds``): enough to exercise prediction paths, not to be accurate."""
+    from topcal.config import TrainConfig
+    from topcal.train.fit import train
+
+    ds = toy_dataset(base / "ds", n, seed=seed)
+    train(ds.path, base / "model", TrainConfig(phi_hidden=[16], hidden=[16], epochs=2), progress=False)
+    return base / "model"

@@ -2,11 +2,12 @@
 
 One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
 
-  1. a training sample of ``--events`` events, processed with ``topcal process``'s defaults (flattened in
-     pT,t(truth)), and topcal's default network trained on it (``--epochs`` at most);
+  1. a training sample of ``--events`` events, processed as ``topcal process`` does (flattened in
+     pT,t(truth)) but in the wider windows below, and topcal's default network trained on it (``--epochs``
+     at most);
   2. an unseen sample of ``--natural-events`` events (seed + 1; default ``--events / 2``) and a prior
-     sample of as many (seed + 2), both processed without flattening: their jets keep the generator's event
-     weights, which give the natural, falling pT,t spectrum;
+     sample of as many (seed + 2), both processed in the same windows without flattening: their jets keep
+     the generator's event weights, which give the natural, falling pT,t spectrum;
   3. sections, each a function returning a JSON-able dict (more sections can be added beside them):
 
      * ``chunk_identity``: ``topcal predict --seed`` at chunk size 1000 against a user processor through
@@ -20,6 +21,21 @@ One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
        <ptPred - pT,t> and 68% coverage per 100 GeV bin of pT,j and overall, without a prior (the flat
        training prior) and with the prior sample's weighted pT,t spectrum as ``prior``; beside them the
        same jets unweighted without a prior (the network's own bias and coverage).
+
+The design is fair to the prior: bias and coverage are evaluated in ``EVAL_BINS_GEV`` of pT,j (400..1000
+GeV), which lies inside the training window of pT,t(truth) (``TRUTH_WINDOW_GEV``, 250..1250 GeV) by 150
+GeV at both ends, about three resolutions of pT,t at fixed pT,j (sigma_tot is 40..60 GeV there). In
+topcal's default windows (pT,j and pT,t both 400..1000 GeV) jets at the ends of the evaluated range have
+their truth cut by the window: what lies beyond it can neither be learned nor predicted, and the network's
+mixture cannot follow the hard cut (+16 GeV unweighted bias at pT,j 900..1000 GeV). So all samples here
+are generated with the hard-process pT window ``PTHAT_GEV`` (250..1250 GeV, which bounds the
+hard-process pT,t) and processed with pT,j in ``JET_WINDOW_GEV`` (400..1100 GeV: the network also sees
+jets above the evaluated range; below 400 GeV the containment of the decay products in R = 1.2 falls so
+steeply that flattening in pT,t would be set by those bins and drop most jets) and pT,t(truth) in
+``TRUTH_WINDOW_GEV``. The prior is the
+event-weighted pT,t spectrum of the prior sample's jets in the same windows (the model's pT,j window, as
+``topcal.predict.prior`` asks), in ``PRIOR_BIN_GEV`` bins; the flat-prior summaries are bounded by the
+model's label window, as in ``topcal predict``. Nothing of this is tuned on the result.
 
 ``--work DIR`` keeps the samples, datasets and model there and reuses them in a later run with the same
 arguments.
@@ -41,7 +57,10 @@ import numpy as np
 
 from topcal.config import ProcessConfig, RunConfig, TrainConfig
 
-BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)
+EVAL_BINS_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0)  # pT,j bins of the natural-spectrum check
+PTHAT_GEV = (250.0, 1250.0)  # the generator's hard-process pT window
+JET_WINDOW_GEV = (400.0, 1100.0)  # pT,j window of every dataset (training, unseen, prior)
+TRUTH_WINDOW_GEV = (250.0, 1250.0)  # pT,t(truth) window of every dataset: the model's label window
 PRIOR_BIN_GEV = 25.0
 SAMPLES, SEED = 50, 0  # the stored posterior (topcal predict's defaults)
 FIELDS = ("pt", "ptPred", "sigmaStoch", "sigmaPred", "sigmaTot", "ptMode", "ptLow68", "ptHigh68")
@@ -51,6 +70,7 @@ def generate_sample(path: Path, seed: int, events: int, workers: int) -> Path:
     from topcal.generate.run import generate
 
     cfg = RunConfig(seed=seed)
+    cfg.generator.pthat_min_gev, cfg.generator.pthat_max_gev = PTHAT_GEV
     cfg.output.truth = "compact"
     cfg.output.collections = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"]
     cfg.output.compression = "lz4"
@@ -61,7 +81,9 @@ def generate_sample(path: Path, seed: int, events: int, workers: int) -> Path:
 def make_dataset(sample: Path, out: Path, flatten: bool, workers: int) -> Path:
     from topcal.process.run import process
 
-    process([sample], out, ProcessConfig(flatten=flatten), executor="futures" if workers > 1 else "iterative",
+    cfg = ProcessConfig(flatten=flatten, jet_pt_min_gev=JET_WINDOW_GEV[0], jet_pt_max_gev=JET_WINDOW_GEV[1],
+                        truth_pt_min_gev=TRUTH_WINDOW_GEV[0], truth_pt_max_gev=TRUTH_WINDOW_GEV[1])
+    process([sample], out, cfg, executor="futures" if workers > 1 else "iterative",
             workers=workers, progress=False, figures=False)
     return out
 
@@ -179,12 +201,12 @@ def natural_spectrum(model, arrays, weight: np.ndarray, prior, spectrum) -> dict
 
     w, mu, s = model.sample(arrays.jets, SAMPLES, SEED)
     out = {}
-    flat = summaries(w, mu, s)
+    flat = summaries(w, mu, s, window=model.label_window)
     for name, pred, weights in (("flat", flat, weight), ("prior", summaries(w, mu, s, prior, spectrum), weight),
                                 ("flat_unweighted", flat, np.ones_like(weight))):
         inside = (arrays.pt_truth >= pred["low"]) & (arrays.pt_truth <= pred["high"])
         rows = {}
-        for lo, hi in [*zip(BINS_GEV[:-1], BINS_GEV[1:]), (BINS_GEV[0], BINS_GEV[-1])]:
+        for lo, hi in [*zip(EVAL_BINS_GEV[:-1], EVAL_BINS_GEV[1:]), (EVAL_BINS_GEV[0], EVAL_BINS_GEV[-1])]:
             sel = (arrays.pt_jet >= lo) & (arrays.pt_jet < hi)
             ws = weights[sel]
             n_eff = ws.sum() ** 2 / (ws**2).sum() if sel.any() else 0.0
@@ -233,7 +255,9 @@ def print_table(result: dict) -> None:
         print(f"  {n:>6s} {r['variations_over_draws_min']:13.3f}..{r['variations_over_draws_max']:.3f}"
               f" {r['independent_over_draws']:22.3f}")
     n = result["natural_spectrum"]
-    print("natural spectrum (event-weighted), per 100 GeV bin of pT,j:")
+    d = result["design"]
+    print(f"natural spectrum (event-weighted), per 100 GeV bin of pT,j; samples: pT-hat {d['pthat_gev']}, "
+          f"pT,j {d['jet_window_gev']}, pT,t(truth) {d['truth_window_gev']} GeV:")
     print(f"  {'pT,j [GeV]':>10s} {'n_eff':>7s} {'bias flat':>12s} {'bias prior':>12s} {'cov68 flat':>11s} "
           f"{'cov68 prior':>12s} | {'unweighted: jets':>16s} {'bias flat':>12s} {'cov68 flat':>11s}")
     for b in n["flat"]:
@@ -268,16 +292,18 @@ def main(argv=None) -> dict:
         names = {"train": (args.seed, args.events, True), "unseen": (args.seed + 1, natural, False),
                  "prior": (args.seed + 2, natural, False),
                  "identity": (args.seed + 3, args.identity_events, False)}
+        design = "pthat{:.0f}-{:.0f}_jet{:.0f}-{:.0f}_truth{:.0f}-{:.0f}".format(*PTHAT_GEV, *JET_WINDOW_GEV,
+                                                                                 *TRUTH_WINDOW_GEV)
         datasets, samples = {}, {}
         for name, (seed, events, flatten) in names.items():
-            samples[name] = work / f"{name}_seed{seed}_{events}ev.root"
+            samples[name] = work / f"{name}_seed{seed}_{events}ev_pthat{PTHAT_GEV[0]:.0f}-{PTHAT_GEV[1]:.0f}.root"
             if not samples[name].exists():
                 generate_sample(samples[name], seed, events, args.workers)
             if name != "identity":
-                datasets[name] = work / f"{name}_seed{seed}_{events}ev_dataset"
+                datasets[name] = work / f"{name}_seed{seed}_{events}ev_{design}_dataset"
                 if not datasets[name].exists():
                     make_dataset(samples[name], datasets[name], flatten, args.workers)
-        model_dir = work / f"model_seed{args.seed}_{args.events}ev_{args.epochs}epochs"
+        model_dir = work / f"model_seed{args.seed}_{args.events}ev_{design}_{args.epochs}epochs"
         if not model_dir.exists():
             train(datasets["train"], model_dir, TrainConfig(seed=args.seed, epochs=args.epochs), progress=False)
         prepared = time.perf_counter() - t0
@@ -286,6 +312,9 @@ def main(argv=None) -> dict:
         prior = weighted_spectrum(datasets["prior"])
         result = {
             "seed": args.seed, "events": args.events, "natural_events": natural, "prepare_seconds": prepared,
+            "design": {"pthat_gev": list(PTHAT_GEV), "jet_window_gev": list(JET_WINDOW_GEV),
+                       "truth_window_gev": list(TRUTH_WINDOW_GEV), "eval_bins_gev": list(EVAL_BINS_GEV),
+                       "prior_bin_gev": PRIOR_BIN_GEV, "label_window_gev": model.label_window},
             "chunk_identity": chunk_identity(model_dir, samples["identity"], work),
             "eigen": eigen(model_dir),
             "subset_sums": subset_sums(model, unseen.jets, args.seed),

@@ -149,6 +149,18 @@ def _gaussians(t=40, n=30, sigma=50.0, seed=2):
     return np.ones((t, n, 1)), mu, np.full((t, n, 1), sigma)
 
 
+def test_a_jet_gets_bit_identical_variations_in_any_chunk():
+    """The shifts of a jet do not depend on which or how many jets are computed with it."""
+    rng = np.random.default_rng(3)
+    means = 600 + rng.normal(0, 5, (50, 1611)) + rng.normal(0, 100, 1611)
+    v = variations.fit(means, 50, 0)
+    whole = v.shifts(means)
+    np.testing.assert_allclose((whole**2).sum() / means.var(axis=0).sum(), v.kept, rtol=1e-9)
+    for size in (1, 7, 300, 700, 1000):
+        for start in range(0, 1611, size):
+            np.testing.assert_array_equal(v.shifts(means[:, start:start + size]), whole[:, start:start + size])
+
+
 def test_a_prior_reweights_each_draw_exactly():
     """Gaussian draws N(mu_t, s) under an exponential prior exp(-y / L) over a flat training spectrum are
     Gaussians N(mu_t - s^2 / L, s): the mean moves by -s^2 / L, sigma_stoch and sigma_pred stay; a prior

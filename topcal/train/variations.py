@@ -52,10 +52,21 @@ class EigenVariations:
         return int(self.coefficients.shape[0])
 
     def shifts(self, draw_means: np.ndarray) -> np.ndarray:
-        """The K shifts of ptPred in GeV, ``(K, n_jets)``, from the jets' per-draw means ``(T, n_jets)``."""
+        """The K shifts of ptPred in GeV, ``(K, n_jets)``, from the jets' per-draw means ``(T, n_jets)``.
+
+        Each jet's mean and shifts are summed over the draws in a fixed order, element by element (numpy's
+        reductions and matrix products round differently with the number and layout of the jets), so a jet
+        gets bit-identical shifts in any chunk."""
         if draw_means.shape[0] != self.samples:
             raise ValueError(f"{draw_means.shape[0]} draws given, the variations belong to T = {self.samples}")
-        return self.coefficients @ (draw_means - draw_means.mean(axis=0))
+        mean = np.zeros(draw_means.shape[1])
+        for m in draw_means:
+            mean += m
+        mean /= self.samples
+        out = np.zeros((self.k, draw_means.shape[1]))
+        for c, m in zip(self.coefficients.T, draw_means):
+            out += c[:, None] * (m - mean)[None, :]
+        return out
 
     def to_dict(self) -> dict:
         """The summary a friend file or report records (no coefficients)."""

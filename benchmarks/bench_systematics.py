@@ -20,7 +20,10 @@ One run, on fresh samples generated with ``--seed`` (ttbar, no ISR):
      * ``natural_spectrum``: on the unseen jets weighted to their natural spectrum, the event-weighted bias
        <ptPred - pT,t> and 68% coverage per 100 GeV bin of pT,j and overall, without a prior (the flat
        training prior) and with the prior sample's weighted pT,t spectrum as ``prior``; beside them the
-       same jets unweighted without a prior (the network's own bias and coverage).
+       same jets unweighted without a prior (the network's own bias and coverage);
+     * ``natural_spectrum_swapped``: the same with the two samples' roles swapped (the prior sample's jets
+       evaluated, the unseen sample's spectrum as the prior): a second, independent measurement with the
+       same model, no further samples.
 
 The design is fair to the prior: bias and coverage are evaluated in ``EVAL_BINS_GEV`` of pT,j (400..1000
 GeV), which lies inside the training window of pT,t(truth) (``TRUTH_WINDOW_GEV``, 250..1250 GeV) by 150
@@ -239,6 +242,16 @@ def variance_kept_figure(explained: list[float], kept: float, k: int, jets: int,
     return save(fig, out_dir, "variance_kept_vs_k")
 
 
+def _print_natural(n: dict) -> None:
+    print(f"  {'pT,j [GeV]':>10s} {'n_eff':>7s} {'bias flat':>12s} {'bias prior':>12s} {'cov68 flat':>11s} "
+          f"{'cov68 prior':>12s} | {'unweighted: jets':>16s} {'bias flat':>12s} {'cov68 flat':>11s}")
+    for b in n["flat"]:
+        f, p, u = n["flat"][b], n["prior"][b], n["flat_unweighted"][b]
+        print(f"  {b:>10s} {f['n_eff']:7.0f} {f['bias_gev']:6.1f}+-{f['bias_err_gev']:3.1f} "
+              f"{p['bias_gev']:6.1f}+-{p['bias_err_gev']:3.1f} {f['coverage68']:11.3f} {p['coverage68']:12.3f} | "
+              f"{u['jets']:16d} {u['bias_gev']:6.1f}+-{u['bias_err_gev']:3.1f} {u['coverage68']:11.3f}")
+
+
 def print_table(result: dict) -> None:
     c = result["chunk_identity"]
     print(f"\nchunk-size identity ({c['jets']} jets, {c['fields']} fields): max |difference| "
@@ -254,17 +267,13 @@ def print_table(result: dict) -> None:
     for n, r in s["sizes"].items():
         print(f"  {n:>6s} {r['variations_over_draws_min']:13.3f}..{r['variations_over_draws_max']:.3f}"
               f" {r['independent_over_draws']:22.3f}")
-    n = result["natural_spectrum"]
     d = result["design"]
     print(f"natural spectrum (event-weighted), per 100 GeV bin of pT,j; samples: pT-hat {d['pthat_gev']}, "
-          f"pT,j {d['jet_window_gev']}, pT,t(truth) {d['truth_window_gev']} GeV:")
-    print(f"  {'pT,j [GeV]':>10s} {'n_eff':>7s} {'bias flat':>12s} {'bias prior':>12s} {'cov68 flat':>11s} "
-          f"{'cov68 prior':>12s} | {'unweighted: jets':>16s} {'bias flat':>12s} {'cov68 flat':>11s}")
-    for b in n["flat"]:
-        f, p, u = n["flat"][b], n["prior"][b], n["flat_unweighted"][b]
-        print(f"  {b:>10s} {f['n_eff']:7.0f} {f['bias_gev']:6.1f}+-{f['bias_err_gev']:3.1f} "
-              f"{p['bias_gev']:6.1f}+-{p['bias_err_gev']:3.1f} {f['coverage68']:11.3f} {p['coverage68']:12.3f} | "
-              f"{u['jets']:16d} {u['bias_gev']:6.1f}+-{u['bias_err_gev']:3.1f} {u['coverage68']:11.3f}")
+          f"pT,j {d['jet_window_gev']}, pT,t(truth) {d['truth_window_gev']} GeV; unseen jets, prior sample's "
+          f"spectrum as prior:")
+    _print_natural(result["natural_spectrum"])
+    print("the same with the roles swapped: prior-sample jets, unseen sample's spectrum as prior:")
+    _print_natural(result["natural_spectrum_swapped"])
 
 
 def main(argv=None) -> dict:
@@ -310,6 +319,8 @@ def main(argv=None) -> dict:
         model = load_model(model_dir)
         unseen, weight = weighted_jets(datasets["unseen"])
         prior = weighted_spectrum(datasets["prior"])
+        prior_jets, prior_weight = weighted_jets(datasets["prior"])
+        spectrum = read_spectrum(model_dir)
         result = {
             "seed": args.seed, "events": args.events, "natural_events": natural, "prepare_seconds": prepared,
             "design": {"pthat_gev": list(PTHAT_GEV), "jet_window_gev": list(JET_WINDOW_GEV),
@@ -318,7 +329,9 @@ def main(argv=None) -> dict:
             "chunk_identity": chunk_identity(model_dir, samples["identity"], work),
             "eigen": eigen(model_dir),
             "subset_sums": subset_sums(model, unseen.jets, args.seed),
-            "natural_spectrum": natural_spectrum(model, unseen, weight, prior, read_spectrum(model_dir)),
+            "natural_spectrum": natural_spectrum(model, unseen, weight, prior, spectrum),
+            "natural_spectrum_swapped": natural_spectrum(model, prior_jets, prior_weight,
+                                                         weighted_spectrum(datasets["unseen"]), spectrum),
         }
         result["seconds"] = time.perf_counter() - t0
     print_table(result)

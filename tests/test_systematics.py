@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import shutil
 from pathlib import Path
 
 import awkward as ak
@@ -63,7 +64,7 @@ class UserProcessor(processor.ProcessorABC):
         return accumulator
 
 
-def test_the_model_stores_its_variations_and_training_spectrum(toy):
+def test_the_model_stores_its_variations_and_training_spectrum(toy, tmp_path):
     _, model_dir = toy
     v = variations.load(model_dir, variations.DEFAULT_SAMPLES, variations.DEFAULT_SEED)
     assert v is not None and v.coefficients.shape == (v.k, 50)
@@ -71,6 +72,13 @@ def test_the_model_stores_its_variations_and_training_spectrum(toy):
     counts, edges = read_spectrum(model_dir, compute=False)
     assert counts.sum() > 1000 and len(edges) == len(counts) + 1
     assert "statistical variations:" in describe(model_dir)
+    # info names the label window, which bounds the pT,j range a prior calibrates
+    shutil.copytree(model_dir, tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    meta["validity"]["label_window_gev"] = [250.0, 1250.0]
+    (tmp_path / "model" / "model.json").write_text(json.dumps(meta))
+    assert "trained on pT,t(truth) 250..1250 GeV" in describe(tmp_path / "model")
+    assert "trained on pT,t(truth)" not in describe(model_dir)
 
 
 def test_old_models_get_variations_and_spectrum_computed(toy, tmp_path):

@@ -93,8 +93,10 @@ def _model(path: Path) -> str:
         lines.append(f"  statistical variations: {v.k} for samples={t} seed={seed} ({100 * v.kept:.1f}% of the "
                      f"variance on {v.jets} jets)")
     v = meta["validity"]
+    window = v.get("label_window_gev")
+    labels = f"; trained on pT,t(truth) {window[0]:g}..{window[1]:g} GeV" if window else ""
     lines.append(f"  valid for: pT,j {v['jet_pt_min_gev']:g}..{v['jet_pt_max_gev']:g} GeV, "
-                 f"|eta| < {v['jet_eta_max']}")
+                 f"|eta| < {v['jet_eta_max']}{labels}")
     lines.append(f"  made by: {meta.get('command')}")
     return "\n".join(lines)
 

@@ -42,9 +42,10 @@ def test_smeared_labels_legend_clear_of_the_jets_and_colour_bar_labelled(figures
     fig = figures[0]
     top = fig.axes[0]
     mesh = next(c for c in top.collections if isinstance(c, QuadMesh))
-    filled = ~np.ma.getmaskarray(mesh.get_array()).reshape(mesh.get_coordinates().shape[0] - 1, -1)
-    xc, yc = (np.asarray(v) for v in np.meshgrid(*(0.5 * (e[1:] + e[:-1]) for e in
-                                                    (mesh.get_coordinates()[0, :, 0], mesh.get_coordinates()[:, 0, 1]))))
+    corners = mesh.get_coordinates()  # (ny + 1, nx + 1, 2) bin edges
+    filled = ~np.ma.getmaskarray(mesh.get_array()).reshape(corners.shape[0] - 1, -1)
+    x_edges, y_edges = corners[0, :, 0], corners[:, 0, 1]
+    xc, yc = np.meshgrid(0.5 * (x_edges[1:] + x_edges[:-1]), 0.5 * (y_edges[1:] + y_edges[:-1]))
     assert filled.sum() > 100
     assert _points_under_legend(top, xc[filled], yc[filled]) == 0
     assert [a.get_ylabel() for a in top.child_axes] == ["jets"]  # the colour bar beside the upper panel

@@ -271,8 +271,8 @@ def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
             if name != "sigmaCal" and card is not closure["cards"][0]:
                 continue  # the per-source networks and the shifts are shared by the cards
             offset = (i - len(names) / 2) * 8 + (8 * len(names) if card is not closure["cards"][0] else 0)
-            text = _closure_label(name, card)
-            ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", color=next(colours), label=text)
+            ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", color=next(colours),
+                    label=_closure_label(name, card))
     tol = closure["tolerance"]
     ax.axhspan(1 - tol, 1 + tol, color="gray", alpha=0.2, label=f"$\\pm${100 * tol:.0f}%")
     ax.axhline(1, color="gray", lw=1, ls=":")

@@ -21,6 +21,11 @@ def _density_top(h: hist.Hist) -> float:
     return float(np.max((values + np.sqrt(values)) / (total * h.axes[0].widths)))
 
 
+def _normalised_step(ax, h: hist.Hist, **kwargs) -> None:
+    """A normalised step histogram with Poisson error bars where there are jets (none on empty bins)."""
+    mplhep.histplot(h, ax=ax, histtype="step", density=True, yerr=np.sqrt(h.variances()), flow=None, **kwargs)
+
+
 def extracted_vs_truth(pt_truth: np.ndarray, pt_pred: np.ndarray, out_dir: Path, note: str) -> list[Path]:
     """Figure 3 right: the extracted <pT> against pT,t(truth)."""
     h = hist.Hist(hist.axis.Regular(45, 300, 1200, label=r"$p_{T,t}^{truth}$ [GeV]"),
@@ -138,14 +143,17 @@ def coverage_and_pulls(rows: dict, out_dir: Path, note: str) -> list[Path]:
     rows = [r for r in keyed_rows(rows)["bins"] if r.get("jets", 0) > 0]
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
     fig, ax = new_figure()
-    ax.plot(centre, [r["coverage68"] for r in rows], "o-", label="68% interval coverage")
-    ax.plot(centre, [r["pull_width"] for r in rows], "s-", label="pull width")
-    ax.axhline(0.68, color="tab:blue", ls=":", lw=1)
-    ax.axhline(1.0, color="tab:orange", ls=":", lw=1)
+    top = 1.0  # the pull width's target
+    for key, marker, colour, text, target in (("coverage68", "o", "tab:blue", "68% interval coverage", 0.68),
+                                              ("pull_width", "s", "tab:orange", "pull width", 1.0)):
+        values = [r[key] for r in rows]
+        ax.plot(centre, values, f"{marker}-", color=colour, label=text)
+        ax.axhline(target, color=colour, ls=":", lw=1.5, label=f"{text}: {target:g} (calibrated)")
+        top = max([top, *values])
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("68% coverage, pull width")
-    ax.set_ylim(0, 1.6)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.set_ylim(0, 1.9 * top)  # the legend and its note above the points and the targets
+    ax.legend(loc="upper right", fontsize="x-small")
     label(ax, note=note)
     return save(fig, out_dir, "coverage_and_pulls")
 
@@ -157,7 +165,7 @@ def truth_in_slice_with_and_without_isr(pt_truth: dict[str, np.ndarray], out_dir
     for name, values in pt_truth.items():
         h = hist.Hist(hist.axis.Regular(40, 400, 1000, label=r"$p_{T,t}^{truth}$ [GeV]"))
         h.fill(values)
-        mplhep.histplot(h, ax=ax, histtype="step", density=True, label=f"{name} ({len(values)} jets)", flow=None)
+        _normalised_step(ax, h, label=f"{name} ({len(values)} jets)")
         top = max(top, _density_top(h))
     ax.axvspan(*NARROW_SLICE_GEV, color="grey", alpha=0.2, label=r"$p_{T,j}$ slice")
     ax.set_ylabel("normalised")
@@ -197,10 +205,19 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
     <pT> and sigma_tot)."""
     fig, (top, bottom) = new_figure(figsize=(8, 11), nrows=2, height_ratios=(3, 2))
     fig.subplots_adjust(hspace=0.3)  # room for the upper panel's axis title
+    # the legend sits in the upper left: the y range holds every label and keeps those of jets below
+    # 800 GeV (under the legend) in its lower 65%
+    left = smeared_label[pred["pt_jet"] < 800]
+    y_top = max(1200.0, float(np.max(smeared_label, initial=0.0)),
+                300 + (float(np.max(left, initial=300.0)) - 300) / 0.65)
+    y_top = 100 * np.ceil(y_top / 100)
     h = hist.Hist(hist.axis.Regular(30, 400, 1000, label=r"$p_{T,j}$ [GeV]"),
-                  hist.axis.Regular(45, 300, 1200, label=r"smeared $p_{T,t}^{truth}$ [GeV]"))
+                  hist.axis.Regular(round((y_top - 300) / 20), 300, y_top,
+                                    label=r"smeared $p_{T,t}^{truth}$ [GeV]"))
     h.fill(pred["pt_jet"], smeared_label)
-    mplhep.hist2dplot(h, ax=top, cmin=1, flow=None, cbar=False)
+    mesh = mplhep.hist2dplot(h, ax=top, cmin=1, flow=None, cbar=False).pcolormesh
+    # the colour bar outside the upper panel, which keeps the width of the lower one
+    fig.colorbar(mesh, cax=top.inset_axes((1.02, 0.0, 0.04, 1.0))).set_label("jets")
     edges = np.arange(400, 1001, 20.0)
     centres = 0.5 * (edges[1:] + edges[:-1])
     idx = np.digitize(pred["pt_jet"], edges) - 1
@@ -219,8 +236,7 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         top.plot(centres, mid, color=colour, label=name)
         top.plot(centres, lo, color=colour, ls="--")
         top.plot(centres, hi, color=colour, ls="--")
-    top.legend(loc="upper left", fontsize="x-small", frameon=True, facecolor="white", framealpha=0.85,
-               edgecolor="none")  # the empty corner above the diagonal band
+    top.legend(loc="upper left", fontsize="x-small")  # above the data, in the empty top of the y range
     label(top, note=f"labels smeared by {100 * fraction:.0f}%")
     lo, hi = NARROW_SLICE_GEV
     in_slice = (pred["pt_jet"] >= lo) & (pred["pt_jet"] < hi)
@@ -232,7 +248,7 @@ def smeared_truth_vs_jet(pred: dict[str, np.ndarray], smeared_label: np.ndarray,
         axis_label = rf"$p_{{T,t}}$ [GeV], $p_{{T,j}}$ {lo:.0f}..{hi:.0f} GeV"
         hs = hist.Hist(hist.axis.Regular(40, 400, 1000, label=axis_label))
         hs.fill(values)
-        mplhep.histplot(hs, ax=bottom, histtype="step", density=True, color=colour, label=name, flow=None)
+        _normalised_step(bottom, hs, color=colour, label=name)
         peak = max(peak, _density_top(hs))
     bottom.set_ylabel("normalised")
     headroom(bottom, peak, 1.6)
@@ -246,6 +262,7 @@ def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
     +- tolerance band (``reports/label_closure/closure.json``, :mod:`topcal.reproduce.label_closure`)."""
     fig, ax = new_figure()
     markers = iter("os^vD<>px*h")
+    colours = iter(["tab:purple", "tab:blue", "tab:green", "tab:red", "tab:orange", "black", "tab:brown"])
     for card in closure["cards"]:
         rows = [r for r in card["bins"] if r["jets"] >= closure["min_bin_jets"]]
         names = [k for k in (rows[0] if rows else {}) if isinstance(rows[0][k], dict)]
@@ -253,17 +270,35 @@ def label_closure(closure: dict, out_dir: Path, note: str) -> list[Path]:
         for i, name in enumerate(names):
             if name != "sigmaCal" and card is not closure["cards"][0]:
                 continue  # the per-source networks and the shifts are shared by the cards
-            text = (f"all smear, $\\rho$ = {card['rho']:g}" if name == "sigmaCal" else
-                    name.removeprefix("sigmaCal_").replace("ptPred_", "shift ").replace("Up", " up")
-                    .replace("Down", " down"))
-            offset = (i - len(names) / 2) * 3 + (8 if card is not closure["cards"][0] else 0)
-            ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", label=text)
+            offset = (i - len(names) / 2) * 8 + (8 * len(names) if card is not closure["cards"][0] else 0)
+            ax.plot(centre + offset, [r[name]["ratio"] for r in rows], f"{next(markers)}-", color=next(colours),
+                    label=_closure_label(name, card))
     tol = closure["tolerance"]
     ax.axhspan(1 - tol, 1 + tol, color="gray", alpha=0.2, label=f"$\\pm${100 * tol:.0f}%")
     ax.axhline(1, color="gray", lw=1, ls=":")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("measured / injected")
-    ax.set_ylim(0.5, 1.9)  # room above the points for the legend
-    ax.legend(loc="upper right", fontsize="x-small", ncol=2)
+    ax.set_ylim(0.6, 2.4)  # room above the points for the legend
+    ax.legend(loc="upper right", fontsize="x-small")
     label(ax, note=note)
     return save(fig, out_dir, "label_sources_closure")
+
+
+def _closure_label(name: str, card: dict) -> str:
+    """Legend entry of one closure quantity, with the injected size from the card's sources."""
+    sources = {s["name"]: s for s in card["sources"]}
+    if name == "sigmaCal":
+        return f"$\\sigma_{{cal}}$ all smear, $\\rho$ = {card['rho']:g}"
+    if name.startswith("sigmaCal_"):
+        source = name.removeprefix("sigmaCal_")
+        return f"$\\sigma_{{cal}}$ {source} ({_size_text(sources[source]['size'])})"
+    for way in ("Up", "Down"):
+        if name.endswith(way):
+            source = name.removeprefix("ptPred_").removesuffix(way)
+            return f"shift {source} {way.lower()} ({_size_text(sources[source]['size'])})"
+    return name
+
+
+def _size_text(size) -> str:
+    """A source's relative size in %: a constant, or "pT-dependent" for points in pT,t."""
+    return f"{100 * size:g}%" if isinstance(size, (int, float)) else "$p_T$-dependent"

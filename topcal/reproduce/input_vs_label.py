@@ -111,27 +111,29 @@ def study(model_dir: Path, dataset: Path, out: Path, samples: int = 30, seed: in
 
 
 def figure(result: dict, out_dir: Path, note: str) -> list[Path]:
-    """Per source, the equivalent relative label size (filled) and the naive half-difference / pT,j (open)
-    against pT,j; the label smearing sizes that calibrate it as dotted lines."""
-    from topcal.plot.style import label, new_figure, save
+    """Per source (one colour each), the equivalent relative label size (filled, solid) and the naive
+    half-difference / pT,j (open, dotted) against pT,j; the note names the label smearing sizes that
+    calibrate it."""
+    from topcal.plot.style import headroom, label, new_figure, save
 
     rows = [r for r in result["bins"] if r["jets"] >= result["min_bin_jets"] and r["sources"]]
     fig, ax = new_figure()
     centre = np.array([(r["pt_jet_lo"] + r["pt_jet_hi"]) / 2 for r in rows])
-    for (name, size), marker in zip(result["sizes"].items(), "os^vD"):
-        eq = [100 * r["sources"][name]["label_equivalent"] for r in rows]
-        line, = ax.plot(centre, eq, f"{marker}-", label=f"{name} ({100 * size:g}%): label equivalent")
-        ax.plot(centre, [100 * r["sources"][name]["relative"] for r in rows], marker, mfc="none", ls=":",
-                color=line.get_color(), label=f"{name}: half up-down / $p_{{T,j}}$")
-    for f in (rows[0]["label"] if rows else {}):
-        ax.axhline(100 * float(f), color="gray", lw=1, ls="--")
+    top = 0.0
+    for i, ((name, size), marker) in enumerate(zip(result["sizes"].items(), "os^vD")):
+        eq = np.array([100 * r["sources"][name]["label_equivalent"] for r in rows])
+        naive = np.array([100 * r["sources"][name]["relative"] for r in rows])
+        ax.plot(centre, eq, f"{marker}-", color=f"C{i}", label=f"{name} ($\\pm${100 * size:g}%)")
+        ax.plot(centre, naive, marker, mfc="none", ls=":", color=f"C{i}")
+        top = max(top, float(np.nanmax(np.concatenate([eq, naive, [0.0]]))))
+    ax.plot([], [], "o-", color="black", label="label equivalent")
+    ax.plot([], [], "o", mfc="none", ls=":", color="black", label="half up-down / $p_{T,j}$")
     ax.set_xlabel(r"$p_{T,j}$ [GeV]")
     ax.set_ylabel("relative uncertainty [%]")
-    ax.set_ylim(0, None)
-    top = ax.get_ylim()[1]
-    ax.set_ylim(0, top * 1.6)  # room for the legend
+    headroom(ax, top, 2.6)  # the legend and its note above the points
     ax.legend(loc="upper left", fontsize="x-small")
-    label(ax, note=note)
+    sizes = sorted(float(f) for f in (rows[0]["label"] if rows else {}))
+    label(ax, note=f"{note}; label smearing of " + ", ".join(f"{100 * f:g}%" for f in sizes) + " as reference")
     return save(fig, out_dir, "input_vs_label_sources")
 
 

@@ -559,7 +559,7 @@ def test_a_point_estimate_phi_is_evaluated_once_per_jet():
     tf.keras.backend.clear_session()
 
 
-def test_the_phi_posterior_round_trips_and_older_models_load(toy, tmp_path):
+def test_the_phi_posterior_round_trips_and_older_models_load(tmp_path):
     """``phi_posterior`` is recorded in model.json and the loaded network has a point-estimate map; a
     model.json written before the option (without the key) loads as the fully Bayesian network and gives
     the same numbers; an unknown value is a one-line configuration error."""
@@ -568,9 +568,9 @@ def test_the_phi_posterior_round_trips_and_older_models_load(toy, tmp_path):
     from topcal.info import describe
     from topcal.train.network import bayesian_layers, point_phi_layers
 
-    ds, model_dir, _ = toy
-    train(ds.path, tmp_path / "point", TrainConfig(epochs=1, train_size=1000, phi_posterior="point", **FAST),
-          progress=False)
+    ds, model_dir = toy_dataset(tmp_path / "ds", 1500, seed=6), tmp_path / "default"
+    train(ds.path, model_dir, TrainConfig(epochs=1, **FAST), progress=False)
+    train(ds.path, tmp_path / "point", TrainConfig(epochs=1, phi_posterior="point", **FAST), progress=False)
     meta = json.loads((tmp_path / "point" / "model.json").read_text())
     assert meta["config"]["phi_posterior"] == "point"
     model = load_model(tmp_path / "point")

@@ -594,12 +594,12 @@ def test_the_phi_posterior_round_trips_and_older_models_load(tmp_path):
 
 def test_sigma_pred_of_a_point_estimate_phi_shrinks_with_more_data(toy, tmp_path):
     """Only the head is Bayesian, and its posterior still narrows with the training size: sigma_pred on the
-    test jets with ten times more training jets is well below that with 1200."""
+    test jets with ten times more training jets is well below that with 600."""
     ds, _, _ = toy
     x, _ = _test_arrays(ds)
     sigma = {}
-    for n, epochs, patience in ((12_000, 30, 6), (1200, 150, 15)):
+    for n, epochs, patience in ((6000, 30, 6), (600, 150, 15)):
         cfg = TrainConfig(epochs=epochs, train_size=n, phi_posterior="point", **{**FAST, "patience": patience})
         train(ds.path, tmp_path / f"m{n}", cfg, progress=False)
         sigma[n] = np.mean(load_model(tmp_path / f"m{n}").predict(x.jets, samples=30, seed=2)["sigma_pred"])
-    assert sigma[12_000] < 0.8 * sigma[1200], sigma
+    assert sigma[6000] < 0.8 * sigma[600], sigma

@@ -561,11 +561,13 @@ def test_a_point_estimate_phi_is_evaluated_once_per_jet():
 
 def test_the_phi_posterior_round_trips_and_older_models_load(tmp_path):
     """``phi_posterior`` is recorded in model.json and the loaded network has a point-estimate map; a
-    model.json written before the option (without the key) loads as the fully Bayesian network and gives
-    the same numbers; an unknown value is a one-line configuration error."""
+    model.json written before the option (without the key) loads as the fully Bayesian network, gives the
+    same numbers and is a reference for it, the point-estimate model is not; an unknown value is a one-line
+    configuration error."""
     import shutil
 
     from topcal.info import describe
+    from topcal.train.model_dir import check_reference
     from topcal.train.network import bayesian_layers, point_phi_layers
 
     ds, model_dir = toy_dataset(tmp_path / "ds", 1500, seed=6), tmp_path / "default"
@@ -588,6 +590,9 @@ def test_the_phi_posterior_round_trips_and_older_models_load(tmp_path):
     assert load_model(old).config.phi_posterior == "bayesian"
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+    check_reference(model_dir, old)  # the same network: a reference for sigma_cal
+    with pytest.raises(InputFileError, match="not a reference for .*: phi_posterior 'point', the model's is 'bay"):
+        check_reference(model_dir, tmp_path / "point")
     with pytest.raises(ConfigError, match="^phi_posterior: 'mean'"):
         TrainConfig(phi_posterior="mean").validate()
 

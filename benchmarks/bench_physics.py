@@ -18,10 +18,17 @@ One run:
      coverage per 40 GeV pT,j bin with its binomial standard error. The ratios to the linear
      baseline are measured in the same run, and each network's sqrt(MSE) minus the trees' comes with a
      paired bootstrap error (both resampled with the same jets, so the fluctuations of the test jets that
-     both see cancel: json ``rmse_minus_trees_gev``, ``rmse_minus_trees_err_gev``).
+     both see cancel: json ``rmse_minus_trees_gev``, ``rmse_minus_trees_err_gev``); last, each network's
+     mean sigma_pred and sigma_stoch over the test jets.
+
+``--point-phi`` also trains the default deep set with a point-estimate per-constituent map and a Bayesian head
+(``TrainConfig.phi_posterior = "point"``); ``--ensemble M`` also trains a frequentist ensemble of M default
+deep sets (deterministic, each on its own ``--train-size`` jets), whose spread of the means is the
+sigma_pred the Bayesian networks' is compared with (the paper's figure 7).
 
     python benchmarks/bench_physics.py --seed 4242 --events 90000 --json physics.json
     python benchmarks/bench_physics.py --dataset jets/ --json physics.json     # an existing dataset
+    python benchmarks/bench_physics.py --dataset jets/ --train-size 2000 --skip-paper --point-phi --ensemble 5
 """
 
 from __future__ import annotations
@@ -165,6 +172,9 @@ def print_table(results: dict, n_test: int) -> None:
             print(f"{name:<24s} {covs}   outside: {r['coverage68_bins_outside_target']}")
         print(f"{'+- (binomial)':<24s} " + " ".join(f"{v['binomial_err']:8.3f}" if v["binomial_err"] else f"{'':>8s}"
                                                    for v in first.values()))
+        print(f"\nmean over the test jets (GeV)\n\n{'network':<24s} {'sigma_pred':>10s} {'sigma_stoch':>11s}")
+        for name, r in nets.items():
+            print(f"{name:<24s} {r['sigma_pred']:10.2f} {r['sigma_stoch']:11.2f}")
 
 
 def main() -> None:
@@ -179,6 +189,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="Worker processes for generation and processing.")
     ap.add_argument("--samples", type=int, default=50, help="Weight samples per jet.")
     ap.add_argument("--skip-paper", action="store_true", help="Do not train the paper's network.")
+    ap.add_argument("--point-phi", action="store_true",
+                    help="Also train the deep set with a point-estimate per-constituent map (phi_posterior point).")
+    ap.add_argument("--ensemble", type=int, default=0, help="Also train a frequentist ensemble of this many deep sets.")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep samples and models here [a temporary one].")
     ap.add_argument("--json", type=Path, default=None, help="Write the table's figures to this JSON file.")
     args = ap.parse_args()
@@ -201,6 +214,12 @@ def main() -> None:
 
         preds = yardsticks(train_arrays, test_arrays, args.seed)
         configs = {"topcal default": TrainConfig(train_size=args.train_size, seed=args.seed)}
+        if args.point_phi:
+            configs["point-estimate phi"] = TrainConfig(train_size=args.train_size, seed=args.seed,
+                                                        phi_posterior="point")
+        if args.ensemble:
+            configs[f"ensemble of {args.ensemble}"] = TrainConfig(train_size=args.train_size, seed=args.seed,
+                                                                  ensemble=args.ensemble)
         if not args.skip_paper:
             configs["paper network"] = paper_train_config(train_size=args.train_size, seed=args.seed)
         for name, cfg in configs.items():

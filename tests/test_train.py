@@ -230,7 +230,7 @@ def test_nan_loss_stops_training_with_a_message(tmp_path):
     assert run.state["epoch"] == 4 and run.state["history"] == []
 
 
-@pytest.mark.parametrize("network", ["default", "paper"])
+@pytest.mark.parametrize("network", ["default", "paper", "point"])
 def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, network):
     """The batched sampler (one full weight draw per sample, all samples in one call) gives per-jet means and
     spreads of the raw outputs that agree with T separate Flipout passes of the Keras network. The sampler
@@ -244,6 +244,10 @@ def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, netw
     if network == "paper":
         model_dir = tmp_path / "paper"
         train(ds.path, model_dir, paper_train_config(epochs=2, train_size=3000), progress=False)
+    if network == "point":
+        model_dir = tmp_path / "point"
+        train(ds.path, model_dir, TrainConfig(epochs=2, train_size=3000, phi_posterior="point", **FAST),
+              progress=False)
     model = load_model(model_dir)
     n, t = 30, 300
     arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, n)))
@@ -260,7 +264,7 @@ def test_batched_weight_samples_follow_the_flipout_posterior(toy, tmp_path, netw
     assert 0.9 < np.median(std_b / std_f) < 1.1
 
 
-@pytest.mark.parametrize("network", ["default", "paper"])
+@pytest.mark.parametrize("network", ["default", "paper", "point"])
 def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_path, network):
     """One compiled pass per model serves every number of jets and of samples (a retrace cost a second per
     call), and evaluating the jets in small chunks gives the same numbers as in one."""
@@ -270,6 +274,10 @@ def test_the_batched_sampler_is_traced_once_and_chunks_change_nothing(toy, tmp_p
     if network == "paper":
         model_dir = tmp_path / "paper"
         train(ds.path, model_dir, paper_train_config(epochs=1, train_size=2000), progress=False)
+    if network == "point":
+        model_dir = tmp_path / "point"
+        train(ds.path, model_dir, TrainConfig(epochs=1, train_size=2000, phi_posterior="point", **FAST),
+              progress=False)
     model = load_model(model_dir)
     net, cfg = model.networks[0], model.config
     arrays = model.encode(_test_arrays(ds)[0].jets.take(slice(0, 90)))
@@ -512,3 +520,91 @@ def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_pat
         assert load_model(tmp_path / f"model_{name}").label_window == window
     pred = load_model(tmp_path / "model_in").predict(_test_arrays(open_dataset(inside.path))[0].jets, samples=5)
     assert pred["high95"].max() <= 1000.0 and pred["low95"].min() >= 400.0
+
+
+def _toy_inputs(n: int = 16, slots: int = 20, seed: int = 4) -> dict[str, np.ndarray]:
+    """Random deep-set inputs of ``n`` jets with 1..``slots`` real constituents of 8 features each."""
+    rng = np.random.default_rng(seed)
+    mask = (np.arange(slots)[None] < rng.integers(1, slots, n)[:, None]).astype(np.float32)
+    return {"constituents": (rng.normal(size=(n, slots, 8)) * mask[..., None]).astype(np.float32), "mask": mask,
+            "jet": rng.normal(size=(n, 24)).astype(np.float32)}
+
+
+def test_a_point_estimate_phi_is_evaluated_once_per_jet():
+    """With ``phi_posterior = "point"`` the per-constituent map is deterministic: the pooled embedding of a jet
+    is the same in every stochastic pass while the head's outputs vary; the batched sampler computes the map
+    (and its per-jet sum) once, outside its loop over the weight draws, which the default network's loop
+    repeats in every draw."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from topcal.train.network import _SAMPLERS, bayesian_layers, build_network, point_phi_layers, sample_outputs
+
+    x = _toy_inputs()
+    loop_ops = {}
+    for posterior in ("bayesian", "point"):
+        cfg = TrainConfig(phi_hidden=[8, 8], hidden=[8], phi_posterior=posterior)
+        model = build_network(cfg, {k: v.shape[1:] for k, v in x.items()}, 100)
+        assert len(point_phi_layers(model)) == (2 if posterior == "point" else 0)
+        assert len(bayesian_layers(model)) == (2 if posterior == "point" else 4)
+        embed = keras.Model(model.inputs, [model.get_layer("sum_pool").output, model.output])
+        (pool_a, out_a), (pool_b, out_b) = embed(x, training=False), embed(x, training=False)
+        assert not np.array_equal(out_a.numpy(), out_b.numpy())  # the head is sampled in both
+        assert np.array_equal(pool_a.numpy(), pool_b.numpy()) == (posterior == "point")
+        sample_outputs(model, cfg, x, 3, np.random.default_rng(0))
+        library = _SAMPLERS[model].get_concrete_function().graph.as_graph_def().library.function
+        loop_ops[posterior] = {node.op for f in library for node in f.node_def}  # the while loop's body
+    assert "UnsortedSegmentSum" in loop_ops["bayesian"] and "UnsortedSegmentSum" not in loop_ops["point"]
+    assert "MatMul" in loop_ops["point"]  # the head is still evaluated per draw
+    tf.keras.backend.clear_session()
+
+
+def test_the_phi_posterior_round_trips_and_older_models_load(tmp_path):
+    """``phi_posterior`` is recorded in model.json and the loaded network has a point-estimate map; a
+    model.json written before the option (without the key) loads as the fully Bayesian network, gives the
+    same numbers and is a reference for it, the point-estimate model is not; an unknown value is a one-line
+    configuration error."""
+    import shutil
+
+    from topcal.info import describe
+    from topcal.train.model_dir import check_reference
+    from topcal.train.network import bayesian_layers, point_phi_layers
+
+    ds, model_dir = toy_dataset(tmp_path / "ds", 1500, seed=6), tmp_path / "default"
+    train(ds.path, model_dir, TrainConfig(epochs=1, **FAST), progress=False)
+    train(ds.path, tmp_path / "point", TrainConfig(epochs=1, phi_posterior="point", **FAST), progress=False)
+    meta = json.loads((tmp_path / "point" / "model.json").read_text())
+    assert meta["config"]["phi_posterior"] == "point"
+    model = load_model(tmp_path / "point")
+    assert model.config.phi_posterior == "point" and len(point_phi_layers(model.networks[0])) == 2
+    assert len(bayesian_layers(model.networks[0])) == 3  # the head only
+    assert "(point estimate)" in describe(tmp_path / "point")
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    meta = json.loads((old / "model.json").read_text())
+    del meta["config"]["phi_posterior"]
+    (old / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    jets = _test_arrays(ds)[0].jets.take(slice(0, 50))
+    a, b = load_model(model_dir).predict(jets, samples=5, seed=2), load_model(old).predict(jets, samples=5, seed=2)
+    assert load_model(old).config.phi_posterior == "bayesian"
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    check_reference(model_dir, old)  # the same network: a reference for sigma_cal
+    with pytest.raises(InputFileError, match="not a reference for .*: phi_posterior 'point', the model's is 'bay"):
+        check_reference(model_dir, tmp_path / "point")
+    with pytest.raises(ConfigError, match="^phi_posterior: 'mean'"):
+        TrainConfig(phi_posterior="mean").validate()
+
+
+def test_sigma_pred_of_a_point_estimate_phi_shrinks_with_more_data(toy, tmp_path):
+    """Only the head is Bayesian, and its posterior still narrows with the training size: sigma_pred on the
+    test jets with ten times more training jets is well below that with 600."""
+    ds, _, _ = toy
+    x, _ = _test_arrays(ds)
+    sigma = {}
+    for n, epochs, patience in ((6000, 30, 6), (600, 150, 15)):
+        cfg = TrainConfig(epochs=epochs, train_size=n, phi_posterior="point", **{**FAST, "patience": patience})
+        train(ds.path, tmp_path / f"m{n}", cfg, progress=False)
+        sigma[n] = np.mean(load_model(tmp_path / f"m{n}").predict(x.jets, samples=30, seed=2)["sigma_pred"])
+    assert sigma[6000] < 0.8 * sigma[600], sigma

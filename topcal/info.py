@@ -70,7 +70,8 @@ def _model(path: Path) -> str:
 
     meta = read_meta(path)
     cfg, pre, tr = meta["config"], meta["preprocessing"], meta["training"]
-    arch = (f"deep set phi {cfg['phi_hidden']} + head {cfg['hidden']}" if cfg["architecture"] == "deepset"
+    point = " (point estimate)" if cfg.get("phi_posterior") == "point" and meta["kind"] != "ensemble" else ""
+    arch = (f"deep set phi {cfg['phi_hidden']}{point} + head {cfg['hidden']}" if cfg["architecture"] == "deepset"
             else f"dense {cfg['hidden']}")
     lines = [f"{path}: topcal model ({meta['kind']}, {len(meta['weights'])} network(s))",
              f"  network: {arch}, {cfg['likelihood']} likelihood, inputs {cfg['inputs']}, target {pre['target']}, "

@@ -14,6 +14,7 @@ LIKELIHOODS = ("gauss", "gmm2", "gmm3")
 
 
 ARCHITECTURES = ("deepset", "dense")
+PHI_POSTERIORS = ("bayesian", "point")
 INPUT_KINDS = ("jet-frame", "lab-4vectors")
 TARGETS = ("response", "pt")
 
@@ -53,6 +54,12 @@ class TrainConfig(_Serialisable):
     validation jets that stretches each jet's predictive distribution about its mean (so every sigma and the
     intervals) until their 68% intervals hold 68% of the labels (``model.json`` records it; reports give the raw
     figures beside the recalibrated ones).
+
+    ``phi_posterior`` says what the deep set's per-constituent map Phi is: ``"bayesian"`` (the default), Flipout
+    layers like the head; ``"point"``, ordinary dense layers whose weights are a point estimate (the maximum of
+    the tempered posterior: L2 = ``kl_weight`` / (2 prior_sigma^2 N) on its kernels), with only the head after the
+    pooling Bayesian. Prediction then evaluates Phi once per jet and repeats only the head for the T weight draws
+    (:func:`topcal.train.network.sample_outputs`). The ensemble and the dense network ignore it.
     """
 
     architecture: str = "deepset"
@@ -60,6 +67,7 @@ class TrainConfig(_Serialisable):
     target: str = "response"
     n_constituents: int | None = 64
     phi_hidden: list[int] = field(default_factory=lambda: [64, 64, 64])
+    phi_posterior: str = "bayesian"
     hidden: list[int] = field(default_factory=lambda: [100, 100, 50])
     activation: str = "relu"
     prior_sigma: float = 1.0
@@ -88,7 +96,7 @@ class TrainConfig(_Serialisable):
 
     def validate(self) -> None:
         for name, allowed in (("architecture", ARCHITECTURES), ("inputs", INPUT_KINDS), ("target", TARGETS),
-                              ("likelihood", LIKELIHOODS)):
+                              ("likelihood", LIKELIHOODS), ("phi_posterior", PHI_POSTERIORS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
         if self.architecture == "deepset" and self.inputs != "jet-frame":

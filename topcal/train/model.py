@@ -67,9 +67,10 @@ class TrainedModel:
         return posterior_key(self.meta, samples, seed)
 
     def draws(self, samples: int, seed: int) -> tuple[tuple, tuple]:
-        """The T = ``samples`` weight draws of the Bayesian network from ``seed``
-        (:func:`topcal.train.network.posterior_draws`), drawn at the first call and kept: one fixed set per
-        ``(samples, seed)`` for every jet. At most 4 sets are kept."""
+        """The T = ``samples`` weight draws of the Bayesian network's Flipout layers from ``seed`` (every
+        layer, or the head only when Phi is a point estimate; :func:`topcal.train.network.posterior_draws`),
+        drawn at the first call and kept: one fixed set per ``(samples, seed)`` for every jet. At most 4 sets
+        are kept."""
         from topcal.train.network import posterior_draws
 
         key = (int(samples), int(seed))

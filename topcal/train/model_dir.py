@@ -35,8 +35,8 @@ def partial_dir(path: str | Path) -> Path:
 KINDS = ("bnn", "ensemble")
 # what a reference (unsmeared) model shares with the model whose sigma_cal it gives: the same network on the
 # same inputs and target; only the label smearing (and seeds, epochs, sizes) may differ
-REFERENCE_KEYS = ("architecture", "inputs", "target", "likelihood", "hidden", "phi_hidden", "ensemble",
-                  "n_constituents")
+REFERENCE_KEYS = ("architecture", "inputs", "target", "likelihood", "hidden", "phi_hidden", "phi_posterior",
+                  "ensemble", "n_constituents")
 
 
 def read_meta(path: str | Path) -> dict:
@@ -101,8 +101,10 @@ def model_stamp(path: str | Path) -> tuple:
 
 def reference_mismatch(meta: dict, ref: dict) -> str | None:
     """How a reference model differs from the model in network, inputs or target (None when it does not)."""
-    def described(m: dict) -> dict:
-        return {**m["config"], "kind": m["kind"], "target": m["preprocessing"]["target"],
+    from topcal.config import TrainConfig
+
+    def described(m: dict) -> dict:  # a key that an older model.json lacks has its default value
+        return {**TrainConfig().to_dict(), **m["config"], "kind": m["kind"], "target": m["preprocessing"]["target"],
                 "n_constituents": m["preprocessing"]["n_constituents"]}
 
     mine, theirs = described(meta), described(ref)

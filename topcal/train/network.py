@@ -13,6 +13,11 @@ of backend touches this file (and :mod:`topcal.train.likelihood` for the loss).
   (:mod:`topcal.train.inputs`).
 * ``"dense"`` (the paper's): dense layers ``hidden`` on the flattened input ``flat``.
 
+With ``TrainConfig.phi_posterior = "point"`` the deep set's Phi is ordinary dense layers (named
+``phi_point_<i>``; a point estimate, L2 = ``kl_weight`` / (2 prior_sigma^2 N), the tempered prior's log density)
+and only the head is Bayesian: :func:`sample_outputs` then computes Phi and the pooled sum once per jet and
+repeats only the head for the weight draws.
+
 Bayesian layers are Flipout layers (:class:`JetFlipout`, TFP's ``DenseFlipout`` with one sign pattern per
 jet) with a Gaussian prior N(0, ``prior_sigma``) on every kernel weight, a mean-field Gaussian posterior, a
 deterministic bias, and the KL term ``kl_weight x KL / N_train`` added to the loss. Deterministic members
@@ -30,6 +35,7 @@ from topcal.config import TrainConfig
 from topcal.train.likelihood import n_outputs, nll_loss
 
 POOL_SCALE = 10.0
+POINT_PHI = "phi_point_"  # the names of a point-estimate Phi's layers: phi_point_0, phi_point_1, ...
 POSTERIOR_SCALE_INIT = -3.0  # initial posterior width softplus(-3) = 0.049 (TFP's default)
 
 
@@ -164,6 +170,7 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         def dropout(x):
             return keras.layers.Dropout(cfg.ensemble_dropout)(x)
 
+    point_phi = bayesian and cfg.phi_posterior == "point"
     inputs = {name: keras.Input(shape=shape, name=name) for name, shape in sorted(shapes.items())}
     if cfg.architecture == "deepset":
         # the map Phi on the real constituents only (padded slots are never computed: 15% of the 64 in the
@@ -171,8 +178,14 @@ def build_network(cfg: TrainConfig, shapes: dict[str, tuple], n_train: int, baye
         rows, jet_of_row, n_jets = keras.layers.Lambda(_real_constituents, name="real_constituents")(
             [inputs["constituents"], inputs["mask"]])
         h = rows
-        for width in cfg.phi_hidden:  # a Flipout layer also takes each row's jet, for the jet's signs
-            h = dense(width, cfg.activation)([h, jet_of_row, n_jets] if bayesian else h)
+        # the tempered prior N(0, prior_sigma) as the point estimate's penalty (its maximum a posteriori)
+        phi_l2 = keras.regularizers.L2(cfg.kl_weight / (2.0 * cfg.prior_sigma**2 * n_train))
+        for i, width in enumerate(cfg.phi_hidden):
+            if point_phi:
+                h = keras.layers.Dense(width, activation=cfg.activation, kernel_regularizer=phi_l2,
+                                       name=f"{POINT_PHI}{i}")(h)
+            else:  # a Flipout layer also takes each row's jet, for the jet's signs
+                h = dense(width, cfg.activation)([h, jet_of_row, n_jets] if bayesian else h)
         pooled = keras.layers.Lambda(lambda t: _sum_per_jet(*t), name="sum_pool")([h, jet_of_row, n_jets])
         z = keras.layers.Concatenate()([pooled, inputs["jet"]])
     else:
@@ -223,6 +236,12 @@ def bayesian_layers(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, tfp.layers.DenseFlipout)]
 
 
+def point_phi_layers(model) -> list:
+    """The dense layers of a point-estimate Phi (``TrainConfig.phi_posterior = "point"``), input to output;
+    empty for every other network."""
+    return [layer for layer in model.layers if layer.name.startswith(POINT_PHI)]
+
+
 def posterior_draws(model, samples: int, rng) -> tuple[tuple, tuple]:
     """``samples`` full weight sets ``W_t = loc + scale * eps_t`` of every Flipout layer of ``model``
     (``eps`` from the numpy generator ``rng``), as ``(kernels, biases)``: each kernel ``(samples, in, out)``,
@@ -249,31 +268,37 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
     compiled call per chunk of jets, a loop over the draws inside it. Every jet sees T independent draws
     from the posterior, as in T separate Flipout passes, but each draw is one 2-d product per layer (Flipout
     needs two), on the activations of one draw at a time, and the padded constituent slots are never
-    computed (the per-constituent map runs on the real constituents only). The draws are the same for every
-    jet, so a jet's outputs do not depend on the jets evaluated with it. ``chunk_jets``: jets per call; by
-    default as many as keep one draw's widest activations within ``budget`` floats (16 MB; larger products
-    run faster).
+    computed (the per-constituent map runs on the real constituents only). With a point-estimate Phi
+    (:func:`point_phi_layers`) Phi and the pooled sum are computed once per chunk, before the loop, which
+    repeats only the head. The draws are the same for every jet, so a jet's outputs do not depend on the
+    jets evaluated with it. ``chunk_jets``: jets per call; by default as many as keep one draw's widest
+    activations within ``budget`` floats (16 MB; larger products run faster).
     """
     import numpy as np
     import tensorflow as tf
 
     deepset = cfg.architecture == "deepset"
     layers = bayesian_layers(model)
+    fixed = point_phi_layers(model)
+    phi = tuple((tf.convert_to_tensor(layer.kernel), tf.convert_to_tensor(layer.bias)) for layer in fixed)
     kernels, biases = draws if draws is not None else posterior_draws(model, samples, rng)
     n_jets, n_out = len(next(iter(arrays.values()))), int(kernels[-1].shape[-1])
     if chunk_jets is None:
         rows = int(arrays["constituents"].shape[1]) if deepset else 1
-        chunk_jets = max(1, budget // (max(int(w.shape[-1]) for w in kernels) * rows))
+        widest = max([int(w.shape[-1]) for w in kernels] + [int(w.shape[-1]) for w, _ in phi])
+        chunk_jets = max(1, budget // (widest * rows))
     names = ("constituents", "mask", "jet") if deepset else ("flat",)
     if model not in _SAMPLERS:  # one compiled pass per model, traced once: any T, any number of jets
         spec = tf.TensorSpec
         signature = (tuple(spec((None, *arrays[k].shape[1:]), tf.float32) for k in names),
+                     tuple((spec(w.shape, tf.float32), spec(b.shape, tf.float32)) for w, b in phi),
                      tuple(spec((None, *w.shape[1:]), tf.float32) for w in kernels),
                      tuple(spec(b.shape, tf.float32) for b in biases))
-        _SAMPLERS[model] = _sampled_pass(tuple(layer.activation for layer in layers),
-                                         len(cfg.phi_hidden) if deepset else 0, n_out, signature)
+        n_phi = len(cfg.phi_hidden) if deepset and not fixed else 0
+        _SAMPLERS[model] = _sampled_pass(tuple(layer.activation for layer in layers), n_phi,
+                                         tuple(layer.activation for layer in fixed), n_out, signature)
     run = _SAMPLERS[model]
-    outputs = [run(tuple(tf.constant(arrays[k][start:start + chunk_jets], tf.float32) for k in names), kernels,
+    outputs = [run(tuple(tf.constant(arrays[k][start:start + chunk_jets], tf.float32) for k in names), phi, kernels,
                    biases).numpy()
                for start in range(0, n_jets, chunk_jets)]
     if not outputs:
@@ -281,28 +306,35 @@ def sample_outputs(model, cfg: TrainConfig, arrays: dict, samples: int, rng, chu
     return np.concatenate(outputs, axis=1)
 
 
-def _sampled_pass(activations: tuple, n_phi: int, n_out: int, signature: tuple):
+def _sampled_pass(activations: tuple, n_phi: int, phi_activations: tuple, n_out: int, signature: tuple):
     """A compiled pass of one chunk through every weight draw -> ``(T, jets, outputs)``: a loop over the
     draws, each a chain of 2-d products; a plain graph function (no AutoGraph, whose conversion of this
     code cost a second at the first call), traced once for ``signature`` (any number of jets and draws).
-    ``n_phi``: the deep set's per-constituent layers (0: a dense network)."""
+    ``n_phi``: the deep set's Bayesian per-constituent layers, evaluated in every draw (0: a dense network,
+    or a point-estimate Phi); ``phi_activations``: those of a point-estimate Phi, whose weights come as
+    ``phi`` and which is evaluated once, before the loop."""
     import tensorflow as tf
 
     @tf.function(input_signature=signature, autograph=False)
-    def run(inputs, kernels, biases):
-        if n_phi:  # the per-constituent map on the real constituents only, summed per jet
+    def run(inputs, phi, kernels, biases):
+        if n_phi or phi:  # the per-constituent map on the real constituents only, summed per jet
             constituents, mask, jet = inputs
             rows, jet_of_row, n_jets = _real_constituents([constituents, mask])  # as in training
+
+        def embed(weights):
+            h = rows
+            for w, b, activation in weights:
+                h = activation(tf.matmul(h, w) + b)
+            return tf.concat([_sum_per_jet(h, jet_of_row, n_jets), jet], axis=-1)
+
+        fixed = embed((w, b, a) for (w, b), a in zip(phi, phi_activations)) if phi else None
 
         def draw(t, out):
             layers = iter(zip(kernels, biases, activations))
             if n_phi:
-                h = rows
-                for w, b, activation in itertools.islice(layers, n_phi):
-                    h = activation(tf.matmul(h, w[t]) + b)
-                z = tf.concat([_sum_per_jet(h, jet_of_row, n_jets), jet], axis=-1)
+                z = embed((w[t], b, activation) for w, b, activation in itertools.islice(layers, n_phi))
             else:
-                z = inputs[0]
+                z = fixed if phi else inputs[0]
             for w, b, activation in layers:
                 z = activation(tf.matmul(z, w[t]) + b)
             return t + 1, out.write(t, z)

@@ -14,16 +14,23 @@ and the others ("low"). The model (:func:`build_model`):
   eigen-variations ``stat<k>``, the label shift sources), each template filled with the varied value of every jet;
 * ``staterror``: the MC's own statistics per bin.
 
+The bins are 50 GeV wide (``EDGES_GEV``), merged with their neighbours (:func:`merge_edges`) until each holds
+``min_count`` MC jets (:func:`templates`): a sparse bin's up/down templates move by whole jets, and piecewise
+linear histosys extrapolation of such a bin reaches negative yields, where the Poisson likelihood of an empty
+data bin has no maximum. A fit whose expected yields are not all positive counts as failed (:func:`fit`).
+
 ``independent=True`` treats every uncertainty as independent per jet instead: no histosys; per bin, the
 variance of the count when each jet moves on its own, sum over jets and variations of the squared change of the
-jet's bin indicator (the mean of up and down), added to the staterror.
+jet's bin indicator (the mean of up and down). It is a sum over jets, so for ``expected_jets`` data jets it is
+the MC's sum times ``expected_jets`` / (MC jets), added in quadrature to the staterror.
 
 Pseudo-experiments (:func:`pseudo_experiments`) draw, per experiment, a true value theta ~ N(0, 1) for every
 nuisance parameter and Poisson weights for the jets of a pool (other events than the MC's). A detector source
 moves each pool jet by theta times its change in a sample generated with the source's scale at +1 sigma
 (same events: :func:`topcal.analysis.jets.paired`); a variation without such a sample (stat<k>, label shifts)
 by theta times its own half up-down difference. The truth is the pool's fraction of selected jets above the
-threshold; the coverage is the fraction of experiments whose 68% interval contains it.
+threshold; the coverage is the fraction of experiments whose 68% interval contains it. The pool's jets get
+independent Poisson weights: use one jet per event (:func:`topcal.analysis.jets.selected`).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import numpy as np
 
 THRESHOLD_GEV = 800.0
 EDGES_GEV = tuple(float(e) for e in range(400, 1101, 50))
+MIN_EXPECTED_PER_BIN = 10.0  # data jets expected in a bin at the least (:func:`min_count`)
 STAT = re.compile(r"ptPred_(stat\d+)\Z")
 UP = re.compile(r"ptPred_(\w+)Up\Z")
 
@@ -83,6 +91,29 @@ def linear_observable(table: dict[str, np.ndarray], a: float, b: float) -> Obser
     return Observable(x, out)
 
 
+def merge_edges(values: np.ndarray, edges, min_count: int) -> tuple[float, ...]:
+    """``edges`` (GeV) with adjacent bins merged, from low to high pT, until each bin holds at least
+    ``min_count`` of ``values``; a short last bin joins the one before it. Bins stay contiguous, the outer
+    edges are kept."""
+    counts = np.histogram(values, edges)[0]
+    out, filled = [edges[0]], 0
+    for count, hi in zip(counts, edges[1:]):
+        filled += count
+        if filled >= max(min_count, 1):
+            out.append(hi)
+            filled = 0
+    if len(out) == 1:
+        return (float(edges[0]), float(edges[-1]))
+    out[-1] = edges[-1]  # what is left after the last full bin joins it
+    return tuple(float(e) for e in out)
+
+
+def min_count(mc_jets: int, expected_jets: float, per_bin: float = MIN_EXPECTED_PER_BIN) -> int:
+    """The MC jets a bin needs so that ``per_bin`` data jets are expected in it, out of ``expected_jets``
+    selected data jets and ``mc_jets`` selected MC jets."""
+    return int(np.ceil(per_bin * mc_jets / expected_jets))
+
+
 def histogram(values: np.ndarray, edges, weights: np.ndarray | None = None) -> np.ndarray:
     """Counts of ``values`` (GeV) in the bins ``edges`` (under- and overflow dropped), with ``hist``."""
     h = hist.Hist(hist.axis.Variable(edges, name="pt", label="calibrated $p_T$ [GeV]"), storage=hist.storage.Weight())
@@ -113,8 +144,11 @@ def components(truth: np.ndarray, threshold: float = THRESHOLD_GEV) -> dict[str,
     return {"high": high, "low": ~high}
 
 
-def templates(obs: Observable, truth: np.ndarray, threshold: float = THRESHOLD_GEV, edges=EDGES_GEV) -> Templates:
-    """The MC templates of ``obs`` (selected jets only) split by pT,t(truth) ``truth`` at ``threshold`` (GeV)."""
+def templates(obs: Observable, truth: np.ndarray, threshold: float = THRESHOLD_GEV, edges=EDGES_GEV,
+              min_count: int = 0) -> Templates:
+    """The MC templates of ``obs`` (selected jets only) split by pT,t(truth) ``truth`` at ``threshold`` (GeV),
+    in ``edges`` merged until each bin holds ``min_count`` MC jets (:func:`merge_edges`)."""
+    edges = merge_edges(obs.values, edges, min_count)
     nominal, variations, indep, totals = {}, {}, {}, {}
     n_bins = len(edges) - 1
     for comp, mask in components(truth, threshold).items():
@@ -150,9 +184,10 @@ def build_model(t: Templates, expected_jets: float, independent: bool = False):
     samples = []
     for comp in ("high", "low"):
         nom = t.nominal[comp][keep]
-        var = nom + (t.independent_var[comp][keep] if independent else 0.0)
+        # MC statistics scale as scale^2 x counts; per-jet independent variations of the data as scale x counts
+        var = scale**2 * nom + (scale * t.independent_var[comp][keep] if independent else 0.0)
         mods = [{"name": "norm", "type": "normfactor", "data": None},
-                {"name": "mcstat", "type": "staterror", "data": list(scale * np.sqrt(var))}]
+                {"name": "mcstat", "type": "staterror", "data": list(np.sqrt(var))}]
         if comp == "high":
             mods.append({"name": "ratio", "type": "normfactor", "data": None})
         if not independent:
@@ -166,25 +201,49 @@ def build_model(t: Templates, expected_jets: float, independent: bool = False):
     return pyhf.Model(spec, poi_name="ratio"), keep
 
 
+class FitFailed(RuntimeError):
+    """The minimiser found no valid minimum, or one with a non-positive expected yield."""
+
+
 def fit(model, counts: np.ndarray, minos: bool = False) -> tuple[float, float, float]:
     """The fitted ``ratio`` and its 68% interval for the observed ``counts``: from the curvature of the profile
     likelihood at its minimum (HESSE), or, with ``minos``, where twice the profiled NLL rises by 1 (MINOS; on
-    the toys of ``tests/test_analysis.py`` the two agree to a few per cent of the width, at twice the cost)."""
+    the toys of ``tests/test_analysis.py`` the two agree to a few per cent of the width, at twice the cost).
+    See :func:`fit_detail`."""
+    r = fit_detail(model, counts, minos)
+    return r["ratio"], r["low"], r["high"]
+
+
+def fit_detail(model, counts: np.ndarray, minos: bool = False) -> dict:
+    """:func:`fit` with the MIGRAD strategy that succeeded: ``{"ratio", "low", "high", "strategy"}``. Strategy 0
+    first, strategy 1 (a more careful MIGRAD) when it fails; raises :class:`FitFailed` when both fail or the
+    minimum has a non-positive expected yield in a bin (the likelihood of piecewise-linear templates is
+    unbounded there)."""
     import pyhf
 
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=0))
     data = np.concatenate([counts, model.config.auxdata])
-    _, res = pyhf.infer.mle.fit(data, model, return_result_obj=True)
+    for strategy in (0, 1):
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=strategy))
+        try:
+            pars, res = pyhf.infer.mle.fit(data, model, return_result_obj=True)
+        except (AssertionError, pyhf.exceptions.FailedMinimization) as exc:
+            error = f"strategy {strategy}: {str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__}"
+            continue
+        if np.all(model.expected_actualdata(pars) > 0):
+            break
+        error = f"strategy {strategy}: non-positive expected yield at the minimum"
+    else:
+        raise FitFailed(error)
     m = res.minuit
     poi = model.config.poi_index
     value = float(m.values[poi])
     if not minos:
         m.hesse()
         err = float(m.errors[poi])
-        return value, value - err, value + err
+        return {"ratio": value, "low": value - err, "high": value + err, "strategy": strategy}
     m.minos(poi)
     err = m.merrors[m.parameters[poi]]
-    return value, value + float(err.lower), value + float(err.upper)
+    return {"ratio": value, "low": value + float(err.lower), "high": value + float(err.upper), "strategy": strategy}
 
 
 @dataclass
@@ -213,10 +272,8 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
     """``n`` pseudo-experiments of about ``expected_jets`` selected jets each, the same draws for every analysis
     ``{name: (pool, MC templates, independent)}`` (the pools must hold the same jets in the same order).
 
-    Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval, the coverage and
-    its binomial error, the median interval half-width and the mean fitted fraction."""
-    import pyhf
-
+    Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval (or the reason the
+    fit failed: it counts as not covering), and :func:`summarise`'s figures."""
     pool0 = next(iter(analyses.values()))[0]
     names = sorted({k for pool, _, _ in analyses.values() for k in pool.obs.variations})
     truth_f = float(np.mean(components(pool0.truth, threshold)["high"]))
@@ -231,23 +288,27 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
             x = pool.shifted_values({k: v for k, v in theta.items() if k in pool.obs.variations})
             counts = histogram(x, t.edges, weights)[keep]
             try:
-                r, lo, hi = fit(model, counts)
-            except (AssertionError, RuntimeError, ValueError, pyhf.exceptions.FailedMinimization) as exc:
-                # counts as not covering, and is reported
-                out[a]["fits"].append({"failed": str(exc)[:200]})
+                r = fit_detail(model, counts)
+            except (FitFailed, ValueError) as exc:  # counts as not covering, and is reported
+                out[a]["fits"].append({"experiment": i, "failed": str(exc)[:200]})
                 continue
-            out[a]["fits"].append({"f": float(t.fraction(r)), "low": float(t.fraction(lo)),
-                                   "high": float(t.fraction(hi))})
+            out[a]["fits"].append({"experiment": i, "f": float(t.fraction(r["ratio"])),
+                                   "low": float(t.fraction(r["low"])), "high": float(t.fraction(r["high"])),
+                                   "strategy": r["strategy"]})
     return {a: summarise(res) for a, res in out.items()}
 
 
 def summarise(res: dict) -> dict:
-    """Coverage, its binomial error, median half-width, mean fitted fraction and pull width of one analysis's
-    ``{"truth": f, "fits": [...]}`` (fits of several runs may be concatenated first)."""
+    """Coverage (failed fits count as not covering), its binomial error, the failed fits, the fits that needed
+    MIGRAD strategy 1, the mean and median half-width of the interval on the fraction, the mean fitted fraction
+    and the pull width of one analysis's ``{"truth": f, "fits": [...]}`` (fits of several runs may be
+    concatenated first)."""
     ok = [f for f in res["fits"] if "f" in f]
     covered = np.array([f["low"] <= res["truth"] <= f["high"] for f in ok] + [False] * (len(res["fits"]) - len(ok)))
     res["experiments"] = len(res["fits"])
     res["failed"] = len(res["fits"]) - len(ok)
+    res["retried"] = sum(f.get("strategy", 0) > 0 for f in ok)
+    res["mean_half_width"] = float(np.mean([(f["high"] - f["low"]) / 2 for f in ok])) if ok else float("nan")
     res["coverage"] = float(covered.mean()) if len(covered) else float("nan")
     res["coverage_error"] = float(np.sqrt(res["coverage"] * (1 - res["coverage"]) / max(len(covered), 1)))
     res["half_width"] = float(np.median([(f["high"] - f["low"]) / 2 for f in ok])) if ok else float("nan")

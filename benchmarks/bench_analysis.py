@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import pickle
 import sys
 import tempfile
 import time
@@ -94,9 +95,42 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="weight samples T (and the stat variations' set)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--save", type=Path, default=None, help="write the prepared pools and templates (pickle)")
+    ap.add_argument("--load", type=Path, default=None,
+                    help="fit the pools and templates of a --save file (no training or generation)")
     args = ap.parse_args()
     start = time.perf_counter()
-    out: dict = {k: v for k, v in vars(args).items() if k != "json"}
+    out: dict = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "json"}
+    if args.load:
+        with open(args.load, "rb") as f:
+            analyses, prepared = pickle.load(f)
+        out.update({k: v for k, v in prepared.items()
+                    if k not in out or k in ("mc_events", "pool_events", "samples", "epochs")})
+    else:
+        analyses = prepare(args, out, start)
+        if args.save:
+            with open(args.save, "wb") as f:
+                pickle.dump((analyses, dict(out)), f)
+    t0 = time.perf_counter()
+    chunks = np.array_split(np.arange(args.experiments), max(args.workers, 1))
+    jobs = [(analyses, len(c), args.expected_jets, args.seed, int(c[0])) for c in chunks if len(c)]
+    with multiprocessing.get_context("fork").Pool(len(jobs)) as p:
+        parts = p.map(_run, jobs)
+    results = {}
+    for name in analyses:
+        fits = [f for part in parts for f in part[name]["fits"]]
+        results[name] = fr.summarise({"truth": parts[0][name]["truth"], "fits": fits})
+    out["fit_s"] = round(time.perf_counter() - t0, 1)
+    out["results"] = {k: {kk: vv for kk, vv in v.items() if kk != "fits"} for k, v in results.items()}
+    out["fits"] = {k: v["fits"] for k, v in results.items()}
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    _print(out)
+    if args.json:
+        write_json(args.json, out)
+
+
+def prepare(args, out: dict, start: float) -> dict:
+    """Train, generate, calibrate: the pools and MC templates of the three analyses (fills ``out``)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = make_model(tmp, args.epochs, args.samples)
@@ -133,22 +167,9 @@ def main() -> None:
         out["jets"] = {"mc": int(sel_mc.sum()), "pool": int(sel_pool.sum())}
         out["nuisance_parameters"] = {k: sorted(o.variations) for k, o in mc_obs.items()}
         out["mc_fraction"] = float(np.mean(truth_mc > fr.THRESHOLD_GEV))
-        t0 = time.perf_counter()
-        chunks = np.array_split(np.arange(args.experiments), max(args.workers, 1))
-        jobs = [(analyses, len(c), args.expected_jets, args.seed, int(c[0])) for c in chunks if len(c)]
-        with multiprocessing.get_context("fork").Pool(len(jobs)) as p:
-            parts = p.map(_run, jobs)
-        results = {}
-        for name in analyses:
-            fits = [f for part in parts for f in part[name]["fits"]]
-            results[name] = fr.summarise({"truth": parts[0][name]["truth"], "fits": fits})
-        out["fit_s"] = round(time.perf_counter() - t0, 1)
-        out["results"] = {k: {kk: vv for kk, vv in v.items() if kk != "fits"} for k, v in results.items()}
-        out["fits"] = {k: v["fits"] for k, v in results.items()}
-    out["wall_s"] = round(time.perf_counter() - start, 1)
-    _print(out)
-    if args.json:
-        write_json(args.json, out)
+        out["nuisance_bounds"] = {k: fr.nuisance_bounds(v, (sum(v.nominal.values())) > 0) for k, v in t.items()}
+        out["prepare_s"] = round(time.perf_counter() - start, 1)
+    return analyses
 
 
 def two_jet_events(table) -> dict:
@@ -181,14 +202,16 @@ def _print(o: dict) -> None:
     tj = o["two_jet_events"]
     print(f"MC events with a selected jet: {tj['events']}, with two: {tj['with_two_jets']}, "
           f"both tops on the same side of {fr.THRESHOLD_GEV:.0f} GeV: {tj['same_side']:.3f}")
-    print(f"times: train {o['train_s']} s, generate {o['generate_s']} s, fits {o['fit_s']} s, all {o['wall_s']} s")
+    print(f"nuisance parameter bounds: {o['nuisance_bounds']}")
+    print(f"times: train {o['train_s']} s, generate {o['generate_s']} s, prepared {o['prepare_s']} s, "
+          f"fits {o['fit_s']} s, all {o['wall_s']} s")
     print("\n| analysis | coverage 68% | mean half-width of f | median half-width | mean fitted f | truth f | "
-          "pull width | failed fits | strategy 1 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "pull width | failed fits | strategy 1 | staged |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in o["results"].items():
         print(f"| {name} | {r['coverage']:.3f} +- {r['coverage_error']:.3f} | {r['mean_half_width']:.4f} | "
               f"{r['half_width']:.4f} | {r['mean_f']:.4f} | {r['truth']:.4f} | {r['pull_width']:.2f} | "
-              f"{r['failed']} of {r['experiments']} | {r['retried']} |")
+              f"{r['failed']} of {r['experiments']} | {r['retried']} | {r['staged']} |")
 
 
 if __name__ == "__main__":

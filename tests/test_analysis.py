@@ -124,3 +124,17 @@ def test_fit_reports_a_minimum_with_negative_yields_as_failed():
         fr.fit(model, np.array([50.0, 0.0]))
     ratio, low, high = fr.fit(model, np.array([50.0, 2.0]))
     assert low < 1.0 < high
+
+
+def test_nuisance_bounds_keep_every_bin_positive_for_each_variation_alone():
+    nominal = {"high": np.array([10.0, 40.0]), "low": np.array([30.0, 0.0])}
+    # up takes 30 of the first bin's 40 jets, down takes 10 of the second bin's 40
+    variations = {"high": {"s": (np.array([0.0, 50.0]), np.array([10.0, 30.0]))},
+                  "low": {"s": (np.array([10.0, 0.0]), np.array([30.0, 0.0]))}}
+    t = fr.Templates(nominal, variations, {c: np.zeros(2) for c in nominal}, {"high": 50, "low": 30},
+                     (400.0, 800.0, 1100.0))
+    low, high = fr.nuisance_bounds(t, np.ones(2, bool))["s"]
+    assert high == pytest.approx(0.9 * 40 / 30)
+    assert low == pytest.approx(-3.6)
+    model, _ = fr.build_model(t, 80)
+    assert model.config.suggested_bounds()[model.config.par_slice("s")][0] == pytest.approx((-3.6, 1.2))

@@ -195,10 +195,31 @@ def build_model(t: Templates, expected_jets: float, independent: bool = False):
                 mods.append({"name": name, "type": "histosys",
                              "data": {"hi_data": list(scale * up[keep]), "lo_data": list(scale * down[keep])}})
         samples.append({"name": comp, "data": list(scale * nom), "modifiers": mods})
-    spec = {"channels": [{"name": "calibrated_pt", "samples": samples}],
-            "parameters": [{"name": "ratio", "bounds": [[0.0, 10.0]], "inits": [1.0]},
-                           {"name": "norm", "bounds": [[0.0, 10.0]], "inits": [1.0]}]}
+    parameters = [{"name": "ratio", "bounds": [[0.0, 10.0]], "inits": [1.0]},
+                  {"name": "norm", "bounds": [[0.0, 10.0]], "inits": [1.0]}]
+    if not independent:
+        parameters += [{"name": name, "bounds": [list(bounds)]}
+                       for name, bounds in nuisance_bounds(t, keep).items()]
+    spec = {"channels": [{"name": "calibrated_pt", "samples": samples}], "parameters": parameters}
     return pyhf.Model(spec, poi_name="ratio"), keep
+
+
+def nuisance_bounds(t: Templates, keep: np.ndarray, limit: float = 5.0, margin: float = 0.9) -> dict:
+    """Per variation, the range of its nuisance parameter (at most +-``limit``) within which it alone keeps
+    ``margin`` of the way to a zero MC yield in every kept bin: beyond +-1 histosys extrapolates linearly,
+    nominal + |theta| (varied - nominal), which reaches zero where a bin loses jets. There a data bin with
+    counts has no finite likelihood and MIGRAD loses its way."""
+    nom = sum(t.nominal[c][keep] for c in t.nominal)
+    out = {}
+    for name in t.variations["high"]:
+        sides = []
+        for side in (0, 1):  # up, down
+            varied = sum(t.variations[c][name][side][keep] for c in t.nominal)
+            loss = nom - varied
+            reach = np.min(nom[loss > 0] / loss[loss > 0]) if np.any(loss > 0) else np.inf
+            sides.append(float(min(limit, margin * reach)))
+        out[name] = (-sides[1], sides[0])
+    return out
 
 
 class FitFailed(RuntimeError):
@@ -214,26 +235,37 @@ def fit(model, counts: np.ndarray, minos: bool = False) -> tuple[float, float, f
     return r["ratio"], r["low"], r["high"]
 
 
-def fit_detail(model, counts: np.ndarray, minos: bool = False) -> dict:
-    """:func:`fit` with the MIGRAD strategy that succeeded: ``{"ratio", "low", "high", "strategy"}``. Strategy 0
-    first, strategy 1 (a more careful MIGRAD) when it fails; raises :class:`FitFailed` when both fail or the
-    minimum has a non-positive expected yield in a bin (the likelihood of piecewise-linear templates is
-    unbounded there)."""
+def fit_detail(model, counts: np.ndarray, minos: bool = False, max_calls: int = 20_000) -> dict:
+    """:func:`fit` with the way that succeeded: ``{"ratio", "low", "high", "strategy"}``. MIGRAD strategy 0
+    first (``strategy`` 0); when it fails, strategy 1 (a more careful MIGRAD, 1); when that fails too, strategy 1
+    started from a fit with the histosys nuisance parameters fixed at 0 (2). At most ``max_calls`` likelihood
+    calls each. Raises :class:`FitFailed` when all fail or the minimum has a non-positive expected yield in a
+    bin (the likelihood of linearly extrapolated templates is unbounded there)."""
     import pyhf
 
     data = np.concatenate([counts, model.config.auxdata])
-    for strategy in (0, 1):
-        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=strategy))
+    init = model.config.suggested_init()
+    errors = []
+    for attempt in (0, 1, 2):
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=min(attempt, 1),
+                                                                  maxiter=max_calls))
         try:
-            pars, res = pyhf.infer.mle.fit(data, model, return_result_obj=True)
+            if attempt == 2:
+                fixed = list(model.config.suggested_fixed())
+                for name, kind in model.config.modifiers:
+                    if kind == "histosys":
+                        fixed[model.config.par_slice(name)] = [True]
+                init = list(pyhf.infer.mle.fit(data, model, fixed_params=fixed))
+            pars, res = pyhf.infer.mle.fit(data, model, init_pars=init, return_result_obj=True)
         except (AssertionError, pyhf.exceptions.FailedMinimization) as exc:
-            error = f"strategy {strategy}: {str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__}"
+            errors.append(f"{attempt}: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}")
             continue
         if np.all(model.expected_actualdata(pars) > 0):
             break
-        error = f"strategy {strategy}: non-positive expected yield at the minimum"
+        errors.append(f"{attempt}: non-positive expected yield at the minimum")
     else:
-        raise FitFailed(error)
+        raise FitFailed("; ".join(errors))
+    strategy = attempt
     m = res.minuit
     poi = model.config.poi_index
     value = float(m.values[poi])
@@ -308,6 +340,7 @@ def summarise(res: dict) -> dict:
     res["experiments"] = len(res["fits"])
     res["failed"] = len(res["fits"]) - len(ok)
     res["retried"] = sum(f.get("strategy", 0) > 0 for f in ok)
+    res["staged"] = sum(f.get("strategy", 0) > 1 for f in ok)
     res["mean_half_width"] = float(np.mean([(f["high"] - f["low"]) / 2 for f in ok])) if ok else float("nan")
     res["coverage"] = float(covered.mean()) if len(covered) else float("nan")
     res["coverage_error"] = float(np.sqrt(res["coverage"] * (1 - res["coverage"]) / max(len(covered), 1)))

@@ -7,8 +7,8 @@
    and the linear correction; the pool (``--pool-events``, seed ``--seed`` + 1) and, for each detector source,
    the pool's events generated with the source's ``[detector.energy_flow]`` scale at 1 + its default size.
    Selected jets: in the training window, truth-matched, the highest-pT,j one of each event (the two tops of
-   an event share their pT, so both would make the bin counts non-Poisson); the bins are merged until each
-   expects 10 data jets (:func:`topcal.analysis.fraction.min_count`).
+   an event share their pT, so both would make the bin counts non-Poisson); the bins (100 GeV from 400 to
+   900 GeV, one above) are merged until each expects 10 data jets (:func:`topcal.analysis.fraction.min_count`).
 3. ``--experiments`` pseudo-experiments of about ``--expected-jets`` selected jets
    (:func:`topcal.analysis.fraction.pseudo_experiments`), fitted by three analyses on the same pseudo-data:
    ``topcal`` (ptPred; the detector sources, stat<k> and labelScale as histosys nuisance parameters),
@@ -21,6 +21,9 @@ interval on the fraction, the mean fitted fraction against the truth, the pull w
 selected jets of one event fall on the same side of the threshold (why one jet per event).
 
     python benchmarks/bench_analysis.py --seed 31 --experiments 200 --json analysis.json
+
+``--save FILE`` keeps the prepared pools and templates; ``--load FILE`` fits them again (other
+``--experiments``, ``--expected-jets`` or ``--seed``) without training or generating.
 """
 
 from __future__ import annotations

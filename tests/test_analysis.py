@@ -138,3 +138,16 @@ def test_nuisance_bounds_keep_every_bin_positive_for_each_variation_alone():
     assert low == pytest.approx(-3.6)
     model, _ = fr.build_model(t, 80)
     assert model.config.suggested_bounds()[model.config.par_slice("s")][0] == pytest.approx((-3.6, 1.2))
+
+
+def test_pseudo_experiments_without_shifts_keep_the_weights_and_move_no_jet():
+    mc, pool = toy_table(20_000, 1), toy_table(4000, 2)
+    t = fr.templates(fr.topcal_observable(mc), mc["ptTruth"], min_count=fr.min_count(20_000, 1500))
+    obs = fr.topcal_observable(pool)
+    exp = fr.Experiment(obs, pool["ptTruth"], {"det": 1.02 * pool["ptPred"]})
+    still = fr.Observable(obs.values, {k: (obs.values, obs.values) for k in obs.variations})
+    unmoved = fr.Experiment(still, pool["ptTruth"], {"det": pool["ptPred"]})
+    a = fr.pseudo_experiments({"topcal": (exp, t, False)}, 3, 1500, seed=4, shifts=False)["topcal"]["fits"]
+    b = fr.pseudo_experiments({"topcal": (unmoved, t, False)}, 3, 1500, seed=4)["topcal"]["fits"]
+    assert a == b
+    assert a != fr.pseudo_experiments({"topcal": (exp, t, False)}, 3, 1500, seed=4)["topcal"]["fits"]

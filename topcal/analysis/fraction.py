@@ -304,9 +304,11 @@ class Experiment:
 
 
 def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], n: int, expected_jets: float,
-                       seed: int = 0, threshold: float = THRESHOLD_GEV, first: int = 0) -> dict[str, dict]:
+                       seed: int = 0, threshold: float = THRESHOLD_GEV, first: int = 0,
+                       shifts: bool = True) -> dict[str, dict]:
     """``n`` pseudo-experiments of about ``expected_jets`` selected jets each, the same draws for every analysis
     ``{name: (pool, MC templates, independent)}`` (the pools must hold the same jets in the same order).
+    ``shifts=False``: every true theta at 0 (the nominal pool with Poisson weights only), the same weights.
 
     Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval (or the reason the
     fit failed: it counts as not covering), and :func:`summarise`'s figures."""
@@ -321,7 +323,7 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
         weights = rng.poisson(expected_jets / len(pool0.truth), len(pool0.truth)).astype(float)
         for a, (pool, t, _) in analyses.items():
             model, keep = models[a]
-            x = pool.shifted_values({k: v for k, v in theta.items() if k in pool.obs.variations})
+            x = pool.shifted_values({k: v for k, v in theta.items() if shifts and k in pool.obs.variations})
             counts = histogram(x, t.edges, weights)[keep]
             try:
                 r = fit_detail(model, counts)

@@ -20,7 +20,10 @@ fits (counted as not covering) and those that needed MIGRAD strategy 1, the mean
 interval on the fraction, the mean fitted fraction against the truth, the pull width. Also: how often the two
 selected jets of one event fall on the same side of the threshold (why one jet per event).
 
-    python benchmarks/bench_analysis.py --seed 31 --experiments 200 --json analysis.json
+    python benchmarks/bench_analysis.py --seed 31 --mc-events 5000 --pool-events 6000 --experiments 200 \
+        --expected-jets 300 --epochs 10 --workers 2 --json analysis.json --save prepared.pkl
+
+(docs/analysis.md: about 9 minutes on a shared 2-core machine.)
 
 ``--save FILE`` keeps the prepared pools and templates; ``--load FILE`` fits them again (other
 ``--experiments``, ``--expected-jets`` or ``--seed``) without training or generating.

@@ -19,12 +19,13 @@ from topcal.analysis.jets import selected
 
 
 def measure(mc: dict, data: dict, threshold: float = fr.THRESHOLD_GEV, independent: bool = False) -> dict:
-    """The fraction of selected data jets whose top has pT,t > ``threshold`` (GeV), with its 68% interval.
+    """The fraction of selected data jets (one per event) whose top has pT,t > ``threshold`` (GeV), with its
+    68% interval.
     ``mc``, ``data``: per-jet tables (:func:`topcal.analysis.jets.calibrated_jets`; the data's ``ptTruth`` is
     only used to select jets in the training window: set it to 1 for real data)."""
-    keep = selected(mc)
-    templates = fr.templates(fr.topcal_observable(mc).take(keep), np.asarray(mc["ptTruth"])[keep], threshold)
-    use = selected(data)
+    keep, use = selected(mc), selected(data)  # one jet per event (the highest-pT,j one)
+    templates = fr.templates(fr.topcal_observable(mc).take(keep), np.asarray(mc["ptTruth"])[keep], threshold,
+                             min_count=fr.min_count(int(keep.sum()), float(use.sum())))
     counts = fr.histogram(np.asarray(data["ptPred"])[use], templates.edges)
     model, bins = fr.build_model(templates, expected_jets=float(use.sum()), independent=independent)
     ratio, low, high = fr.fit(model, counts[bins])

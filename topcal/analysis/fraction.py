@@ -14,16 +14,27 @@ and the others ("low"). The model (:func:`build_model`):
   eigen-variations ``stat<k>``, the label shift sources), each template filled with the varied value of every jet;
 * ``staterror``: the MC's own statistics per bin.
 
+The bins (``EDGES_GEV``) are 100 GeV wide from 400 to 900 GeV, and the last holds every jet above 900 GeV:
+the flat-prior ptPred piles up just below the upper edge of the training labels (1000 GeV), so a narrower bin
+there empties under a coherent shift of a few per cent, which a histosys template, extrapolated linearly beyond
++-1 sigma, cannot follow (the yield goes negative, and the Poisson likelihood of an empty data bin has no
+maximum there). Bins are merged with their neighbours (:func:`merge_edges`) until each holds ``min_count`` MC
+jets (:func:`templates`), and each nuisance parameter is bounded where its variation alone keeps every bin
+positive (:func:`nuisance_bounds`). A fit whose expected yields are not all positive counts as failed
+(:func:`fit`).
+
 ``independent=True`` treats every uncertainty as independent per jet instead: no histosys; per bin, the
 variance of the count when each jet moves on its own, sum over jets and variations of the squared change of the
-jet's bin indicator (the mean of up and down), added to the staterror.
+jet's bin indicator (the mean of up and down). It is a sum over jets, so for ``expected_jets`` data jets it is
+the MC's sum times ``expected_jets`` / (MC jets), added in quadrature to the staterror.
 
 Pseudo-experiments (:func:`pseudo_experiments`) draw, per experiment, a true value theta ~ N(0, 1) for every
 nuisance parameter and Poisson weights for the jets of a pool (other events than the MC's). A detector source
 moves each pool jet by theta times its change in a sample generated with the source's scale at +1 sigma
 (same events: :func:`topcal.analysis.jets.paired`); a variation without such a sample (stat<k>, label shifts)
 by theta times its own half up-down difference. The truth is the pool's fraction of selected jets above the
-threshold; the coverage is the fraction of experiments whose 68% interval contains it.
+threshold; the coverage is the fraction of experiments whose 68% interval contains it. The pool's jets get
+independent Poisson weights: use one jet per event (:func:`topcal.analysis.jets.selected`).
 """
 
 from __future__ import annotations
@@ -35,7 +46,8 @@ import hist
 import numpy as np
 
 THRESHOLD_GEV = 800.0
-EDGES_GEV = tuple(float(e) for e in range(400, 1101, 50))
+EDGES_GEV = (400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 5000.0)  # the last bin: every jet above 900 GeV
+MIN_EXPECTED_PER_BIN = 10.0  # data jets expected in a bin at the least (:func:`min_count`)
 STAT = re.compile(r"ptPred_(stat\d+)\Z")
 UP = re.compile(r"ptPred_(\w+)Up\Z")
 
@@ -83,6 +95,29 @@ def linear_observable(table: dict[str, np.ndarray], a: float, b: float) -> Obser
     return Observable(x, out)
 
 
+def merge_edges(values: np.ndarray, edges, min_count: int) -> tuple[float, ...]:
+    """``edges`` (GeV) with adjacent bins merged, from low to high pT, until each bin holds at least
+    ``min_count`` of ``values``; a short last bin joins the one before it. Bins stay contiguous, the outer
+    edges are kept."""
+    counts = np.histogram(values, edges)[0]
+    out, filled = [edges[0]], 0
+    for count, hi in zip(counts, edges[1:]):
+        filled += count
+        if filled >= max(min_count, 1):
+            out.append(hi)
+            filled = 0
+    if len(out) == 1:
+        return (float(edges[0]), float(edges[-1]))
+    out[-1] = edges[-1]  # what is left after the last full bin joins it
+    return tuple(float(e) for e in out)
+
+
+def min_count(mc_jets: int, expected_jets: float, per_bin: float = MIN_EXPECTED_PER_BIN) -> int:
+    """The MC jets a bin needs so that ``per_bin`` data jets are expected in it, out of ``expected_jets``
+    selected data jets and ``mc_jets`` selected MC jets."""
+    return int(np.ceil(per_bin * mc_jets / expected_jets))
+
+
 def histogram(values: np.ndarray, edges, weights: np.ndarray | None = None) -> np.ndarray:
     """Counts of ``values`` (GeV) in the bins ``edges`` (under- and overflow dropped), with ``hist``."""
     h = hist.Hist(hist.axis.Variable(edges, name="pt", label="calibrated $p_T$ [GeV]"), storage=hist.storage.Weight())
@@ -113,8 +148,11 @@ def components(truth: np.ndarray, threshold: float = THRESHOLD_GEV) -> dict[str,
     return {"high": high, "low": ~high}
 
 
-def templates(obs: Observable, truth: np.ndarray, threshold: float = THRESHOLD_GEV, edges=EDGES_GEV) -> Templates:
-    """The MC templates of ``obs`` (selected jets only) split by pT,t(truth) ``truth`` at ``threshold`` (GeV)."""
+def templates(obs: Observable, truth: np.ndarray, threshold: float = THRESHOLD_GEV, edges=EDGES_GEV,
+              min_count: int = 0) -> Templates:
+    """The MC templates of ``obs`` (selected jets only) split by pT,t(truth) ``truth`` at ``threshold`` (GeV),
+    in ``edges`` merged until each bin holds ``min_count`` MC jets (:func:`merge_edges`)."""
+    edges = merge_edges(obs.values, edges, min_count)
     nominal, variations, indep, totals = {}, {}, {}, {}
     n_bins = len(edges) - 1
     for comp, mask in components(truth, threshold).items():
@@ -150,9 +188,10 @@ def build_model(t: Templates, expected_jets: float, independent: bool = False):
     samples = []
     for comp in ("high", "low"):
         nom = t.nominal[comp][keep]
-        var = nom + (t.independent_var[comp][keep] if independent else 0.0)
+        # MC statistics scale as scale^2 x counts; per-jet independent variations of the data as scale x counts
+        var = scale**2 * nom + (scale * t.independent_var[comp][keep] if independent else 0.0)
         mods = [{"name": "norm", "type": "normfactor", "data": None},
-                {"name": "mcstat", "type": "staterror", "data": list(scale * np.sqrt(var))}]
+                {"name": "mcstat", "type": "staterror", "data": list(np.sqrt(var))}]
         if comp == "high":
             mods.append({"name": "ratio", "type": "normfactor", "data": None})
         if not independent:
@@ -160,31 +199,87 @@ def build_model(t: Templates, expected_jets: float, independent: bool = False):
                 mods.append({"name": name, "type": "histosys",
                              "data": {"hi_data": list(scale * up[keep]), "lo_data": list(scale * down[keep])}})
         samples.append({"name": comp, "data": list(scale * nom), "modifiers": mods})
-    spec = {"channels": [{"name": "calibrated_pt", "samples": samples}],
-            "parameters": [{"name": "ratio", "bounds": [[0.0, 10.0]], "inits": [1.0]},
-                           {"name": "norm", "bounds": [[0.0, 10.0]], "inits": [1.0]}]}
+    parameters = [{"name": "ratio", "bounds": [[0.0, 10.0]], "inits": [1.0]},
+                  {"name": "norm", "bounds": [[0.0, 10.0]], "inits": [1.0]}]
+    if not independent:
+        parameters += [{"name": name, "bounds": [list(bounds)]}
+                       for name, bounds in nuisance_bounds(t, keep).items()]
+    spec = {"channels": [{"name": "calibrated_pt", "samples": samples}], "parameters": parameters}
     return pyhf.Model(spec, poi_name="ratio"), keep
+
+
+def nuisance_bounds(t: Templates, keep: np.ndarray, limit: float = 5.0, margin: float = 0.9) -> dict:
+    """Per variation, the range of its nuisance parameter (at most +-``limit``) within which it alone keeps
+    ``margin`` of the way to a zero MC yield in every kept bin: beyond +-1 histosys extrapolates linearly,
+    nominal + |theta| (varied - nominal), which reaches zero where a bin loses jets. There a data bin with
+    counts has no finite likelihood and MIGRAD loses its way."""
+    nom = sum(t.nominal[c][keep] for c in t.nominal)
+    out = {}
+    for name in t.variations["high"]:
+        sides = []
+        for side in (0, 1):  # up, down
+            varied = sum(t.variations[c][name][side][keep] for c in t.nominal)
+            loss = nom - varied
+            reach = np.min(nom[loss > 0] / loss[loss > 0]) if np.any(loss > 0) else np.inf
+            sides.append(float(min(limit, margin * reach)))
+        out[name] = (-sides[1], sides[0])
+    return out
+
+
+class FitFailed(RuntimeError):
+    """The minimiser found no valid minimum, or one with a non-positive expected yield."""
 
 
 def fit(model, counts: np.ndarray, minos: bool = False) -> tuple[float, float, float]:
     """The fitted ``ratio`` and its 68% interval for the observed ``counts``: from the curvature of the profile
     likelihood at its minimum (HESSE), or, with ``minos``, where twice the profiled NLL rises by 1 (MINOS; on
-    the toys of ``tests/test_analysis.py`` the two agree to a few per cent of the width, at twice the cost)."""
+    the toys of ``tests/test_analysis.py`` the two agree to a few per cent of the width, at twice the cost).
+    See :func:`fit_detail`."""
+    r = fit_detail(model, counts, minos)
+    return r["ratio"], r["low"], r["high"]
+
+
+def fit_detail(model, counts: np.ndarray, minos: bool = False, max_calls: int = 20_000) -> dict:
+    """:func:`fit` with the way that succeeded: ``{"ratio", "low", "high", "strategy"}``. MIGRAD strategy 0
+    first (``strategy`` 0); when it fails, strategy 1 (a more careful MIGRAD, 1); when that fails too, strategy 1
+    started from a fit with the histosys nuisance parameters fixed at 0 (2). At most ``max_calls`` likelihood
+    calls each. Raises :class:`FitFailed` when all fail or the minimum has a non-positive expected yield in a
+    bin (the likelihood of linearly extrapolated templates is unbounded there)."""
     import pyhf
 
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=0))
     data = np.concatenate([counts, model.config.auxdata])
-    _, res = pyhf.infer.mle.fit(data, model, return_result_obj=True)
+    init = model.config.suggested_init()
+    errors = []
+    for attempt in (0, 1, 2):
+        pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01, strategy=min(attempt, 1),
+                                                                  maxiter=max_calls))
+        try:
+            if attempt == 2:
+                fixed = list(model.config.suggested_fixed())
+                for name, kind in model.config.modifiers:
+                    if kind == "histosys":
+                        fixed[model.config.par_slice(name)] = [True]
+                init = list(pyhf.infer.mle.fit(data, model, fixed_params=fixed))
+            pars, res = pyhf.infer.mle.fit(data, model, init_pars=init, return_result_obj=True)
+        except (AssertionError, pyhf.exceptions.FailedMinimization) as exc:
+            errors.append(f"{attempt}: {str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__}")
+            continue
+        if np.all(model.expected_actualdata(pars) > 0):
+            break
+        errors.append(f"{attempt}: non-positive expected yield at the minimum")
+    else:
+        raise FitFailed("; ".join(errors))
+    strategy = attempt
     m = res.minuit
     poi = model.config.poi_index
     value = float(m.values[poi])
     if not minos:
         m.hesse()
         err = float(m.errors[poi])
-        return value, value - err, value + err
+        return {"ratio": value, "low": value - err, "high": value + err, "strategy": strategy}
     m.minos(poi)
     err = m.merrors[m.parameters[poi]]
-    return value, value + float(err.lower), value + float(err.upper)
+    return {"ratio": value, "low": value + float(err.lower), "high": value + float(err.upper), "strategy": strategy}
 
 
 @dataclass
@@ -209,14 +304,14 @@ class Experiment:
 
 
 def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], n: int, expected_jets: float,
-                       seed: int = 0, threshold: float = THRESHOLD_GEV, first: int = 0) -> dict[str, dict]:
+                       seed: int = 0, threshold: float = THRESHOLD_GEV, first: int = 0,
+                       shifts: bool = True) -> dict[str, dict]:
     """``n`` pseudo-experiments of about ``expected_jets`` selected jets each, the same draws for every analysis
     ``{name: (pool, MC templates, independent)}`` (the pools must hold the same jets in the same order).
+    ``shifts=False``: every true theta at 0 (the nominal pool with Poisson weights only), the same weights.
 
-    Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval, the coverage and
-    its binomial error, the median interval half-width and the mean fitted fraction."""
-    import pyhf
-
+    Per analysis: the truth fraction, per experiment the fitted fraction and its 68% interval (or the reason the
+    fit failed: it counts as not covering), and :func:`summarise`'s figures."""
     pool0 = next(iter(analyses.values()))[0]
     names = sorted({k for pool, _, _ in analyses.values() for k in pool.obs.variations})
     truth_f = float(np.mean(components(pool0.truth, threshold)["high"]))
@@ -228,26 +323,31 @@ def pseudo_experiments(analyses: dict[str, tuple[Experiment, Templates, bool]], 
         weights = rng.poisson(expected_jets / len(pool0.truth), len(pool0.truth)).astype(float)
         for a, (pool, t, _) in analyses.items():
             model, keep = models[a]
-            x = pool.shifted_values({k: v for k, v in theta.items() if k in pool.obs.variations})
+            x = pool.shifted_values({k: v for k, v in theta.items() if shifts and k in pool.obs.variations})
             counts = histogram(x, t.edges, weights)[keep]
             try:
-                r, lo, hi = fit(model, counts)
-            except (AssertionError, RuntimeError, ValueError, pyhf.exceptions.FailedMinimization) as exc:
-                # counts as not covering, and is reported
-                out[a]["fits"].append({"failed": str(exc)[:200]})
+                r = fit_detail(model, counts)
+            except (FitFailed, ValueError) as exc:  # counts as not covering, and is reported
+                out[a]["fits"].append({"experiment": i, "failed": str(exc)[:200]})
                 continue
-            out[a]["fits"].append({"f": float(t.fraction(r)), "low": float(t.fraction(lo)),
-                                   "high": float(t.fraction(hi))})
+            out[a]["fits"].append({"experiment": i, "f": float(t.fraction(r["ratio"])),
+                                   "low": float(t.fraction(r["low"])), "high": float(t.fraction(r["high"])),
+                                   "strategy": r["strategy"]})
     return {a: summarise(res) for a, res in out.items()}
 
 
 def summarise(res: dict) -> dict:
-    """Coverage, its binomial error, median half-width, mean fitted fraction and pull width of one analysis's
-    ``{"truth": f, "fits": [...]}`` (fits of several runs may be concatenated first)."""
+    """Coverage (failed fits count as not covering), its binomial error, the failed fits, the fits that needed
+    MIGRAD strategy 1, the mean and median half-width of the interval on the fraction, the mean fitted fraction
+    and the pull width of one analysis's ``{"truth": f, "fits": [...]}`` (fits of several runs may be
+    concatenated first)."""
     ok = [f for f in res["fits"] if "f" in f]
     covered = np.array([f["low"] <= res["truth"] <= f["high"] for f in ok] + [False] * (len(res["fits"]) - len(ok)))
     res["experiments"] = len(res["fits"])
     res["failed"] = len(res["fits"]) - len(ok)
+    res["retried"] = sum(f.get("strategy", 0) > 0 for f in ok)
+    res["staged"] = sum(f.get("strategy", 0) > 1 for f in ok)
+    res["mean_half_width"] = float(np.mean([(f["high"] - f["low"]) / 2 for f in ok])) if ok else float("nan")
     res["coverage"] = float(covered.mean()) if len(covered) else float("nan")
     res["coverage_error"] = float(np.sqrt(res["coverage"] * (1 - res["coverage"]) / max(len(covered), 1)))
     res["half_width"] = float(np.median([(f["high"] - f["low"]) / 2 for f in ok])) if ok else float("nan")

@@ -2,7 +2,7 @@
 in a sample generated with a shifted detector (same seed, same events).
 
 All momenta in GeV. ``ptTruth`` is the label pT,t of the matched truth top (the model's matching and label
-choice), -1 for unmatched jets.
+choice), -1 for unmatched jets; ``event`` the index of the jet's event in the file.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from topcal.predict.detector_closure import match
 
 
 def calibrated_jets(calibrator, events) -> tuple[dict[str, np.ndarray], ak.Array]:
-    """``(table, jets)``: the flat per-jet table of ``calibrator.flat(events)`` plus ``ptTruth`` (GeV) and
-    ``isTruthMatched``, and the clustered Momentum4D jets (``n_events * var``) for pairing with another sample.
+    """``(table, jets)``: the flat per-jet table of ``calibrator.flat(events)`` plus ``ptTruth`` (GeV),
+    ``isTruthMatched`` and ``event`` (the event's index), and the clustered Momentum4D jets
+    (``n_events * var``) for pairing with another sample.
     ``events``: DELPHES NanoEvents with the truth ``Particle`` collection."""
     from topcal.process.truth import match_tops, matched_label_pt, truth_tops
 
     cfg = calibrator.config
-    _, table, jets = calibrator.flat(events)
+    counts, table, jets = calibrator.flat(events)
+    table["event"] = np.repeat(np.arange(len(counts)), counts)
     tops = truth_tops(events.Particle)
     index, matched = match_tops(jets, tops, cfg.jet_radius, cfg.match_decay_products)
     table["isTruthMatched"] = ak.to_numpy(ak.flatten(matched))
@@ -29,9 +31,24 @@ def calibrated_jets(calibrator, events) -> tuple[dict[str, np.ndarray], ak.Array
     return table, jets
 
 
-def selected(table: dict[str, np.ndarray]) -> np.ndarray:
-    """The jets an analysis measures: inside the model's training window and matched to a truth top."""
-    return np.asarray(table["inTrainingRange"], bool) & (np.asarray(table["ptTruth"]) > 0)
+def selected(table: dict[str, np.ndarray], one_per_event: bool = True) -> np.ndarray:
+    """The jets an analysis measures: inside the model's training window, matched to a truth top and, with
+    ``one_per_event`` and an ``event`` field in the table, only the highest-pT,j such jet of each event.
+
+    The two tops of a ttbar event have nearly the same pT, so two jets of one event land above or below a pT
+    threshold together: their counts are not independent Poisson counts, which a binned likelihood assumes.
+    One jet per event keeps them independent (a table without ``event`` counts every jet as its own event)."""
+    mask = np.asarray(table["inTrainingRange"], bool) & (np.asarray(table["ptTruth"]) > 0)
+    if not one_per_event or "event" not in table:
+        return mask
+    idx = np.flatnonzero(mask)
+    event = np.asarray(table["event"])[idx]
+    order = np.lexsort((-np.asarray(table["pt"])[idx], event))  # by event, highest pT,j first
+    first = np.ones(len(idx), bool)
+    first[1:] = event[order][1:] != event[order][:-1]
+    out = np.zeros(len(mask), bool)
+    out[idx[order][first]] = True
+    return out
 
 
 def paired(nominal_jets: ak.Array, shifted_jets: ak.Array, shifted_table: dict[str, np.ndarray],

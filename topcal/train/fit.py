@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shlex
 import shutil
@@ -376,12 +375,12 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
 
     Each calibration jet's need (:func:`topcal.train.recalibration.needed_stretch`: the smallest stretch
     whose 68% interval, truncated to the label window as in prediction, holds its label) gives the global
-    factor ``width_factor`` (their 68% quantile) and, with ``cfg.recalibrate_edge_gev`` > 0, the factor as
-    a function of pT,j ``width_factor_pt`` (:func:`topcal.train.recalibration.edge_aware_calibration`), the
-    one applied when present."""
+    factor ``width_factor`` (their 68% quantile) and, with ``cfg.recalibrate_bins`` > 1, the factor as a
+    function of pT,j ``width_factor_pt`` (:func:`topcal.train.recalibration.calibration_in_bins`), the one
+    applied when present."""
     from topcal.train.likelihood import summarize
     from topcal.train.metrics import summary_row
-    from topcal.train.recalibration import edge_aware_calibration, global_calibration, needed_stretch
+    from topcal.train.recalibration import calibration_in_bins, global_calibration, needed_stretch
 
     mixture = model.sample(jets, samples, seed=cfg.seed, raw=True)
     pred = summarize(*mixture, window=model.label_window)
@@ -392,12 +391,9 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
     if cfg.recalibrate:
         need = needed_stretch(*mixture, labels, model.label_window)
         out["width_factor"] = global_calibration(need).factors[0]
-        validity = model.meta.get("validity", {})
-        window = tuple(math.inf if validity.get(k) is None else float(validity[k])
-                       for k in ("jet_pt_min_gev", "jet_pt_max_gev"))
-        by_pt = edge_aware_calibration(jets.pt, need, window, cfg.recalibrate_edge_gev)
+        by_pt = calibration_in_bins(jets.pt, need, cfg.recalibrate_bins)
         if len(by_pt.factors) > 1:
-            out["width_factor_pt"] = {**by_pt.to_record(), "edge_gev": cfg.recalibrate_edge_gev}
+            out["width_factor_pt"] = by_pt.to_record()
     return out
 
 

@@ -7,10 +7,10 @@ hold 68% of their labels.
   density, truncated to the label window as :func:`topcal.train.likelihood.summarize` does) holds its label.
   A jet's interval holds its label for every factor at or above it, so a factor c holds the labels of the
   jets that need at most c.
-* :func:`edge_aware_calibration` (what training fits): the 68% quantile of those needs in three zones of
-  pT,j: the ``edge_gev`` next to each end of the pT,j window and the middle, joined linearly;
-  :func:`global_calibration`: one quantile for all jets; :func:`calibration_in_bins`: one per pT,j bin of
-  equal numbers of calibration jets (``benchmarks/bench_recalibration.py`` compares them).
+* :func:`calibration_in_bins` (what training fits, ``TrainConfig.recalibrate_bins``): the 68% quantile of
+  those needs per pT,j bin of equal numbers of calibration jets, at the bins' median pT,j, joined linearly;
+  :func:`global_calibration`: one quantile for all jets; :func:`edge_aware_calibration`: one for each end of
+  the pT,j window and one for its middle (``benchmarks/bench_recalibration.py`` compares them).
 * :class:`WidthCalibration`: c(pT,j), linear between those points and constant beyond the first and the
   last (``model.json`` ``calibration``: ``width_factor``, the global factor, and, when fitted in bins,
   ``width_factor_pt`` = ``{"pt_jet_gev": [...], "factor": [...]}``; a model with only the scalar applies it

@@ -125,3 +125,15 @@ def test_stretch_scales_every_width_and_keeps_the_mean():
     for key in ("sigma_stoch", "sigma_pred", "sigma_tot"):
         np.testing.assert_allclose(stretched[key], factor * raw[key], rtol=1e-9)
     np.testing.assert_allclose(stretched["high"] - stretched["mean"], factor * (raw["high"] - raw["mean"]), rtol=0.01)
+
+
+def test_a_bin_whose_coverage_no_stretch_reaches_takes_the_global_factor():
+    """Labels that no stretched interval holds need the top of the searched range; a bin where more than 32%
+    of the jets are such takes the global factor instead of the cap."""
+    pt = np.linspace(400.0, 1000.0, 2000)  # 5 bins of 400 jets, 120 GeV each
+    need = np.random.default_rng(6).uniform(0.8, 1.2, 2000)
+    third = (pt >= 640) & (pt < 760)
+    need[third & (np.arange(2000) % 2 == 0)] = 5.0  # half the jets of the third bin
+    cal = calibration_in_bins(pt, need, 5)
+    assert cal.factors[2] == pytest.approx(global_calibration(need).factors[0]) and cal.factors[2] < 1.3
+    assert cal.factors[0] == pytest.approx(np.quantile(need[pt < 520], 0.68)) != cal.factors[2]

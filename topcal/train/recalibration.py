@@ -26,6 +26,7 @@ import numpy as np
 
 COVERAGE = 0.68
 MIN_JETS_PER_BIN = 400  # binomial error of a bin's coverage 0.023: the fit in fewer bins when jets are scarce
+STRETCH_RANGE = (0.2, 5.0)  # the factors needed_stretch searches
 MIN_JETS_PER_EDGE = 50  # an end of the pT,j window with fewer calibration jets takes the middle's factor
 
 
@@ -92,8 +93,8 @@ def stretch(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, factor) 
 
 
 def needed_stretch(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, truth: np.ndarray,
-                   window: tuple[float, float] | None = None, lowest: float = 0.2, highest: float = 5.0,
-                   steps: int = 11) -> np.ndarray:
+                   window: tuple[float, float] | None = None, lowest: float = STRETCH_RANGE[0],
+                   highest: float = STRETCH_RANGE[1], steps: int = 11) -> np.ndarray:
     """Per jet, the smallest factor in ``lowest``..``highest`` by which its predictive distribution (mixture
     parameters ``(T, n_jets, K)``, GeV) must be stretched for its 68% interval to hold ``truth`` (GeV):
     bisection in log(factor), ``steps`` halvings (0.2..5 in 11: to 0.16% in the factor). The interval is the one
@@ -121,14 +122,19 @@ def calibration_in_bins(pt_jet: np.ndarray, need: np.ndarray, bins: int,
                         coverage: float = COVERAGE) -> WidthCalibration:
     """The factor that holds ``coverage`` of the calibration jets in each of ``bins`` pT,j bins of equal
     numbers of jets (fewer bins when a bin would hold fewer than ``MIN_JETS_PER_BIN``): the ``coverage``
-    quantile of their ``need`` (:func:`needed_stretch`) per bin, placed at the bin's median pT,j (GeV)."""
+    quantile of their ``need`` (:func:`needed_stretch`) per bin, placed at the bin's median pT,j (GeV). A bin
+    whose ``coverage`` no stretch reaches (its quantile at the top of ``STRETCH_RANGE``: labels that no
+    interval of the stretched density holds, as between the peaks of a two-peaked density) takes the global
+    factor."""
     pt_jet, need = np.asarray(pt_jet, dtype=np.float64), np.asarray(need, dtype=np.float64)
     bins = max(1, min(int(bins), len(need) // MIN_JETS_PER_BIN))
     if bins == 1:
         return global_calibration(need, coverage)
     parts = np.array_split(np.argsort(pt_jet, kind="stable"), bins)
+    overall = global_calibration(need, coverage).factors[0]
+    factors = [float(np.quantile(need[p], coverage)) for p in parts]
     return WidthCalibration(tuple(float(np.median(pt_jet[p])) for p in parts),
-                            tuple(float(np.quantile(need[p], coverage)) for p in parts))
+                            tuple(overall if f >= 0.999 * STRETCH_RANGE[1] else f for f in factors))
 
 
 def edge_aware_calibration(pt_jet: np.ndarray, need: np.ndarray, window: tuple[float, float], edge_gev: float,

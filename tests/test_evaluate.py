@@ -123,3 +123,40 @@ def test_markdown_report_holds_no_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert shown_path(str(tmp_path / "out" / "demo" / "model")) == "out/demo/model"
     assert shown_path("/elsewhere/runs/demo/model") == "demo/model"
+
+
+def test_a_pt_dependent_width_factor_applies_in_predict_and_evaluate(models, tmp_path):
+    """model.json's factor of pT,j stretches each jet by its own factor (linear between the points, flat
+    beyond), the report's raw figures undo it, and an older model.json with the scalar alone applies the
+    scalar to every jet."""
+    import shutil
+
+    from topcal.io.dataset import open_dataset
+    from topcal.train.data import load_rows, split_rows
+    from topcal.train.model import load_model
+
+    ds, base = models
+    model_dir = tmp_path / "m"
+    shutil.copytree(base / "nominal", model_dir)
+    meta = json.loads((model_dir / "model.json").read_text())
+    by_pt = {"pt_jet_gev": [500.0, 900.0], "factor": [0.5, 2.0]}
+    meta["calibration"].update(width_factor=1.25, width_factor_pt=by_pt)
+    (model_dir / "model.json").write_text(json.dumps(meta))
+    arrays, _ = load_rows(open_dataset(ds.path), split_rows(ds.n_jets, 0.2)[1])
+    model = load_model(model_dir)
+    raw, pred = model.predict(arrays.jets, 8, 0, raw=True), model.predict(arrays.jets, 8, 0)
+    factor = np.interp(arrays.pt_jet, [500.0, 900.0], [0.5, 2.0])
+    assert factor.min() == 0.5 and factor.max() == 2.0  # jets on both flat ends
+    np.testing.assert_allclose(pred["mean"], raw["mean"])
+    np.testing.assert_allclose(pred["sigma_tot"], factor * raw["sigma_tot"], rtol=1e-9)
+
+    evaluate(model_dir, ds.path, tmp_path / "r", samples=8, progress=False, figures=False)
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["width_factor_pt"] == by_pt and "x0.500 at pT,j 500 GeV" in (tmp_path / "r" / "report.md").read_text()
+    assert report["network_raw"]["all"]["sigma_tot"] == pytest.approx(raw["sigma_tot"].mean(), rel=1e-9)
+    assert report["network"]["all"]["sigma_tot"] == pytest.approx(pred["sigma_tot"].mean(), rel=1e-9)
+
+    del meta["calibration"]["width_factor_pt"]  # as written before the factor of pT,j existed
+    (model_dir / "model.json").write_text(json.dumps(meta))
+    old = load_model(model_dir).predict(arrays.jets, 8, 0)
+    np.testing.assert_allclose(old["sigma_tot"], 1.25 * raw["sigma_tot"], rtol=1e-9)

@@ -571,6 +571,8 @@ def test_predict_checks_the_model_before_the_run(tmp_path, ttbar_file, two_model
     (lambda m: m.pop("weights"), "weights must list the weight files"),
     (lambda m: m.pop("config"), "config is missing"),
     (lambda m: m.setdefault("calibration", {}).update(width_factor=-3), "width_factor -3 must be"),
+    (lambda m: m.setdefault("calibration", {}).update(width_factor_pt={"pt_jet_gev": [900, 500], "factor": [1, 1]}),
+     "width_factor_pt factors must be > 0 and pt_jet_gev increasing"),
     (lambda m: m["preprocessing"].update(target="bogus"), "preprocessing.target 'bogus' differs"),
     (lambda m: m["config"].update(target="bogus"), "config is not valid"),
 ])

@@ -490,16 +490,20 @@ def test_the_network_reads_what_each_constituent_is(tmp_path):
 def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypatch):
     """The width factor is fitted on at least CALIBRATION_MIN_JETS jets when the data allow: 160 validation
     jets are joined by all 640 training jets of network 0 (below 2000); with a minimum of 100 they calibrate
-    alone."""
+    alone. The factor of pT,j has one point per 400 calibration jets (at most ``recalibrate_bins``): 2 points
+    for 800 jets, none (the global factor alone) for 160."""
     from topcal.train import fit
 
     ds = toy_dataset(tmp_path / "ds", 1000, seed=3)
     summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
     assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (160, 640)
-    assert json.loads((tmp_path / "model" / "model.json").read_text())["calibration"]["training_jets"] == 640
+    calibration = json.loads((tmp_path / "model" / "model.json").read_text())["calibration"]
+    assert calibration["training_jets"] == 640
+    assert len(calibration["width_factor_pt"]["factor"]) == 2 and calibration["width_factor"] > 0
     monkeypatch.setattr(fit, "CALIBRATION_MIN_JETS", 100)
     summary = train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), overwrite=True, progress=False)
     assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (160, 0)
+    assert "width_factor_pt" not in summary.calibration
 
 
 def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_path):

@@ -67,6 +67,7 @@ def _dataset(path: Path, check: bool = False) -> str:
 
 def _model(path: Path) -> str:
     from topcal.train.model_dir import HISTORY, read_meta
+    from topcal.train.recalibration import factors_by_pt
 
     meta = read_meta(path)
     cfg, pre, tr = meta["config"], meta["preprocessing"], meta["training"]
@@ -86,7 +87,8 @@ def _model(path: Path) -> str:
     cal = meta.get("calibration")
     if cal:
         lines.append(f"  validation jets: 68% coverage {cal['coverage68_raw']:.3f}, 95% coverage "
-                     f"{cal['coverage95_raw']:.3f}, width factor {cal['width_factor']:.3f}")
+                     f"{cal['coverage95_raw']:.3f}, width factor {cal['width_factor']:.3f}"
+                     + (f" (by pT,j: {factors_by_pt(cal['width_factor_pt'])})" if cal.get("width_factor_pt") else ""))
     from topcal.train import variations
 
     for t, seed in variations.stored(path):

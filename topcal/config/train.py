@@ -53,7 +53,10 @@ class TrainConfig(_Serialisable):
     ``validation_fraction`` of the training jets drive early stopping. ``recalibrate`` fits one factor on the
     validation jets that stretches each jet's predictive distribution about its mean (so every sigma and the
     intervals) until their 68% intervals hold 68% of the labels (``model.json`` records it; reports give the raw
-    figures beside the recalibrated ones).
+    figures beside the recalibrated ones). The factor is a function of pT,j: one per each of ``recalibrate_bins``
+    pT,j bins of equal numbers of calibration jets (at least 400 each, else fewer bins), at the bins' median
+    pT,j, linear in between and constant beyond (:func:`topcal.train.recalibration.calibration_in_bins`; 1:
+    one factor for every jet).
 
     ``phi_posterior`` says what the deep set's per-constituent map Phi is: ``"bayesian"`` (the default), Flipout
     layers like the head; ``"point"``, ordinary dense layers whose weights are a point estimate (the maximum of
@@ -87,6 +90,7 @@ class TrainConfig(_Serialisable):
     ensemble: int = 0
     ensemble_dropout: float = 0.1
     recalibrate: bool = True
+    recalibrate_bins: int = 5
     width_speed: float = 10.0
     seed: int = 1
 
@@ -110,6 +114,8 @@ class TrainConfig(_Serialisable):
             raise ConfigError(f"n_constituents: {self.n_constituents} must be >= 1 (or unset: all stored)")
         if self.activation not in ("relu", "tanh", "elu", "selu", "gelu", "softplus"):
             raise ConfigError(f"activation: {self.activation!r} is not a supported activation")
+        if self.recalibrate_bins < 1:
+            raise ConfigError(f"recalibrate_bins: {self.recalibrate_bins} must be >= 1 (1: one factor for every jet)")
         for name in ("prior_sigma", "sigma_floor", "kl_weight", "clip_norm", "width_speed"):
             _positive(name, getattr(self, name))
         if self.train_size is not None and self.train_size < 10:

@@ -68,7 +68,7 @@ def label_systematics(model_dir, jets, samples: int = 50, seed: int = 0,
 
     out: dict[str, np.ndarray] = {}
     # the raw width (recalibration scales it by the factor)
-    stoch0 = raw_stoch if raw_stoch is not None else nominal["sigma_stoch"] / model.width_factor
+    stoch0 = raw_stoch if raw_stoch is not None else nominal["sigma_stoch"] / model.width_factors(jets.pt)
     stoch = {}
     for name in [s.name for s in card.smear] + ([meta["all_smear"]] if len(card.smear) > 1 else []):
         stoch[name] = sub(name, raw=True)["sigma_stoch"]

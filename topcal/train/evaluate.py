@@ -33,6 +33,7 @@ from topcal.train.likelihood import sigma_cal
 from topcal.train.metrics import binned, keyed_rows, linear_response
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import check_jets, check_reference
+from topcal.train.recalibration import factors_by_pt
 
 # a report directory (report.json names topcal's version): --overwrite replaces only such a directory
 OUTPUT = OutputKind("report", "report.json", "", ("report.md", "*.parquet", "*.json", "figures"))
@@ -51,7 +52,9 @@ class EvaluationSummary:
         raw = ""
         if "network_raw" in self.report:
             r = keyed_rows(self.report["network_raw"])["all"]
-            raw = (f"\n  without the recalibration (x{self.report['width_factor']:.3f}): 68% coverage "
+            factor = factors_by_pt(self.report["width_factor_pt"]) if self.report.get("width_factor_pt") else \
+                f"x{self.report['width_factor']:.3f}"
+            raw = (f"\n  without the recalibration ({factor}): 68% coverage "
                    f"{r['coverage68']:.3f}, 95% coverage {r['coverage95']:.3f}, pull width {r['pull_width']:.3f}")
         return (f"evaluated {self.n_jets} test jets -> {self.path}\n"
                 f"  network:  sqrt(MSE) {net['rmse']:.1f} GeV, mean sigma_tot {net['sigma_tot']:.1f} GeV, "
@@ -125,11 +128,13 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
         "test_jets": len(test),
         "baseline_fit": {"offset_gev": a, "slope": b, "residual_rms_gev": rms},
         "width_factor": model.width_factor,
+        "width_factor_pt": model.meta.get("calibration", {}).get("width_factor_pt"),
         "network": binned(arrays.pt_jet, arrays.pt_truth, pred),
         "baseline": binned(arrays.pt_jet, arrays.pt_truth, baseline),
     }
-    if model.width_factor != 1.0:  # the raw network's figures beside the recalibrated ones
-        report["network_raw"] = binned(arrays.pt_jet, arrays.pt_truth, unstretched(pred, model.width_factor))
+    if not model.width_calibration.is_identity:  # the raw network's figures beside the recalibrated ones
+        report["network_raw"] = binned(arrays.pt_jet, arrays.pt_truth,
+                                       unstretched(pred, model.width_factors(arrays.pt_jet)))
     with atomic_output(out, overwrite, inputs, kind=OUTPUT) as tmp:
         tmp.mkdir()
         (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -144,9 +149,9 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     return EvaluationSummary(Path(out), len(test), report)
 
 
-def unstretched(pred: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
-    """The raw network's summaries from recalibrated ones: widths and interval ends back by ``factor``
-    about each jet's mean (:meth:`TrainedModel.sample`)."""
+def unstretched(pred: dict[str, np.ndarray], factor) -> dict[str, np.ndarray]:
+    """The raw network's summaries from recalibrated ones: widths and interval ends back by ``factor`` (a
+    number, or one per jet) about each jet's mean (:meth:`TrainedModel.sample`)."""
     out = {"mean": pred["mean"]}
     for key in ("sigma_stoch", "sigma_pred", "sigma_tot"):
         out[key] = pred[key] / factor
@@ -171,7 +176,11 @@ def markdown_report(report: dict) -> str:
              f"- dataset: `{shown_path(report['dataset'])}` "
              f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
              f"- command: `{report['command']}`", ""]
-    if report.get("width_factor", 1.0) != 1.0:
+    if report.get("width_factor_pt"):
+        lines += [f"The network's widths are recalibrated by a factor of pT,j fitted on its validation jets "
+                  f"({factors_by_pt(report['width_factor_pt'])}, linear in between); `network_raw` gives the "
+                  f"figures without it.", ""]
+    elif report.get("width_factor", 1.0) != 1.0:
         lines += [f"The network's widths are recalibrated by a factor {report['width_factor']:.3f} fitted on its "
                   f"validation jets; `network_raw` gives the figures without it.", ""]
     for name in ("network", "network_raw", "baseline"):

@@ -49,6 +49,7 @@ from topcal.train.inputs import Standardiser, raw_inputs
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import FORMAT, HISTORY, META, partial_dir, weights_name
 from topcal.train.model_dir import OUTPUT as MODEL_OUTPUT
+from topcal.train.recalibration import factors_by_pt
 from topcal.train.spectrum import label_spectrum, write_spectrum
 
 CHECKPOINT = "checkpoint"
@@ -83,7 +84,8 @@ class TrainSummary:
             c = self.calibration
             lines.append(f"  calibration jets: 68% coverage {c['coverage68_raw']:.3f}, 95% coverage "
                          f"{c['coverage95_raw']:.3f}, pull width {c['pull_width_raw']:.3f}"
-                         + (f"; widths recalibrated by x{c['width_factor']:.3f}" if c["width_factor"] != 1 else ""))
+                         + (f"; widths recalibrated by x{c['width_factor']:.3f}" if c["width_factor"] != 1 else "")
+                         + (f" ({factors_by_pt(c['width_factor_pt'])})" if c.get("width_factor_pt") else ""))
         return "\n".join(lines)
 
 
@@ -258,22 +260,42 @@ def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation,
     standardiser = Standardiser.fit(raw)
     x_all = standardiser.apply(raw, in_place=True) if standardiser else raw  # batches are gathered from it
     del raw
-    splits = []
-    for sub in plan.subsamples:
-        # positions in data.rows (the sorted union of the subsamples), as int32: half the memory of the
-        # member's row lists (8 MB for 1M jets), and the same permutation
-        idx = plan.rng.permutation(np.searchsorted(data.rows, sub).astype(np.int32))
-        n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
-        splits.append((idx[n_val:], idx[:n_val]))
-    trn0, val0 = splits[0]  # random subsets: the split is a permutation
-    n_topped_up = max(0, min(CALIBRATION_MIN_JETS - len(val0), len(trn0)))
-    calibration_rows = np.concatenate([val0[:CALIBRATION_JETS], trn0[:n_topped_up]])
+    splits = _member_splits(data.rows, plan, cfg)
+    calibration_rows, n_topped_up = _calibration_positions(splits)
     # their dataset rows: the jets are read again for the calibration, after training (a copy held through
     # the training would add to its peak memory), their labels are kept
     val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
     return x_all, y_all, _Prepared(splits, target_mean, target_scale, int(n_constituents), standardiser, spectrum,
                                    val_rows, val_labels, int(n_topped_up), label_window)
+
+
+def _member_splits(rows: np.ndarray, plan: _Subsamples, cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each network's shuffled (training, validation) positions in ``rows`` (the sorted union of the
+    subsamples), as int32: half the memory of the member's row lists (8 MB for 1M jets)."""
+    splits = []
+    for sub in plan.subsamples:
+        idx = plan.rng.permutation(np.searchsorted(rows, sub).astype(np.int32))
+        n_val = max(1, int(round(len(idx) * cfg.validation_fraction)))
+        splits.append((idx[n_val:], idx[:n_val]))
+    return splits
+
+
+def _calibration_positions(splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, int]:
+    """The calibration jets (positions, as in ``splits``) and how many of them are training jets of network 0
+    (:func:`_calibration`)."""
+    trn0, val0 = splits[0]  # random subsets: the split is a permutation
+    n_topped_up = max(0, min(CALIBRATION_MIN_JETS - len(val0), len(trn0)))
+    return np.concatenate([val0[:CALIBRATION_JETS], trn0[:n_topped_up]]), int(n_topped_up)
+
+
+def calibration_rows(dataset_dir, cfg: TrainConfig) -> np.ndarray:
+    """The dataset rows of the calibration jets that a training of ``cfg`` on ``dataset_dir`` uses (its
+    validation jets, topped up with training jets; :func:`_calibration`), in that training's order."""
+    ds = open_dataset(dataset_dir)
+    plan = _plan_subsamples(ds, dataset_dir, cfg)
+    rows = np.unique(np.concatenate(plan.subsamples))
+    return rows[_calibration_positions(_member_splits(rows, plan, cfg))[0]]
 
 
 def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _Subsamples, prepared: _Prepared,
@@ -349,16 +371,29 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
 
     The factor is always fitted, however close the raw coverage is to 68%: leaving deviations within two
     binomial standard errors uncorrected keeps a systematic over-coverage at small training sizes
-    (docs/error_bars.md)."""
-    from topcal.train.metrics import summary_row, width_factor_for_coverage
+    (docs/error_bars.md).
 
-    pred = model.predict(jets, samples, seed=cfg.seed, raw=True)
+    Each calibration jet's need (:func:`topcal.train.recalibration.needed_stretch`: the smallest stretch
+    whose 68% interval, truncated to the label window as in prediction, holds its label) gives the global
+    factor ``width_factor`` (their 68% quantile) and, with ``cfg.recalibrate_bins`` > 1, the factor as a
+    function of pT,j ``width_factor_pt`` (:func:`topcal.train.recalibration.calibration_in_bins`), the one
+    applied when present."""
+    from topcal.train.likelihood import summarize
+    from topcal.train.metrics import summary_row
+    from topcal.train.recalibration import calibration_in_bins, global_calibration, needed_stretch
+
+    mixture = model.sample(jets, samples, seed=cfg.seed, raw=True)
+    pred = summarize(*mixture, window=model.label_window)
     row = summary_row(jets.pt, labels, pred)
     out = {"validation_jets": len(labels) - training_jets, "training_jets": training_jets, "samples": samples,
            "coverage68_raw": row["coverage68"],
            "coverage95_raw": row["coverage95"], "pull_width_raw": row["pull_width"], "width_factor": 1.0}
     if cfg.recalibrate:
-        out["width_factor"] = width_factor_for_coverage(labels, pred["mean"], pred["low"], pred["high"])
+        need = needed_stretch(*mixture, labels, model.label_window)
+        out["width_factor"] = global_calibration(need).factors[0]
+        by_pt = calibration_in_bins(jets.pt, need, cfg.recalibrate_bins)
+        if len(by_pt.factors) > 1:
+            out["width_factor_pt"] = by_pt.to_record()
     return out
 
 

@@ -25,6 +25,7 @@ from topcal.train.backend import deterministic  # TensorFlow set up before use
 from topcal.train.inputs import Jets, Standardiser, encode
 from topcal.train.likelihood import mixture_params_np, summarize
 from topcal.train.model_dir import read_meta
+from topcal.train.recalibration import WidthCalibration, stretch
 
 
 @dataclass
@@ -81,18 +82,29 @@ class TrainedModel:
         return self._draws[key]
 
     @property
+    def width_calibration(self) -> WidthCalibration:
+        """The recalibration of the predictive widths fitted on the calibration jets
+        (:mod:`topcal.train.recalibration`): a factor per pT,j, or one factor for every jet (1 when off)."""
+        return WidthCalibration.from_calibration(self.meta.get("calibration"))
+
+    @property
     def width_factor(self) -> float:
-        """The recalibration factor of the predictive widths fitted on the validation jets (1 when off)."""
+        """The global recalibration factor of the predictive widths (1 when off); the factor applied to a jet
+        is :meth:`width_factors`, which depends on pT,j when the model was recalibrated per pT,j."""
         return float(self.meta.get("calibration", {}).get("width_factor", 1.0))
+
+    def width_factors(self, pt_jet) -> np.ndarray:
+        """The recalibration factor applied to jets of pT,j ``pt_jet`` (GeV)."""
+        return self.width_calibration(pt_jet)
 
     def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
         of the Bayesian network, drawn from ``seed`` and evaluated in one batched pass
         (:func:`topcal.train.network.sample_outputs` with the fixed draws :meth:`draws`), or the ensemble's
         members. With a recalibrated model (and not ``raw``) the
-        whole predictive distribution of each jet is stretched about its mean by :attr:`width_factor`: every
-        component's distance from the jet's mean and every width (so sigma_stoch, sigma_pred, sigma_tot and
-        the intervals) scale by the factor, the mean stays."""
+        whole predictive distribution of each jet is stretched about its mean by its factor
+        (:meth:`width_factors`): every component's distance from the jet's mean and every width (so
+        sigma_stoch, sigma_pred, sigma_tot and the intervals) scale by the factor, the mean stays."""
         deterministic()
         arrays = self.encode(jets)
         cfg, pre = self.config, self.meta["preprocessing"]
@@ -112,11 +124,10 @@ class TrainedModel:
         if pre["target"] == "response":  # pT,t = response x pT,j: the mean and every width scale with pT,j
             scale = np.asarray(jets.pt, dtype=np.float64)[None, :, None]
             mu, sigma = mu * scale, sigma * scale
-        factor = 1.0 if raw else self.width_factor
-        if factor != 1.0:
-            centre = np.sum(w * mu, axis=-1, keepdims=True).mean(axis=0, keepdims=True)
-            mu, sigma = centre + factor * (mu - centre), sigma * factor
-        return w, mu, sigma
+        calibration = self.width_calibration
+        if raw or calibration.is_identity:
+            return w, mu, sigma
+        return stretch(w, mu, sigma, calibration(jets.pt))
 
     def predict(self, jets: Jets, samples: int = 50, seed: int = 0, raw: bool = False) -> dict[str, np.ndarray]:
         """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration."""

@@ -14,6 +14,7 @@ from topcal.config import ProcessConfig
 from topcal.errors import ConfigError, InputFileError
 from topcal.io.atomic import OutputKind
 from topcal.io.manifest import read_manifest
+from topcal.train.recalibration import check_record
 
 FORMAT = "topcal-model/2"  # 2: jet-frame inputs, response target, deep set
 META = "model.json"
@@ -86,6 +87,10 @@ def check_meta(meta: dict, where: Path) -> list[str]:
     factor = (meta.get("calibration") or {}).get("width_factor", 1.0)
     if not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
         raise bad("calibration.width_factor", f"{factor!r} must be a finite number > 0")
+    by_pt = (meta.get("calibration") or {}).get("width_factor_pt")
+    problem = None if by_pt is None else check_record(by_pt)
+    if problem:
+        raise bad("calibration.width_factor_pt", problem)
     return weights
 
 

@@ -35,6 +35,7 @@ Scaling the whole four-momentum of a track scales its pT exactly and its energy 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import awkward as ak
 import numpy as np
@@ -99,10 +100,13 @@ def origin_sums(constituents: ak.Array) -> dict[int, np.ndarray]:
     return out
 
 
-def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None = None) -> Jets:
+def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None = None, keep: int | None = None) \
+        -> Jets:
     """``jets`` with the constituents of origin ``code`` scaled by ``factor`` (membership fixed): the stored
     constituents re-ordered by pT, the jet's four-vector moved by ``(factor - 1)`` times ``sums`` (the
-    origin's summed (E, px, py, pz) in GeV over all the jet's constituents; the stored ones when None)."""
+    origin's summed (E, px, py, pz) in GeV over all the jet's constituents; the stored ones when None).
+    ``keep``: the leading ``keep`` stored constituents (those a network reads) stay the leading ``keep``,
+    re-ordered among themselves. The subjet members (``jets.subjets``) follow their constituents."""
     if jets.origin is None:
         raise InputFileError("detector systematics: the jets carry no constituent origin")
     mine = jets.origin == code
@@ -115,18 +119,22 @@ def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None =
                    pt * np.sinh(eta)], axis=1) + (factor - 1.0) * sums
     e, px, py, pz = p4.T
     new_pt = np.hypot(px, py)
-    order = np.argsort(-np.hypot(c[..., 1], c[..., 2]), axis=1, kind="stable")
+    pt_order = -np.hypot(c[..., 1], c[..., 2])
+    if keep is None or keep >= jets.n_max:
+        order = np.argsort(pt_order, axis=1, kind="stable")
+    else:  # stable: by the set (the leading keep first), then by pT
+        order = np.lexsort((pt_order, np.broadcast_to(np.arange(jets.n_max) >= keep, pt_order.shape)), axis=1)
     rows = np.arange(len(jets))[:, None]
-    info = {k: None if v is None else v[rows, order] for k, v in
-            (("origin", jets.origin), ("charge", jets.charge), ("lepton", jets.lepton))}
+    info = jets._info(lambda v: v[rows, order])
     return Jets(c[rows, order], new_pt, np.arcsinh(pz / new_pt), np.arctan2(py, px),
                 np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0)), jets.n_constituents, jets.input_scale_gev,
                 **info)
 
 
-def predictive_mean(model, jets: Jets, samples: int, seed: int) -> np.ndarray:
-    """The network's predictive mean (GeV) of each jet from ``samples`` weight draws of ``seed``."""
-    w, mu, _ = model.sample(jets, samples, seed)
+def predictive_mean(model, jets: Jets, samples: int, seed: int, arrays: dict | None = None) -> np.ndarray:
+    """The network's predictive mean (GeV) of each jet from ``samples`` weight draws of ``seed``; ``arrays``:
+    the jets' input arrays when already encoded."""
+    w, mu, _ = model.sample(jets, samples, seed, arrays=arrays)
     return np.sum(w * mu, axis=-1).mean(axis=0)
 
 
@@ -136,29 +144,42 @@ def concatenate(jets: list[Jets]) -> Jets:
         return None if getattr(jets[0], name) is None else np.concatenate([getattr(j, name) for j in jets])
 
     return Jets(*(cat(k) for k in ("constituents", "pt", "eta", "phi", "mass", "n_constituents")),
-                jets[0].input_scale_gev, **{k: cat(k) for k in ("origin", "charge", "lepton")})
+                jets[0].input_scale_gev, **{k: cat(k) for k in ("origin", "charge", "lepton", "subjets")})
 
 
 def variations(model, jets: Jets, pt_pred: np.ndarray, sizes: Mapping[str, float], seed: int,
-               draws: int = DEFAULT_DRAWS, sums: Mapping[int, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               draws: int = DEFAULT_DRAWS, sums: Mapping[int, np.ndarray] | None = None,
+               encoded: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The per-jet fields of :func:`field_names` (GeV) for the sources in ``sizes`` (module docstring).
 
     ``pt_pred``: the nominal predictive mean; ``seed``: the nominal prediction's sampling seed; ``draws``:
-    weight draws for the shift; ``sums``: :func:`origin_sums` of all constituents (the stored ones when None).
+    weight draws for the shift; ``sums``: :func:`origin_sums` of all constituents (the stored ones when None);
+    ``encoded``: the nominal jets' input arrays with their subjet members (``model.encode(jets,
+    keep_subjets=True)``), when already encoded. The shifted copies are encoded with the nominal jets'
+    exclusive-kT subjet members and the constituents the network reads (module docstring), not clustered.
     """
     if not sizes:
         return {}
+    n = len(jets)
+    if not n:
+        return {name: np.zeros(0) for name in field_names(sizes)}
+    nominal = dict(encoded) if encoded is not None else model.encode(jets, keep_subjets=True)
+    members = nominal.pop("subjets", None)  # None for inputs without subjets (the paper's lab 4-vectors)
+    if members is not None:
+        fixed = np.full(jets.constituents.shape[:2], -1, np.int8)
+        fixed[:, :members.shape[1]] = members
+        jets = replace(jets, subjets=fixed)
+    keep = model.config.n_constituents
     shifted = {}
     for name, size in sizes.items():
         code = SOURCES[name]
         for direction, sign in DIRECTIONS.items():
             shifted[name + direction] = shifted_jets(jets, code, 1.0 + sign * size,
-                                                     None if sums is None else sums[code])
-    n = len(jets)
-    means = predictive_mean(model, concatenate([jets, *shifted.values()]), draws, seed) if n else np.zeros(0)
-    nominal = means[:n]
+                                                     None if sums is None else sums[code], keep)
+    base = predictive_mean(model, jets, draws, seed, nominal)
+    means = predictive_mean(model, concatenate(list(shifted.values())), draws, seed)
     out = {}
-    for k, (key, sj) in enumerate(shifted.items(), start=1):
-        out[f"ptPred_{key}"] = pt_pred + (means[k * n:(k + 1) * n] - nominal)
+    for k, (key, sj) in enumerate(shifted.items()):
+        out[f"ptPred_{key}"] = pt_pred + (means[k * n:(k + 1) * n] - base)
         out[f"pt_{key}"] = sj.pt
     return {name: out[name] for name in field_names(sizes)}

@@ -25,8 +25,13 @@ nominal one. The change is evaluated with the same fixed posterior as the nomina
 weight draws of the model, drawn from the nominal prediction's seed, for the nominal jets and every
 shifted copy together, so the draws' spread cancels in the difference (the paired mean of the change
 with ``draws`` draws; with ``draws`` equal to the nominal samples T it is exactly the full evaluation).
-The constituents the network sees are re-ordered by pT after the shift; a jet with more constituents
-than the model stores keeps the same stored ones.
+The membership is fixed down to what the network reads: the shifted copy is encoded with the
+constituents the network read of the nominal jet (its leading ``n_constituents``), re-ordered by pT among
+themselves, and with the nominal jet's three exclusive-kT subjets, each now the sum of its rescaled
+members (no second clustering: a reclustered subjet sequence under a rescaling of a few per cent is a
+second-order effect, measured in ``docs/systematics_detector.md``); the nominal jets are encoded once, for
+the prediction and the variations. A jet with more constituents than the model stores keeps the same
+stored ones.
 
 Scaling the whole four-momentum of a track scales its pT exactly and its energy up to the mass term
 (m^2 / p^2, below 2e-2 for a pion of 1 GeV, the lowest track pT that matters in a 400 GeV jet).
@@ -149,27 +154,28 @@ def concatenate(jets: list[Jets]) -> Jets:
 
 def variations(model, jets: Jets, pt_pred: np.ndarray, sizes: Mapping[str, float], seed: int,
                draws: int = DEFAULT_DRAWS, sums: Mapping[int, np.ndarray] | None = None,
-               encoded: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               encoded: Mapping[str, np.ndarray] | None = None, recluster: bool = False) -> dict[str, np.ndarray]:
     """The per-jet fields of :func:`field_names` (GeV) for the sources in ``sizes`` (module docstring).
 
     ``pt_pred``: the nominal predictive mean; ``seed``: the nominal prediction's sampling seed; ``draws``:
     weight draws for the shift; ``sums``: :func:`origin_sums` of all constituents (the stored ones when None);
     ``encoded``: the nominal jets' input arrays with their subjet members (``model.encode(jets,
     keep_subjets=True)``), when already encoded. The shifted copies are encoded with the nominal jets'
-    exclusive-kT subjet members and the constituents the network reads (module docstring), not clustered.
+    exclusive-kT subjet members and the constituents the network reads (module docstring); with ``recluster``
+    their subjets are clustered again and their leading constituents chosen again by the shifted pT.
     """
     if not sizes:
         return {}
     n = len(jets)
     if not n:
         return {name: np.zeros(0) for name in field_names(sizes)}
-    nominal = dict(encoded) if encoded is not None else model.encode(jets, keep_subjets=True)
+    nominal = dict(encoded) if encoded is not None else model.encode(jets, keep_subjets=not recluster)
     members = nominal.pop("subjets", None)  # None for inputs without subjets (the paper's lab 4-vectors)
-    if members is not None:
+    if members is not None and not recluster:
         fixed = np.full(jets.constituents.shape[:2], -1, np.int8)
         fixed[:, :members.shape[1]] = members
         jets = replace(jets, subjets=fixed)
-    keep = model.config.n_constituents
+    keep = None if recluster else model.config.n_constituents
     shifted = {}
     for name, size in sizes.items():
         code = SOURCES[name]

@@ -3,6 +3,7 @@ the per-jet variations of the Calibrator and topcal predict."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import awkward as ak
@@ -152,7 +153,7 @@ def test_calibrator_variations(model_dir, ttbar_file):
     _, nominal, _ = plain.flat(events)
     assert set(cal.fields) - set(plain.fields) == set(ds.field_names(ds.DEFAULT_SIZES)) == {
         f"{q}_{s}{d}" for q in ("ptPred", "pt") for s in ds.SOURCES for d in ("Up", "Down")}
-    assert np.array_equal(nominal["ptPred"], table["ptPred"])  # the nominal numbers are unchanged
+    assert all(np.array_equal(nominal[k], table[k]) for k in nominal)  # the nominal numbers are unchanged
     events_ = events
     _, cons = cluster(eflow_inputs(events_, leptons=True), 1.2, 100.0)
     cons = ak.flatten(cons, axis=1)
@@ -170,24 +171,76 @@ def test_calibrator_variations(model_dir, ttbar_file):
         assert np.mean(dp_up) > 0 > np.mean(dp_down)
 
 
-def test_variation_with_all_draws_is_the_full_evaluation(model_dir, ttbar_file):
-    from topcal.predict.calibrator import cached_model
+def _network_jets(path, events: int, n_max: int):
+    """The fat jets of the first ``events`` events as the networks take them (``n_max`` stored constituents),
+    and their constituents (``n_jets * var``)."""
     from topcal.process.fatjets import padded_jets
     from topcal.train.inputs import Jets
 
-    model = cached_model(str(Path(model_dir).absolute()))
-    jets, cons = cluster(eflow_inputs(open_events(ttbar_file, 0, 100), leptons=True), 1.2, 100.0)
+    jets, cons = cluster(eflow_inputs(open_events(path, 0, events), leptons=True), 1.2, 100.0)
     flat = ak.flatten(jets)
     per_jet = ak.flatten(cons, axis=1)
-    x, info = padded_jets(per_jet, model.n_constituents)
-    j = Jets(x, *(ak.to_numpy(getattr(flat, k)) for k in ("rho", "eta", "phi", "tau")),
-             ak.to_numpy(ak.num(per_jet)), **info)
+    x, info = padded_jets(per_jet, n_max)
+    return Jets(x, *(ak.to_numpy(getattr(flat, k)) for k in ("rho", "eta", "phi", "tau")),
+                ak.to_numpy(ak.num(per_jet)), **info), per_jet
+
+
+def test_variation_with_all_draws_is_the_full_evaluation(model_dir, ttbar_file):
+    from topcal.predict.calibrator import cached_model
+
+    model = cached_model(str(Path(model_dir).absolute()))
+    j, per_jet = _network_jets(ttbar_file, 100, model.n_constituents)
     nominal = ds.predictive_mean(model, j, 8, 4)
     out = ds.variations(model, j, nominal, {"photonEnergyScale": 0.02}, seed=4, draws=8,
                         sums=ds.origin_sums(per_jet))
     shifted = ds.shifted_jets(j, ORIGINS["EFlowPhoton"], 1.02, ds.origin_sums(per_jet)[ORIGINS["EFlowPhoton"]])
     assert np.allclose(out["ptPred_photonEnergyScaleUp"], ds.predictive_mean(model, shifted, 8, 4), rtol=1e-6)
     assert np.array_equal(out["pt_photonEnergyScaleUp"], shifted.pt)
+
+
+def test_the_clustering_s_subjet_members_give_its_subjets(ttbar_file):
+    """The exclusive-kT members kept from the nominal clustering: every constituent of a jet with three or
+    more in one of three subjets; the subjets as the sums of the members give the clustered jet features;
+    a common rescaling (under which kT clustering is unchanged) scales the subjet masses."""
+    from topcal.train.inputs import JET_FEATURES, raw_inputs
+
+    jets, _ = _network_jets(ttbar_file, 100, 40)
+    plain = raw_inputs(jets, "jet-frame", 30)
+    kept = raw_inputs(jets, "jet-frame", 30, keep_subjets=True)
+    members = kept.pop("subjets")
+    assert all(np.array_equal(plain[k], kept[k]) for k in plain)  # keeping them changes nothing
+    real = plain["mask"] > 0
+    three = real.sum(axis=1) >= 3
+    assert members.shape == real.shape and three.sum() > 20
+    assert np.all(members[~real] == -1) and np.all(members[~three] == -1)
+    assert np.all(members[real & three[:, None]] >= 0)
+    assert all(np.all((members[three] == s).any(axis=1)) for s in range(3))
+    fixed = np.full(jets.origin.shape, -1, np.int8)
+    fixed[:, :30] = members
+    again = raw_inputs(replace(jets, subjets=fixed), "jet-frame", 30)
+    assert np.array_equal(again["constituents"], plain["constituents"])
+    np.testing.assert_allclose(again["jet"], plain["jet"], rtol=1e-5, atol=1e-6)
+    masses = [JET_FEATURES.index(k) for k in ("m12", "m13", "m23", "m123")]
+    scaled = raw_inputs(replace(jets, subjets=fixed).scaled(1.05), "jet-frame", 30)
+    assert np.all(plain["jet"][three][:, masses] > 0)
+    np.testing.assert_allclose(scaled["jet"][:, masses], 1.05 * plain["jet"][:, masses], rtol=5e-4)  # float32 inputs
+
+
+def test_a_shifted_copy_keeps_the_constituents_the_network_reads_and_their_subjets(ttbar_file):
+    jets, _ = _network_jets(ttbar_file, 100, 40)
+    code, keep = ORIGINS["EFlowNeutralHadron"], 10
+    ids = np.broadcast_to(np.arange(40, dtype=np.int8), jets.origin.shape).copy()  # followed as subjet labels
+    shifted = ds.shifted_jets(replace(jets, subjets=ids), code, 1.5, keep=keep)
+    order = shifted.subjets  # where each stored constituent of the copy came from
+    assert np.array_equal(np.sort(order[:, :keep], axis=1), np.broadcast_to(np.arange(keep), (len(jets), keep)))
+    scaled = jets.constituents * np.where(jets.origin == code, np.float32(1.5), np.float32(1.0))[..., None]
+    assert np.array_equal(shifted.constituents, np.take_along_axis(scaled, order[..., None].astype(int), axis=1))
+    assert np.array_equal(shifted.origin, np.take_along_axis(jets.origin, order.astype(int), axis=1))
+    pt = np.hypot(shifted.constituents[..., 1], shifted.constituents[..., 2])
+    assert np.all(pt[:, :keep - 1] >= pt[:, 1:keep])  # pT-ordered among themselves
+    # without keep, a 50% larger neutral hadron moves into the leading ten of some jets
+    free = ds.shifted_jets(replace(jets, subjets=ids), code, 1.5).subjets
+    assert np.any(free[:, :keep] >= keep)
 
 
 def test_predict_writes_the_variation_branches_and_info_lists_them(model_dir, ttbar_file, tmp_path):

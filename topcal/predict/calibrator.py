@@ -157,7 +157,9 @@ class Calibrator:
         x, info = padded_jets(network_cons, model.n_constituents, cfg.input_scale_gev)
         network_jets = Jets(x, table["pt"], table["eta"], table["phi"], table["mass"], table["nConstituents"],
                             cfg.input_scale_gev, **info)
-        pred = self._summaries(self.model_dir, network_jets)
+        # the nominal jets encoded once: for the prediction and, with their subjet members, for the variations
+        encoded = model.encode(network_jets, keep_subjets=bool(self.systematics))
+        pred = self._summaries(self.model_dir, network_jets, encoded)
         table.update({"ptPred": pred["mean"], "sigmaStoch": pred["sigma_stoch"], "sigmaPred": pred["sigma_pred"],
                       "sigmaTot": pred["sigma_tot"], "ptMode": pred["mode"], "ptLow68": pred["low"],
                       "ptHigh68": pred["high"]})
@@ -172,18 +174,20 @@ class Calibrator:
             from topcal.predict.label_systematics import label_systematics
 
             raw = None if self.prior is None else \
-                model.predict(network_jets, self.samples, self.seed, raw=True)["sigma_stoch"]
+                model.predict(network_jets, self.samples, self.seed, raw=True, arrays=encoded)["sigma_stoch"]
             table.update(label_systematics(self.model_dir, network_jets, self.samples, self.seed, nominal=pred,
                                            raw_stoch=raw))
         if self.systematics:
             table.update(detector_systematics.variations(model, network_jets, pred["mean"], self.systematics,
-                                                         self.seed, sums=detector_systematics.origin_sums(per_jet)))
+                                                         self.seed, sums=detector_systematics.origin_sums(per_jet),
+                                                         encoded=encoded))
         return counts, table, jets
 
-    def _summaries(self, model_dir: str, jets) -> dict:
-        """The per-jet summaries of one model (:func:`topcal.predict.prior.summaries`) for the fixed posterior."""
+    def _summaries(self, model_dir: str, jets, arrays: dict | None = None) -> dict:
+        """The per-jet summaries of one model (:func:`topcal.predict.prior.summaries`) for the fixed posterior;
+        ``arrays``: the jets encoded for this model, when already encoded."""
         model = cached_model(model_dir)
-        w, mu, sigma = model.sample(jets, self.samples, self.seed)
+        w, mu, sigma = model.sample(jets, self.samples, self.seed, arrays=arrays)
         return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir), window=model.label_window)
 
     def describe(self) -> dict:

@@ -25,8 +25,13 @@ nominal one. The change is evaluated with the same fixed posterior as the nomina
 weight draws of the model, drawn from the nominal prediction's seed, for the nominal jets and every
 shifted copy together, so the draws' spread cancels in the difference (the paired mean of the change
 with ``draws`` draws; with ``draws`` equal to the nominal samples T it is exactly the full evaluation).
-The constituents the network sees are re-ordered by pT after the shift; a jet with more constituents
-than the model stores keeps the same stored ones.
+The membership is fixed down to what the network reads: the shifted copy is encoded with the
+constituents the network read of the nominal jet (its leading ``n_constituents``), re-ordered by pT among
+themselves, and with the nominal jet's three exclusive-kT subjets, each now the sum of its rescaled
+members (no second clustering: a reclustered subjet sequence under a rescaling of a few per cent is a
+second-order effect, measured in ``docs/systematics_detector.md``); the nominal jets are encoded once, for
+the prediction and the variations. A jet with more constituents than the model stores keeps the same
+stored ones.
 
 Scaling the whole four-momentum of a track scales its pT exactly and its energy up to the mass term
 (m^2 / p^2, below 2e-2 for a pion of 1 GeV, the lowest track pT that matters in a 400 GeV jet).
@@ -35,6 +40,7 @@ Scaling the whole four-momentum of a track scales its pT exactly and its energy 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import awkward as ak
 import numpy as np
@@ -99,10 +105,13 @@ def origin_sums(constituents: ak.Array) -> dict[int, np.ndarray]:
     return out
 
 
-def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None = None) -> Jets:
+def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None = None, keep: int | None = None) \
+        -> Jets:
     """``jets`` with the constituents of origin ``code`` scaled by ``factor`` (membership fixed): the stored
     constituents re-ordered by pT, the jet's four-vector moved by ``(factor - 1)`` times ``sums`` (the
-    origin's summed (E, px, py, pz) in GeV over all the jet's constituents; the stored ones when None)."""
+    origin's summed (E, px, py, pz) in GeV over all the jet's constituents; the stored ones when None).
+    ``keep``: the leading ``keep`` stored constituents (those a network reads) stay the leading ``keep``,
+    re-ordered among themselves. The subjet members (``jets.subjets``) follow their constituents."""
     if jets.origin is None:
         raise InputFileError("detector systematics: the jets carry no constituent origin")
     mine = jets.origin == code
@@ -115,18 +124,22 @@ def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None =
                    pt * np.sinh(eta)], axis=1) + (factor - 1.0) * sums
     e, px, py, pz = p4.T
     new_pt = np.hypot(px, py)
-    order = np.argsort(-np.hypot(c[..., 1], c[..., 2]), axis=1, kind="stable")
+    pt_order = -np.hypot(c[..., 1], c[..., 2])
+    if keep is None or keep >= jets.n_max:
+        order = np.argsort(pt_order, axis=1, kind="stable")
+    else:  # stable: by the set (the leading keep first), then by pT
+        order = np.lexsort((pt_order, np.broadcast_to(np.arange(jets.n_max) >= keep, pt_order.shape)), axis=1)
     rows = np.arange(len(jets))[:, None]
-    info = {k: None if v is None else v[rows, order] for k, v in
-            (("origin", jets.origin), ("charge", jets.charge), ("lepton", jets.lepton))}
+    info = jets._info(lambda v: v[rows, order])
     return Jets(c[rows, order], new_pt, np.arcsinh(pz / new_pt), np.arctan2(py, px),
                 np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0)), jets.n_constituents, jets.input_scale_gev,
                 **info)
 
 
-def predictive_mean(model, jets: Jets, samples: int, seed: int) -> np.ndarray:
-    """The network's predictive mean (GeV) of each jet from ``samples`` weight draws of ``seed``."""
-    w, mu, _ = model.sample(jets, samples, seed)
+def predictive_mean(model, jets: Jets, samples: int, seed: int, arrays: dict | None = None) -> np.ndarray:
+    """The network's predictive mean (GeV) of each jet from ``samples`` weight draws of ``seed``; ``arrays``:
+    the jets' input arrays when already encoded."""
+    w, mu, _ = model.sample(jets, samples, seed, arrays=arrays)
     return np.sum(w * mu, axis=-1).mean(axis=0)
 
 
@@ -136,29 +149,43 @@ def concatenate(jets: list[Jets]) -> Jets:
         return None if getattr(jets[0], name) is None else np.concatenate([getattr(j, name) for j in jets])
 
     return Jets(*(cat(k) for k in ("constituents", "pt", "eta", "phi", "mass", "n_constituents")),
-                jets[0].input_scale_gev, **{k: cat(k) for k in ("origin", "charge", "lepton")})
+                jets[0].input_scale_gev, **{k: cat(k) for k in ("origin", "charge", "lepton", "subjets")})
 
 
 def variations(model, jets: Jets, pt_pred: np.ndarray, sizes: Mapping[str, float], seed: int,
-               draws: int = DEFAULT_DRAWS, sums: Mapping[int, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               draws: int = DEFAULT_DRAWS, sums: Mapping[int, np.ndarray] | None = None,
+               encoded: Mapping[str, np.ndarray] | None = None, recluster: bool = False) -> dict[str, np.ndarray]:
     """The per-jet fields of :func:`field_names` (GeV) for the sources in ``sizes`` (module docstring).
 
     ``pt_pred``: the nominal predictive mean; ``seed``: the nominal prediction's sampling seed; ``draws``:
-    weight draws for the shift; ``sums``: :func:`origin_sums` of all constituents (the stored ones when None).
+    weight draws for the shift; ``sums``: :func:`origin_sums` of all constituents (the stored ones when None);
+    ``encoded``: the nominal jets' input arrays with their subjet members (``model.encode(jets,
+    keep_subjets=True)``), when already encoded. The shifted copies are encoded with the nominal jets'
+    exclusive-kT subjet members and the constituents the network reads (module docstring); with ``recluster``
+    their subjets are clustered again and their leading constituents chosen again by the shifted pT.
     """
     if not sizes:
         return {}
+    n = len(jets)
+    if not n:
+        return {name: np.zeros(0) for name in field_names(sizes)}
+    nominal = dict(encoded) if encoded is not None else model.encode(jets, keep_subjets=not recluster)
+    members = nominal.pop("subjets", None)  # None for inputs without subjets (the paper's lab 4-vectors)
+    if members is not None and not recluster:
+        fixed = np.full(jets.constituents.shape[:2], -1, np.int8)
+        fixed[:, :members.shape[1]] = members
+        jets = replace(jets, subjets=fixed)
+    keep = None if recluster else model.config.n_constituents
     shifted = {}
     for name, size in sizes.items():
         code = SOURCES[name]
         for direction, sign in DIRECTIONS.items():
             shifted[name + direction] = shifted_jets(jets, code, 1.0 + sign * size,
-                                                     None if sums is None else sums[code])
-    n = len(jets)
-    means = predictive_mean(model, concatenate([jets, *shifted.values()]), draws, seed) if n else np.zeros(0)
-    nominal = means[:n]
+                                                     None if sums is None else sums[code], keep)
+    base = predictive_mean(model, jets, draws, seed, nominal)
+    means = predictive_mean(model, concatenate(list(shifted.values())), draws, seed)
     out = {}
-    for k, (key, sj) in enumerate(shifted.items(), start=1):
-        out[f"ptPred_{key}"] = pt_pred + (means[k * n:(k + 1) * n] - nominal)
+    for k, (key, sj) in enumerate(shifted.items()):
+        out[f"ptPred_{key}"] = pt_pred + (means[k * n:(k + 1) * n] - base)
         out[f"pt_{key}"] = sj.pt
     return {name: out[name] for name in field_names(sizes)}

@@ -70,6 +70,10 @@ class Jets:
     ``origin``, ``charge``, ``lepton``: optional ``(n, N)`` int8 arrays in the constituents' order and padding
     (what the detector says each constituent is, :data:`topcal.process.fatjets.CONSTITUENT_INFO`); None
     for jets from datasets written without them. The jet-frame inputs read them (module docstring).
+    ``subjets``: optional ``(n, N)`` int8, the exclusive-kT subjet (0, 1, 2) of each stored constituent, -1
+    for none: the jet-frame inputs then take the three subjets as the sums of these fixed members'
+    four-momenta instead of clustering (a rescaled copy of a clustered jet,
+    :mod:`topcal.predict.detector_systematics`); None: clustered with fastjet.
     """
 
     constituents: np.ndarray
@@ -82,13 +86,15 @@ class Jets:
     origin: np.ndarray | None = None
     charge: np.ndarray | None = None
     lepton: np.ndarray | None = None
+    subjets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pt)
 
     def _info(self, pick) -> dict:
         return {k: None if v is None else pick(v) for k, v in
-                (("origin", self.origin), ("charge", self.charge), ("lepton", self.lepton))}
+                (("origin", self.origin), ("charge", self.charge), ("lepton", self.lepton),
+                 ("subjets", self.subjets))}
 
     def take(self, idx) -> Jets:
         """The jets at ``idx`` (indices, a slice or a mask)."""
@@ -217,10 +223,11 @@ def jet_frame_constituents(jets: Jets, kin: dict[str, np.ndarray] | None = None,
     return out.astype(np.float32)
 
 
-def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Exclusive-kT subjets (3 per jet, R = ``SUBJET_RADIUS``) of the stored constituents with fastjet:
-    pair and triplet masses (TeV) and the N-subjettiness tau1, tau2, tau3 (beta = 1). Jets with fewer than
-    three constituents get zeros."""
+def _clustered_subjets(c: np.ndarray, mask: np.ndarray, members: np.ndarray | None, ok: np.ndarray) \
+        -> dict[str, np.ndarray]:
+    """The three exclusive-kT subjets' (E, px, py, pz) ``(n, 3)`` of the real rows (``mask``) of ``c``
+    (``(n, N, 4)`` in GeV) with fastjet; with ``members`` (all jets' ``(n_all, N)``, -1), each real
+    constituent's subjet written into its rows ``ok``."""
     import warnings
 
     import awkward as ak
@@ -228,21 +235,48 @@ def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
     from topcal.console import fastjet_banner_once
 
+    flat = {name: c[..., k][mask] for k, name in enumerate(("E", "px", "py", "pz"))}
+    particles = ak.unflatten(ak.zip(flat), mask.sum(axis=1))
+    with warnings.catch_warnings(), fastjet_banner_once():  # fastjet warns for every algorithm, kT included
+        warnings.filterwarnings("ignore", message="dcut and exclusive jets")
+        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.kt_algorithm, SUBJET_RADIUS))
+        sub = sequence.exclusive_jets(n_jets=3)
+        if members is not None:
+            index = sequence.exclusive_jets_constituent_index(njets=3)  # (jet, subjet, member) -> real row
+    if members is not None:
+        sizes = ak.to_numpy(ak.flatten(ak.num(index, axis=2)))  # members per (jet, subjet)
+        jet = np.repeat(np.repeat(np.arange(len(c)), 3), sizes)
+        subjet = np.repeat(np.tile(np.arange(3, dtype=np.int8), len(c)), sizes)
+        starts = np.concatenate([[0], np.cumsum(mask.sum(axis=1))[:-1]])
+        columns = np.nonzero(mask)[1][starts[jet] + ak.to_numpy(ak.flatten(index, axis=None))]
+        mine = np.full(mask.shape, -1, np.int8)
+        mine[jet, columns] = subjet
+        members[ok] = mine
+    return {name: ak.to_numpy(sub[name]).reshape(-1, 3) for name in ("E", "px", "py", "pz")}
+
+
+def _subjets(jets: Jets, kin: dict[str, np.ndarray], keep_members: bool = False) -> dict[str, np.ndarray]:
+    """Exclusive-kT subjets (3 per jet, R = ``SUBJET_RADIUS``) of the stored constituents with fastjet, or,
+    for jets with fixed ``subjets`` members, the sums of their members' four-momenta: pair and triplet
+    masses (TeV) and the N-subjettiness tau1, tau2, tau3 (beta = 1). Jets with fewer than three
+    constituents get zeros. ``keep_members``: also ``members``, the clustering's subjet of each stored
+    constituent (the ``subjets`` field of :class:`Jets`)."""
     n = len(jets)
     out = {name: np.zeros(n) for name in ("m12", "m13", "m23", "m123", "tau1", "tau2", "tau3")}
+    if keep_members:
+        out["members"] = np.full(kin["mask"].shape, -1, np.int8)
     counts = kin["mask"].sum(axis=1)
     ok = counts >= 3
     if not ok.any():
         return out
     c = jets.constituents[ok].astype(np.float64) * jets.input_scale_gev
     mask = kin["mask"][ok]
-    flat = {name: c[..., k][mask] for k, name in enumerate(("E", "px", "py", "pz"))}
-    particles = ak.unflatten(ak.zip(flat), counts[ok])
-    with warnings.catch_warnings(), fastjet_banner_once():  # fastjet warns for every algorithm, kT included
-        warnings.filterwarnings("ignore", message="dcut and exclusive jets")
-        sequence = fastjet.ClusterSequence(particles, fastjet.JetDefinition(fastjet.kt_algorithm, SUBJET_RADIUS))
-        sub = sequence.exclusive_jets(n_jets=3)
-    p = {name: ak.to_numpy(sub[name]).reshape(-1, 3) for name in ("E", "px", "py", "pz")}
+    if jets.subjets is not None:  # fixed members: each subjet the sum of its members
+        members = jets.subjets[ok]
+        p = {name: np.stack([np.sum(c[..., k] * (members == s), axis=1) for s in range(3)], axis=1)
+             for k, name in enumerate(("E", "px", "py", "pz"))}
+    else:
+        p = _clustered_subjets(c, mask, out.get("members"), ok)
 
     def mass(idx):
         e, x, y, zz = (sum(p[name][:, i] for i in idx) for name in ("E", "px", "py", "pz"))
@@ -266,16 +300,18 @@ def _subjets(jets: Jets, kin: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None, typed: bool | None = None) -> np.ndarray:
+def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None, typed: bool | None = None,
+                 sub: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """``(n, len(feature_names(typed)[1]))`` float32 jet-level features (module docstring); ``typed``: with the
-    pT fractions of the constituent types (None: when the jets carry them)."""
+    pT fractions of the constituent types (None: when the jets carry them); ``sub``: the jets' subjet
+    quantities (:func:`_subjets`) when already computed."""
     typed = jets.typed if typed is None else typed
     kin = kin or constituent_kinematics(jets)
     z = np.where(kin["mask"], kin["pt"], 0.0) / jets.pt[:, None]
     cumulative = np.cumsum(z, axis=1)
     deta = kin["eta"] - jets.eta[:, None]
     dphi = _wrap(kin["phi"] - jets.phi[:, None])
-    sub = _subjets(jets, kin)
+    sub = sub or _subjets(jets, kin)
     with np.errstate(divide="ignore", invalid="ignore"):
         tau21 = np.where(sub["tau1"] > 0, sub["tau2"] / np.where(sub["tau1"] > 0, sub["tau1"], 1.0), 0.0)
         tau32 = np.where(sub["tau2"] > 0, sub["tau3"] / np.where(sub["tau2"] > 0, sub["tau2"], 1.0), 0.0)
@@ -296,15 +332,17 @@ def jet_features(jets: Jets, kin: dict[str, np.ndarray] | None = None, typed: bo
     return out.astype(np.float32)
 
 
-def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None, typed: bool | None = None) \
-        -> dict[str, np.ndarray]:
+def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None, typed: bool | None = None,
+               keep_subjets: bool = False) -> dict[str, np.ndarray]:
     """The unstandardised network arrays for ``kind`` (module docstring), from the leading
     ``n_constituents`` constituents (all stored ones when None); jet-frame arrays with what each constituent
     is when ``typed`` (None: when the jets carry it). The jet-frame arrays are computed
     ``ENCODE_CHUNK_JETS`` jets at a time into the output: their float64 intermediates take about 40 kB a
     jet (at 64 constituents), so that encoding 200k jets at once peaked at 8.6 GB (a 1M-jet training of the
     default network would have needed about 40 GB). The arrays are new and aligned (:func:`aligned_empty`),
-    or, for ``"lab-4vectors"`` of all stored constituents, a view of ``jets.constituents``."""
+    or, for ``"lab-4vectors"`` of all stored constituents, a view of ``jets.constituents``. ``keep_subjets``
+    (jet-frame inputs): also ``subjets``, ``(n, n_constituents)`` int8, the exclusive-kT subjet (0, 1, 2) of
+    each constituent used, -1 for none (the :class:`Jets` field that fixes them for a rescaled copy)."""
     if kind not in INPUT_KINDS:
         raise ValueError(f"inputs: {kind!r} is not one of {INPUT_KINDS}")
     if n_constituents is not None and n_constituents < jets.n_max:
@@ -321,7 +359,7 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None, typed: 
         _require_types(jets)
     out: dict[str, np.ndarray] = {}
     for start in range(0, max(len(jets), 1), ENCODE_CHUNK_JETS):  # a jet's features are its own: chunks change nothing
-        part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)), typed)
+        part = _jet_frame_inputs(jets.take(slice(start, start + ENCODE_CHUNK_JETS)), typed, keep_subjets)
         for name, array in part.items():
             if name not in out:
                 out[name] = aligned_empty((len(jets), *array.shape[1:]), array.dtype)
@@ -329,10 +367,14 @@ def raw_inputs(jets: Jets, kind: str, n_constituents: int | None = None, typed: 
     return out
 
 
-def _jet_frame_inputs(jets: Jets, typed: bool) -> dict[str, np.ndarray]:
+def _jet_frame_inputs(jets: Jets, typed: bool, keep_subjets: bool = False) -> dict[str, np.ndarray]:
     kin = constituent_kinematics(jets)
-    return {"constituents": jet_frame_constituents(jets, kin, typed), "jet": jet_features(jets, kin, typed),
-            "mask": kin["mask"].astype(np.float32)}
+    sub = _subjets(jets, kin, keep_subjets)
+    out = {"constituents": jet_frame_constituents(jets, kin, typed), "jet": jet_features(jets, kin, typed, sub),
+           "mask": kin["mask"].astype(np.float32)}
+    if keep_subjets:
+        out["subjets"] = sub["members"]
+    return out
 
 
 @dataclass
@@ -415,8 +457,10 @@ def _moments(array: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndar
     return mean, np.where(std > TINY, std, 1.0)
 
 
-def encode(jets: Jets, kind: str, n_constituents: int | None, standardiser: Standardiser | None) \
-        -> dict[str, np.ndarray]:
-    """The standardised network arrays of ``jets`` (what training and prediction both feed the network)."""
-    arrays = raw_inputs(jets, kind, n_constituents, standardiser.typed if standardiser is not None else None)
+def encode(jets: Jets, kind: str, n_constituents: int | None, standardiser: Standardiser | None,
+           keep_subjets: bool = False) -> dict[str, np.ndarray]:
+    """The standardised network arrays of ``jets`` (what training and prediction both feed the network);
+    ``keep_subjets``: with the jet-frame ``subjets`` members of :func:`raw_inputs`, not standardised."""
+    arrays = raw_inputs(jets, kind, n_constituents, standardiser.typed if standardiser is not None else None,
+                        keep_subjets)
     return standardiser.apply(arrays, in_place=True) if standardiser is not None else arrays

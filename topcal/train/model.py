@@ -55,11 +55,12 @@ class TrainedModel:
             raise InputFileError(f"{source}: jets have shape {c.shape[1:]}, the model {self.path} expects "
                                  f"({self.n_constituents}, 4) (constituents x (E, px, py, pz))")
 
-    def encode(self, jets: Jets) -> dict[str, np.ndarray]:
-        """The network's input arrays for ``jets``, scaled as in training (:func:`topcal.train.inputs.encode`)."""
+    def encode(self, jets: Jets, keep_subjets: bool = False) -> dict[str, np.ndarray]:
+        """The network's input arrays for ``jets``, scaled as in training (:func:`topcal.train.inputs.encode`;
+        ``keep_subjets``: with the jets' exclusive-kT subjet members, ``subjets``, for the jet-frame inputs)."""
         self.check_input(jets)
         cfg = self.config
-        return encode(jets, cfg.inputs, cfg.n_constituents, self.standardiser)
+        return encode(jets, cfg.inputs, cfg.n_constituents, self.standardiser, keep_subjets)
 
     def posterior_key(self, samples: int, seed: int) -> tuple[int, int]:
         """``(T, seed)`` that identify the weight draws (:func:`topcal.train.variations.posterior_key`)."""
@@ -97,16 +98,20 @@ class TrainedModel:
         """The recalibration factor applied to jets of pT,j ``pt_jet`` (GeV)."""
         return self.width_calibration(pt_jet)
 
-    def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False):
+    def sample(self, jets: Jets, samples: int = 50, seed: int = 0, batch_jets: int = 65536, raw: bool = False,
+               arrays: dict[str, np.ndarray] | None = None):
         """Mixture parameters (weights, means in GeV, sigmas in GeV), each ``(T, n_jets, K)``: T weight samples
         of the Bayesian network, drawn from ``seed`` and evaluated in one batched pass
         (:func:`topcal.train.network.sample_outputs` with the fixed draws :meth:`draws`), or the ensemble's
         members. With a recalibrated model (and not ``raw``) the
         whole predictive distribution of each jet is stretched about its mean by its factor
         (:meth:`width_factors`): every component's distance from the jet's mean and every width (so
-        sigma_stoch, sigma_pred, sigma_tot and the intervals) scale by the factor, the mean stays."""
+        sigma_stoch, sigma_pred, sigma_tot and the intervals) scale by the factor, the mean stays. ``arrays``:
+        the jets' input arrays (:meth:`encode`), when already encoded."""
         deterministic()
-        arrays = self.encode(jets)
+        if arrays is None:
+            arrays = self.encode(jets)
+        arrays = {k: v for k, v in arrays.items() if k != "subjets"}
         cfg, pre = self.config, self.meta["preprocessing"]
         n = len(jets)
         if self.is_ensemble:  # the members are the samples
@@ -129,9 +134,11 @@ class TrainedModel:
             return w, mu, sigma
         return stretch(w, mu, sigma, calibration(jets.pt))
 
-    def predict(self, jets: Jets, samples: int = 50, seed: int = 0, raw: bool = False) -> dict[str, np.ndarray]:
-        """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration."""
-        return summarize(*self.sample(jets, samples, seed, raw=raw), window=self.label_window)
+    def predict(self, jets: Jets, samples: int = 50, seed: int = 0, raw: bool = False,
+                arrays: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration; ``arrays``:
+        the jets' input arrays (:meth:`encode`), when already encoded."""
+        return summarize(*self.sample(jets, samples, seed, raw=raw, arrays=arrays), window=self.label_window)
 
     @property
     def label_window(self) -> tuple[float, float] | None:

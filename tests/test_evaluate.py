@@ -90,18 +90,20 @@ def test_paired_bootstrap_recovers_the_spread_of_a_known_difference():
 
 
 def test_width_factor_recovers_a_known_miscalibration():
-    """Predicted 68% intervals of +-1 on truth drawn with width 2: the intervals must stretch by 2, and the
-    raw figures are recovered from the stretched ones."""
+    """Predicted densities of width 1 GeV on truth drawn with width 2 GeV: the global factor fitted from each
+    jet's needed stretch is 2, and the raw figures are recovered from the stretched ones."""
     from scipy import stats
 
     from topcal.train.evaluate import unstretched
-    from topcal.train.metrics import width_factor_for_coverage
+    from topcal.train.recalibration import global_calibration, needed_stretch
 
     rng = np.random.default_rng(1)
-    truth = rng.normal(0.0, 2.0, 100_000)
-    mean, half = np.zeros_like(truth), np.full_like(truth, stats.norm.ppf(0.84))
-    factor = width_factor_for_coverage(truth, mean, mean - half, mean + half)
-    assert factor == pytest.approx(2.0, rel=0.02)
+    truth = rng.normal(0.0, 2.0, 20_000)
+    ones = np.ones((1, len(truth), 1))
+    factor = global_calibration(needed_stretch(ones, 0 * ones, ones, truth)).factors[0]
+    assert factor == pytest.approx(2.0, rel=0.03)
+    half = np.full_like(truth, stats.norm.ppf(0.84))
+    mean = np.zeros_like(truth)
     stretched = {"mean": mean, "sigma_stoch": 2 * np.ones_like(truth), "sigma_pred": np.zeros_like(truth),
                  "sigma_tot": 2 * np.ones_like(truth), "low": -2 * half, "high": 2 * half, "low95": -4 * half,
                  "high95": 4 * half}

@@ -79,16 +79,6 @@ def keyed_rows(rows: dict | list) -> dict[str, Any]:
     return {"bins": list(rows[:-2]), "slice": rows[-2], "all": rows[-1]}
 
 
-def width_factor_for_coverage(truth: np.ndarray, mean: np.ndarray, low: np.ndarray, high: np.ndarray,
-                              coverage: float = 0.68) -> float:
-    """The factor c by which every jet's interval [low, high] must be stretched about its mean so that it
-    holds ``coverage`` of the ``truth`` values: the ``coverage`` quantile of the stretch each jet needs."""
-    tiny = 1e-9
-    need = np.where(truth >= mean, (truth - mean) / np.maximum(high - mean, tiny),
-                    (mean - truth) / np.maximum(mean - low, tiny))
-    return float(np.quantile(need, coverage))
-
-
 def bootstrap_rmse(truth: np.ndarray, mean: np.ndarray, n_boot: int = 1000, seed: int = 0) -> float:
     """Bootstrap standard error (GeV) of sqrt(MSE) of ``mean`` against ``truth`` (jets resampled)."""
     if len(truth) < 2:

@@ -33,9 +33,9 @@ class ProcessConfig(_Serialisable):
     The defaults are the paper's data set (docs/design.md section 2): the label is the top as the hard process
     made it, before its own final-state radiation (``top_label = "hard-process"``; ``"last-copy"``, the top
     just before its decay, and ``"before-fsr"``, the top after the recoil from initial-state radiation and
-    before its own final-state radiation, for samples with ISR, :mod:`topcal.process.truth`), and electrons and muons stay in the jet inputs
-    (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the top; ``False`` drops them as
-    DELPHES's EFlowFilter does).
+    before its own final-state radiation, for samples with ISR, :mod:`topcal.process.truth`), and electrons
+    and muons stay in the jet inputs (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the
+    top; ``False`` drops them as DELPHES's EFlowFilter does).
     ``truth_match = False`` keeps every jet in the window, top or not (background such as QCD dijets for the
     top tagger): the truth columns of unmatched jets are NaN, and flattening in pT,t(truth) must be off.
     ``flatten`` keeps each jet with probability ``min(1, target / n_bin)`` from the histogram of pT,t(truth)

@@ -29,6 +29,7 @@ sigma_pred the Bayesian networks' is compared with (the paper's figure 7).
     python benchmarks/bench_physics.py --seed 4242 --events 90000 --json physics.json
     python benchmarks/bench_physics.py --dataset jets/ --json physics.json     # an existing dataset
     python benchmarks/bench_physics.py --dataset jets/ --train-size 2000 --skip-paper --point-phi --ensemble 5
+    python benchmarks/bench_physics.py --dataset jets_isr/ --train-size 10000 --skip-paper --config net.toml
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def print_table(results: dict, n_test: int) -> None:
 
 
 def main() -> None:
+    from topcal.config import load_card
     from topcal.io.dataset import open_dataset
     from topcal.train.data import load_rows, split_rows
 
@@ -192,6 +194,8 @@ def main() -> None:
     ap.add_argument("--point-phi", action="store_true",
                     help="Also train the deep set with a point-estimate per-constituent map (phi_posterior point).")
     ap.add_argument("--ensemble", type=int, default=0, help="Also train a frequentist ensemble of this many deep sets.")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="A TrainConfig TOML card for topcal's network (as `topcal train --config`) [defaults].")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep samples and models here [a temporary one].")
     ap.add_argument("--json", type=Path, default=None, help="Write the table's figures to this JSON file.")
     args = ap.parse_args()
@@ -213,7 +217,8 @@ def main() -> None:
               f"{'yes' if test_arrays.jets.typed else 'no (the dataset has none)'}")
 
         preds = yardsticks(train_arrays, test_arrays, args.seed)
-        configs = {"topcal default": TrainConfig(train_size=args.train_size, seed=args.seed)}
+        card = load_card(args.config, {"train_size": args.train_size, "seed": args.seed}, cls=TrainConfig)
+        configs = {"topcal default" if args.config is None else f"topcal {args.config.stem}": card}
         if args.point_phi:
             configs["point-estimate phi"] = TrainConfig(train_size=args.train_size, seed=args.seed,
                                                         phi_posterior="point")

@@ -128,15 +128,8 @@ def test_before_fsr_is_the_hard_top_without_isr(sample):
 
 
 @pytest.fixture(scope="module")
-def isr_tops(tmp_path_factory):
-    from topcal.config import RunConfig
-    from topcal.generate.run import generate
-
-    cfg = RunConfig(seed=12, chunk_events=60)
-    cfg.generator.isr = True
-    path = tmp_path_factory.mktemp("isr") / "ttbar_isr.root"
-    generate(path, 60, cfg, workers=1, progress=False)
-    return truth_tops(open_events(path).Particle)
+def isr_tops(ttbar_isr_file):
+    return truth_tops(open_events(ttbar_isr_file).Particle)
 
 
 def test_before_fsr_carries_the_isr_recoil(isr_tops):

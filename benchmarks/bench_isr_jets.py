@@ -14,7 +14,7 @@ For each dataset (``topcal process`` output; give the ISR one and the one withou
   four-subjet features (exclusive-kT, 4 subjets: the two softest subjets' pT fractions, the softest's
   mass, the triplet closest to the top mass: its mass and pT fraction, and the four subjets' mass).
 
-    python benchmarks/isr_diagnostics.py jets_isr/ jets_noisr/ --json isr.json
+    python benchmarks/bench_isr_jets.py jets_isr/ jets_noisr/ --json isr.json
 """
 
 from __future__ import annotations

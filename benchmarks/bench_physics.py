@@ -1,8 +1,10 @@
 """Physics benchmark: topcal's network and the paper's against the yardsticks, on jets no network saw.
 
 One run:
-  1. generates a fresh ttbar sample (no ISR) with ``--seed`` and ``--events`` (skipped with ``--dataset``),
-  2. processes it with ``topcal process``'s defaults (the paper's data set, flattened in pT,t(truth)),
+  1. generates a fresh ttbar sample (no ISR; with ``--isr``, initial-state radiation) with ``--seed`` and
+     ``--events`` (skipped with ``--dataset``),
+  2. processes it with ``topcal process``'s defaults (the paper's data set, flattened in pT,t(truth)), with
+     the label ``--top-label``,
   3. trains topcal's default network and the paper's network (``topcal.config.paper_train_config``) on the
      trainable part of the dataset, timing each,
   4. fits the yardsticks on the same training jets: the fat-jet pT with a linear response correction
@@ -29,6 +31,7 @@ sigma_pred the Bayesian networks' is compared with (the paper's figure 7).
     python benchmarks/bench_physics.py --seed 4242 --events 90000 --json physics.json
     python benchmarks/bench_physics.py --dataset jets/ --json physics.json     # an existing dataset
     python benchmarks/bench_physics.py --dataset jets/ --train-size 2000 --skip-paper --point-phi --ensemble 5
+    python benchmarks/bench_physics.py --dataset jets_isr/ --train-size 10000 --skip-paper --config net.toml
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topcal.config import ProcessConfig, RunConfig, TrainConfig, paper_train_config
+from topcal.config import TOP_LABELS, ProcessConfig, RunConfig, TrainConfig, paper_train_config
 from topcal.train.metrics import (
     NARROW_SLICE_GEV,
     PT_BINS_GEV,
@@ -57,18 +60,20 @@ COVERAGE_TARGET = (0.63, 0.73)  # 68% coverage wanted in every 40 GeV bin
 TREES = "gradient-boosted trees"
 
 
-def make_dataset(base: Path, seed: int, events: int, workers: int) -> Path:
+def make_dataset(base: Path, seed: int, events: int, workers: int, isr: bool = False,
+                 top_label: str = "hard-process") -> Path:
     from topcal.generate.run import generate
     from topcal.process.run import process
 
     cfg = RunConfig(seed=seed)
+    cfg.generator.isr = isr
     cfg.output.truth = "compact"
     cfg.output.collections = ["Event", "Particle", "EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"]
     cfg.output.compression = "lz4"
-    sample = base / f"ttbar_seed{seed}.root"
+    sample = base / f"ttbar_{'isr_' if isr else ''}seed{seed}.root"
     generate(sample, events, cfg, workers=workers, progress=False)
-    process([sample], base / "dataset", ProcessConfig(), executor="futures" if workers > 1 else "iterative",
-            workers=workers, progress=False, figures=False)
+    process([sample], base / "dataset", ProcessConfig(top_label=top_label),
+            executor="futures" if workers > 1 else "iterative", workers=workers, progress=False, figures=False)
     return base / "dataset"
 
 
@@ -178,12 +183,16 @@ def print_table(results: dict, n_test: int) -> None:
 
 
 def main() -> None:
+    from topcal.config import load_card
     from topcal.io.dataset import open_dataset
     from topcal.train.data import load_rows, split_rows
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=4242, help="Seed of the fresh sample and of the trainings.")
-    ap.add_argument("--events", type=int, default=90_000, help="ttbar events to generate (no ISR).")
+    ap.add_argument("--events", type=int, default=90_000, help="ttbar events to generate (no ISR unless --isr).")
+    ap.add_argument("--isr", action="store_true", help="Generate the fresh sample with initial-state radiation.")
+    ap.add_argument("--top-label", choices=TOP_LABELS, default="hard-process",
+                    help="The label of the fresh sample's dataset (`topcal process --top-label`) [hard-process].")
     ap.add_argument("--dataset", type=Path, default=None, help="Use this dataset instead of a fresh sample.")
     ap.add_argument("--train-size", type=int, default=None, help="Training jets per network [all trainable].")
     ap.add_argument("--workers", type=int, default=2, help="Worker processes for generation and processing.")
@@ -192,6 +201,8 @@ def main() -> None:
     ap.add_argument("--point-phi", action="store_true",
                     help="Also train the deep set with a point-estimate per-constituent map (phi_posterior point).")
     ap.add_argument("--ensemble", type=int, default=0, help="Also train a frequentist ensemble of this many deep sets.")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="A TrainConfig TOML card for topcal's network (as `topcal train --config`) [defaults].")
     ap.add_argument("--workdir", type=Path, default=None, help="Keep samples and models here [a temporary one].")
     ap.add_argument("--json", type=Path, default=None, help="Write the table's figures to this JSON file.")
     args = ap.parse_args()
@@ -200,7 +211,8 @@ def main() -> None:
         base = args.workdir or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        dataset = args.dataset or make_dataset(base, args.seed, args.events, args.workers)
+        dataset = args.dataset or make_dataset(base, args.seed, args.events, args.workers, args.isr,
+                                                args.top_label)
         sample_seconds = time.perf_counter() - t0
         ds = open_dataset(dataset)
         trainable, test = split_rows(ds.n_jets, TrainConfig().test_fraction)
@@ -213,7 +225,8 @@ def main() -> None:
               f"{'yes' if test_arrays.jets.typed else 'no (the dataset has none)'}")
 
         preds = yardsticks(train_arrays, test_arrays, args.seed)
-        configs = {"topcal default": TrainConfig(train_size=args.train_size, seed=args.seed)}
+        card = load_card(args.config, {"train_size": args.train_size, "seed": args.seed}, cls=TrainConfig)
+        configs = {"topcal default" if args.config is None else f"topcal {args.config.stem}": card}
         if args.point_phi:
             configs["point-estimate phi"] = TrainConfig(train_size=args.train_size, seed=args.seed,
                                                         phi_posterior="point")

@@ -28,3 +28,16 @@ def ttbar_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("gen") / "ttbar.root"
     generate(path, 300, RunConfig(seed=11, chunk_events=100), workers=1, progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def ttbar_isr_file(tmp_path_factory) -> Path:
+    """60 hadronic ttbar events with ISR, seed 12, made by topcal generate."""
+    from topcal.config import RunConfig
+    from topcal.generate.run import generate
+
+    cfg = RunConfig(seed=12, chunk_events=60)
+    cfg.generator.isr = True
+    path = tmp_path_factory.mktemp("gen_isr") / "ttbar_isr.root"
+    generate(path, 60, cfg, workers=1, progress=False)
+    return path

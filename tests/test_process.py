@@ -275,15 +275,11 @@ def test_opening_incomplete_datasets(tmp_path):
         open_dataset(tmp_path)
 
 
-def test_constituent_count_chosen_by_the_library(tmp_path):
+def test_constituent_count_chosen_by_the_library(ttbar_isr_file, tmp_path):
     """process() gives ISR inputs 200 constituents unless a card or flag sets the number; 100 stays 100."""
-    from topcal.config import RunConfig, load_card
-    from topcal.generate.run import generate
+    from topcal.config import load_card
 
-    isr_file = tmp_path / "isr.root"
-    cfg = RunConfig(seed=3, chunk_events=20)
-    cfg.generator.isr = True
-    generate(isr_file, 20, cfg, workers=1, progress=False)
+    isr_file = ttbar_isr_file
     auto = process([isr_file], tmp_path / "auto", ProcessConfig(flatten=False), progress=False, figures=False)
     assert open_dataset(auto.path).config.max_constituents == 200
     card = tmp_path / "card.toml"
@@ -294,3 +290,18 @@ def test_constituent_count_chosen_by_the_library(tmp_path):
                                     "--config", str(card)])
     assert cli.exit_code == 0, cli.output
     assert open_dataset(tmp_path / "cli").config.max_constituents == 100
+
+
+def test_isr_input_and_the_before_fsr_label(ttbar_isr_file, ttbar_file, tmp_path):
+    """An ISR input with the hard-process label gets a note naming --top-label before-fsr; with that label
+    pT,t(truth) is the top after the ISR recoil (``prefsr_top_pt``), and no note; no ISR, no note."""
+    hard = process([ttbar_isr_file], tmp_path / "hard", ProcessConfig(flatten=False), progress=False, figures=False)
+    assert any("--top-label before-fsr" in n for n in hard.notes) and "note: " in str(hard)
+    before = process([ttbar_isr_file], tmp_path / "before", ProcessConfig(flatten=False, top_label="before-fsr"),
+                     progress=False, figures=False)
+    assert before.notes == []
+    jets = open_dataset(before.path).read(["pt_truth", "prefsr_top_pt", "hard_top_pt"])
+    assert len(jets["pt_truth"]) > 0 and np.array_equal(jets["pt_truth"], jets["prefsr_top_pt"])
+    assert np.sqrt(np.mean((jets["prefsr_top_pt"] - jets["hard_top_pt"]) ** 2)) > 5.0  # the ISR recoil
+    plain = process([ttbar_file], tmp_path / "plain", ProcessConfig(flatten=False), progress=False, figures=False)
+    assert plain.notes == []

@@ -82,3 +82,67 @@ def test_hard_process_label_removes_the_upper_tail(sample):
         ratio = ak.to_numpy(ak.flatten(jets.rho[sel] / tops[label].pt[safe][sel]))
         tails[label] = np.mean(ratio > 1.05)
     assert tails["hard_top"] < 0.5 * tails["top"]
+
+
+def _toy_record(steps: list[tuple[int, int, tuple[float, float]]]) -> ak.Array:
+    """One event: a chain of top copies, each (PID, Status, (px, py) in GeV), pz = 0, m = 172.5 GeV,
+    linked by M1/D1, the last one decaying to a W (its only other particle)."""
+    n = len(steps)
+    px = np.array([s[2][0] for s in steps] + [10.0])
+    py = np.array([s[2][1] for s in steps] + [0.0])
+    mass = np.array([172.5] * n + [80.4])
+    fields = {
+        "PID": np.array([s[0] for s in steps] + [24]), "Status": np.array([s[1] for s in steps] + [22]),
+        "M1": np.arange(-1, n), "D1": np.array(list(range(1, n + 1)) + [-1]), "D2": np.full(n + 1, -1),
+        "PT": np.hypot(px, py), "Eta": np.zeros(n + 1), "Phi": np.arctan2(py, px), "Mass": mass,
+    }
+    return ak.zip({k: ak.Array([v.tolist()]) for k, v in fields.items()})
+
+
+def test_before_fsr_adds_back_only_the_tops_own_emissions():
+    """A top made at 500 GeV, kicked to 550 GeV by ISR recoil (44), radiating 60 GeV (51), then kicked by
+    another particle's emission (52): the top before its own FSR is the recoiled one, plus the later kick."""
+    from topcal.process.truth import last_copies, with_own_fsr
+
+    particles = _toy_record([(6, 22, (500.0, 0.0)), (6, 44, (550.0, 0.0)), (6, 51, (490.0, 0.0)),
+                             (6, 52, (492.0, 0.0))])
+    top = with_own_fsr(particles, last_copies(particles, 6), 6)
+    assert ak.to_list(top.px) == [[pytest.approx(552.0)]]  # 492 + (550 - 490)
+    assert ak.to_list(top.py) == [[pytest.approx(0.0, abs=1e-9)]]
+    no_fsr = _toy_record([(6, 22, (500.0, 0.0)), (6, 44, (530.0, 5.0))])  # only recoil: the last copy itself
+    assert ak.to_list(with_own_fsr(no_fsr, last_copies(no_fsr, 6), 6).px) == [[pytest.approx(530.0)]]
+
+
+def test_before_fsr_is_the_hard_top_without_isr(sample):
+    """Without ISR nothing recoils against the initial state, so the top before its own FSR is the hard
+    process's top up to small dipole recoils and primordial kT; it is harder than the last copy."""
+    _, _, tops = sample
+    hard = ak.to_numpy(ak.flatten(tops.hard_top.pt))
+    before = ak.to_numpy(ak.flatten(tops.prefsr_top.pt))
+    last = ak.to_numpy(ak.flatten(tops.top.pt))
+    assert np.median(np.abs(before / hard - 1)) < 0.01
+    assert np.mean(np.abs(before - hard)) < 0.5 * np.mean(np.abs(last - hard))
+    assert np.mean(before) > np.mean(last)
+    # the dipole partner's recoil inside each emission step moves single masses, not the typical one
+    assert np.median(ak.to_numpy(ak.flatten(tops.prefsr_top.mass))) == pytest.approx(172.5, abs=1.5)
+
+
+@pytest.fixture(scope="module")
+def isr_tops(ttbar_isr_file):
+    return truth_tops(open_events(ttbar_isr_file).Particle)
+
+
+def test_before_fsr_carries_the_isr_recoil(isr_tops):
+    """With ISR the hard-process tops stay back to back, while the tops that decay recoil against the
+    initial-state radiation: the pair before FSR has the transverse momentum of the decaying pair (up to
+    the FSR that leaves it), which the hard-process pair lacks."""
+    def pair_pt(obj):
+        pair = isr_tops[obj][:, 0] + isr_tops[obj][:, 1]
+        return ak.to_numpy(pair.pt)
+
+    recoil = pair_pt("top")
+    assert np.median(recoil) > 20.0  # ISR kicks the pair by tens of GeV
+    assert np.median(pair_pt("hard_top")) < 1e-3
+    assert np.median(np.abs(pair_pt("prefsr_top") - recoil)) < 0.3 * np.median(recoil)
+    shift = ak.to_numpy(ak.flatten(isr_tops.prefsr_top.pt - isr_tops.hard_top.pt))
+    assert np.sqrt(np.mean(shift**2)) > 10.0  # the hard-process label misses this recoil

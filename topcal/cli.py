@@ -183,8 +183,9 @@ def generate(output, events, process, isr, seed, workers, executor, scheduler, c
               help="Require the top's b quark and both W-decay quarks inside the jet (Delta R < R), as the "
                    "public top-tagging data set does, or the top alone [decay products].")
 @click.option("--top-label", type=click.Choice(TOP_LABELS), default=None,
-              help="pT,t(truth) from the top as the hard process made it, before its own final-state radiation "
-                   "[hard-process], or from its last copy before its decay.")
+              help="pT,t(truth) from the top as the hard process made it [hard-process], from its last copy "
+                   "before its decay, or from the top after the ISR recoil and before its own final-state "
+                   "radiation (before-fsr: for samples with ISR).")
 @click.option("--jet-leptons/--no-jet-leptons", default=None,
               help="Keep electrons and muons among the jet inputs [keep], or drop them as DELPHES's EFlowFilter "
                    "does.")

@@ -11,7 +11,7 @@ from topcal.config.schema import INF, _positive, _Serialisable
 from topcal.errors import ConfigError
 from topcal.seeds import check_seed
 
-TOP_LABELS = ("last-copy", "hard-process")
+TOP_LABELS = ("last-copy", "hard-process", "before-fsr")
 DEFAULT_MAX_CONSTITUENTS = 100  # constituents per jet in the network input
 ISR_MAX_CONSTITUENTS = 200  # the same, for inputs made with initial-state radiation
 
@@ -32,9 +32,10 @@ class ProcessConfig(_Serialisable):
     ``truth_pt_min_gev <= pT,t < truth_pt_max_gev`` (jets whose top lies outside are dropped, not kept).
     The defaults are the paper's data set (docs/design.md section 2): the label is the top as the hard process
     made it, before its own final-state radiation (``top_label = "hard-process"``; ``"last-copy"``, the top
-    just before its decay, stays available), and electrons and muons stay in the jet inputs
-    (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the top; ``False`` drops them as
-    DELPHES's EFlowFilter does).
+    just before its decay, and ``"before-fsr"``, the top after the recoil from initial-state radiation and
+    before its own final-state radiation, for samples with ISR, :mod:`topcal.process.truth`), and electrons
+    and muons stay in the jet inputs (``jet_leptons``: leptons from semi-leptonic b and c decays belong to the
+    top; ``False`` drops them as DELPHES's EFlowFilter does).
     ``truth_match = False`` keeps every jet in the window, top or not (background such as QCD dijets for the
     top tagger): the truth columns of unmatched jets are NaN, and flattening in pT,t(truth) must be off.
     ``flatten`` keeps each jet with probability ``min(1, target / n_bin)`` from the histogram of pT,t(truth)

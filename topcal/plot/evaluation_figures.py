@@ -27,12 +27,14 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
     hi_gev = float(np.max(mu) + 4 * np.max(s)) if len(pick) else 1200.0
     grid = np.linspace(max(lo_gev, 0.0), hi_gev, 901)  # where the densities are
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    peak = 0.0  # the highest curve drawn, thin ones included
     for j in range(len(pick)):
         c = colors[j % len(colors)]
         xs = np.broadcast_to(grid, (1, len(grid)))
         for t in range(min(shown_samples, samples)):
-            ax.plot(grid, predictive_density(xs, w[t:t + 1, j:j + 1], mu[t:t + 1, j:j + 1], s[t:t + 1, j:j + 1])[0],
-                    color=c, lw=0.5, alpha=0.4)
+            thin = predictive_density(xs, w[t:t + 1, j:j + 1], mu[t:t + 1, j:j + 1], s[t:t + 1, j:j + 1])[0]
+            ax.plot(grid, thin, color=c, lw=0.5, alpha=0.4)
+            peak = max(peak, float(thin.max()))
         ax.plot(grid, predictive_density(xs, w[:, j:j + 1], mu[:, j:j + 1], s[:, j:j + 1])[0], color=c, lw=2.5,
                 label=rf"jet {j + 1}: $p_{{T,j}}$ = {pt_jet[pick[j]]:.0f} GeV")
         ax.axvline(pt_truth[pick[j]], color=c, ls="--", lw=1.5)
@@ -42,9 +44,7 @@ def predictive_distribution(model, jets, pt_truth: np.ndarray, out_dir: str | Pa
         dens = predictive_density(np.broadcast_to(grid, (len(pick), len(grid))), w, mu, s)
         seen = grid[np.any(dens > 0.005 * dens.max(axis=1, keepdims=True), axis=0)]
         ax.set_xlim(seen.min() - 20, seen.max() + 20)
-        shown = predictive_density(np.broadcast_to(grid, (len(pick), len(grid))), w[:shown_samples],
-                                   mu[:shown_samples], s[:shown_samples])
-        headroom(ax, float(max(dens.max(), shown.max())), 1.45)  # the legend above the curves
+        headroom(ax, max(float(dens.max()), peak), 1.45)  # the legend above the curves
     ax.legend(loc="upper right", fontsize="x-small", title="thin: weight samples, dashed: truth",
               title_fontsize="x-small")
     label(ax)

@@ -52,6 +52,7 @@ class ProcessSummary:
     skipped: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     flatten_note: str | None = None  # why flattening dropped jets (None: no flattening)
+    notes: list[str] = field(default_factory=list)  # advice on the configuration, printed last
 
     def cutflow_table(self) -> str:
         width = max(len(k) for k in self.cutflow)
@@ -66,12 +67,13 @@ class ProcessSummary:
             lines.append(f"  flattening kept {100 * self.kept_fraction:.1f}% of the selected jets{self.flatten_note}")
         for s in self.skipped:
             lines.append(f"  skipped bad file: {s}")
+        lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
 
-def suggested_max_constituents(inputs) -> int:
-    """``ISR_MAX_CONSTITUENTS`` (200) when any topcal-generated input was made with ISR (more soft radiation
-    inside the jet; docs/design.md section 2), else ``DEFAULT_MAX_CONSTITUENTS`` (100)."""
+def made_with_isr(inputs) -> bool:
+    """Whether any topcal-generated input was made with initial-state radiation (from the generator
+    configuration recorded in the file; other DELPHES files count as without)."""
     for files in build_fileset(inputs).values():
         for f in files:
             try:
@@ -79,8 +81,13 @@ def suggested_max_constituents(inputs) -> int:
             except Exception:  # unreadable files are reported by check_inputs with a clear message
                 continue
             if text and json.loads(text).get("generator", {}).get("isr"):
-                return ISR_MAX_CONSTITUENTS
-    return DEFAULT_MAX_CONSTITUENTS
+                return True
+    return False
+
+
+ISR_LABEL_NOTE = ("the input was made with ISR, and the hard-process label misses the recoil of the top against "
+                  "the initial-state radiation (tens of GeV), which no jet can measure: --top-label before-fsr "
+                  "labels the top after that recoil (docs/dataset.md)")
 
 
 USED_FIELDS = {"Event": ("Weight",), "Particle": TRUTH_FIELDS, "EFlowTrack": ("PT", "Eta", "Phi", "PID"),
@@ -153,13 +160,16 @@ def process(
     command: str | None = None,
 ) -> ProcessSummary:
     """Make the per-jet dataset ``out`` (a directory) from DELPHES ``inputs`` (paths, globs, JSON filesets).
-    ``cfg.max_constituents = None`` (the default) becomes :func:`suggested_max_constituents` of the inputs."""
+    ``cfg.max_constituents = None`` (the default) becomes ``ISR_MAX_CONSTITUENTS`` (200) when any input was
+    made with ISR (:func:`made_with_isr`: more soft radiation inside the jet), else
+    ``DEFAULT_MAX_CONSTITUENTS`` (100); an ISR input with the hard-process label gets a note in the summary."""
     from processors.fatjet_dataset import CUTFLOW, FatJetDatasetProcessor
 
     cfg = cfg or ProcessConfig()
     cfg.validate()
+    isr = made_with_isr(inputs)
     if cfg.max_constituents is None:
-        cfg = replace(cfg, max_constituents=suggested_max_constituents(inputs))
+        cfg = replace(cfg, max_constituents=ISR_MAX_CONSTITUENTS if isr else DEFAULT_MAX_CONSTITUENTS)
     fileset = build_fileset(inputs)
     check_output(out, overwrite, inputs=[f for fs in fileset.values() for f in fs], kind=OUTPUT)
     fileset, entries, skipped = check_inputs(fileset, cfg, skip_bad_files)
@@ -192,6 +202,8 @@ def process(
             summary.figures = _figures(truth, tmp / "figures", int(truth.sum()))
     summary.path = Path(out)
     summary.figures = [Path(out) / p.relative_to(tmp) for p in summary.figures]
+    if isr and cfg.truth_match and cfg.top_label == "hard-process":
+        summary.notes.append(ISR_LABEL_NOTE)
     return summary
 
 

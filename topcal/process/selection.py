@@ -9,7 +9,8 @@ Columns (momenta in GeV, angles in radians):
   same order and padding (:data:`topcal.process.fatjets.ORIGINS` codes, charge in e, 11/13 for an identified
   electron/muon track, 0 otherwise);
 * ``pt_truth``: pT,t(truth), the label (``ProcessConfig.top_label``); ``top_*`` (last copy), ``hard_top_*``
-  (first copy), ``b_*``, ``w_*`` (pt, eta, phi, mass): truth four-vectors;
+  (first copy), ``prefsr_top_*`` (after the ISR recoil, before its own FSR), ``b_*``, ``w_*``
+  (pt, eta, phi, mass): truth four-vectors;
 * ``file``, ``entry``, ``jet_index``: where the jet came from (tree entry, index among the file's jets
   above ``cluster_pt_min_gev`` by falling pT); ``weight``: the event weight.
 """
@@ -23,7 +24,7 @@ from topcal.config import ProcessConfig
 from topcal.process.fatjets import groomed, padded_jets
 from topcal.process.truth import label_object
 
-TRUTH_OBJECTS = ("top", "hard_top", "b", "w")
+TRUTH_OBJECTS = ("top", "hard_top", "prefsr_top", "b", "w")
 KINEMATICS = ("pt", "eta", "phi", "mass")
 
 

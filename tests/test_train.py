@@ -506,6 +506,57 @@ def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypa
     assert "width_factor_pt" not in summary.calibration
 
 
+def test_calibration_jets_apart_are_never_training_validation_or_test_jets(tmp_path, monkeypatch):
+    """With more trainable jets than ``train_size``, the width factor is fitted on trainable jets outside the
+    training subsample (none of them trained on, stopped early on, or a test jet), and ``calibration_rows``
+    gives the same jets; with too few of them, or ``calibration_jets = "validation"``, the validation jets
+    topped up with training jets, as before."""
+    from topcal.io.dataset import open_dataset
+    from topcal.train import fit
+
+    monkeypatch.setattr(fit, "CALIBRATION_MIN_JETS", 300)
+    monkeypatch.setattr(fit, "CALIBRATION_APART_JETS", 500)
+    ds = toy_dataset(tmp_path / "ds", 1000, seed=3)  # 800 trainable jets, 200 test jets
+    cfg = TrainConfig(epochs=2, train_size=300, **FAST)
+    summary = train(ds.path, tmp_path / "model", cfg, progress=False)
+    assert summary.calibration["apart_jets"] == 500
+    assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (0, 0)
+    rows = fit.calibration_rows(ds.path, cfg)
+    dataset = open_dataset(ds.path)
+    plan = fit._plan_subsamples(dataset, ds.path, cfg)
+    trainable, test = split_rows(dataset.n_jets, cfg.test_fraction)
+    assert len(np.unique(rows)) == 500 and np.isin(rows, trainable).all()
+    assert not np.isin(rows, plan.subsamples[0]).any() and not np.isin(rows, test).any()
+    # a different seed draws other training jets, and other calibration jets outside them
+    other = TrainConfig(epochs=2, train_size=300, seed=2, **FAST)
+    other_rows = fit.calibration_rows(ds.path, other)
+    assert not np.isin(other_rows, fit._plan_subsamples(dataset, ds.path, other).subsamples[0]).any()
+    assert set(other_rows) != set(rows)
+
+    for cfg, n_apart in ((TrainConfig(epochs=2, train_size=600, **FAST), 0),  # 200 spare < 300
+                         (TrainConfig(epochs=2, train_size=300, calibration_jets="validation", **FAST), 0)):
+        summary = train(ds.path, tmp_path / "model", cfg, overwrite=True, progress=False)
+        n_val = summary.n_val
+        assert summary.calibration["apart_jets"] == n_apart
+        assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (n_val, 300 - n_val)
+        own = fit._plan_subsamples(dataset, ds.path, cfg).subsamples[0]
+        assert np.isin(fit.calibration_rows(ds.path, cfg), own).all()
+
+
+def test_calibration_labels_read_again_are_the_training_labels():
+    """The calibration jets' labels, computed again from their rows after training, are the smeared labels
+    the training used for the same rows (the smearing is fixed per dataset row by the seed)."""
+    from topcal.train.fit import _labels
+
+    rng = np.random.default_rng(5)
+    rows, pt = np.arange(50), rng.uniform(400, 1000, 50)
+    cfg = TrainConfig(smear=0.1, seed=7)
+    every = _labels(pt, rows, cfg, None)
+    assert not np.allclose(every, pt)
+    some = rows[[3, 17, 40]]
+    np.testing.assert_array_equal(_labels(pt[some], some, cfg, None), every[some])
+
+
 def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_path):
     """A dataset whose labels all lie in its pT,t(truth) window (400..1000 GeV) gives a model whose intervals
     stay inside it; the toy whose labels pass 1000 GeV gives none (its intervals are not bounded)."""

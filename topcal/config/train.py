@@ -15,6 +15,7 @@ LIKELIHOODS = ("gauss", "gmm2", "gmm3")
 
 ARCHITECTURES = ("deepset", "dense")
 PHI_POSTERIORS = ("bayesian", "point")
+CALIBRATION_SOURCES = ("apart", "validation")
 INPUT_KINDS = ("jet-frame", "lab-4vectors")
 TARGETS = ("response", "pt")
 
@@ -63,6 +64,13 @@ class TrainConfig(_Serialisable):
     the tempered posterior: L2 = ``kl_weight`` / (2 prior_sigma^2 N) on its kernels), with only the head after the
     pooling Bayesian. Prediction then evaluates Phi once per jet and repeats only the head for the T weight draws
     (:func:`topcal.train.network.sample_outputs`). The ensemble and the dense network ignore it.
+
+    ``calibration_jets`` says which labelled jets the width recalibration is fitted on: ``"apart"`` (the
+    default), up to 10,000 trainable jets that no network trains or validates on (those outside every
+    network's ``train_size`` subsample, drawn with ``seed``), when the dataset has at least 2,000 of them,
+    otherwise as ``"validation"``; ``"validation"``, the validation jets of network 0, topped up to 2,000 with its
+    training jets when there are fewer (a dataset of 2,000 jets in all: 400 validation and 1,600 training
+    jets). :func:`topcal.train.fit.calibration_rows` gives the rows.
     """
 
     architecture: str = "deepset"
@@ -91,6 +99,7 @@ class TrainConfig(_Serialisable):
     ensemble_dropout: float = 0.1
     recalibrate: bool = True
     recalibrate_bins: int = 5
+    calibration_jets: str = "apart"
     width_speed: float = 10.0
     seed: int = 1
 
@@ -100,7 +109,8 @@ class TrainConfig(_Serialisable):
 
     def validate(self) -> None:
         for name, allowed in (("architecture", ARCHITECTURES), ("inputs", INPUT_KINDS), ("target", TARGETS),
-                              ("likelihood", LIKELIHOODS), ("phi_posterior", PHI_POSTERIORS)):
+                              ("likelihood", LIKELIHOODS), ("phi_posterior", PHI_POSTERIORS),
+                              ("calibration_jets", CALIBRATION_SOURCES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
         if self.architecture == "deepset" and self.inputs != "jet-frame":

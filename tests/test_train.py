@@ -575,6 +575,39 @@ def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_pat
         assert load_model(tmp_path / f"model_{name}").label_window == window
     pred = load_model(tmp_path / "model_in").predict(_test_arrays(open_dataset(inside.path))[0].jets, samples=5)
     assert pred["high95"].max() <= 1000.0 and pred["low95"].min() >= 400.0
+    assert json.loads((tmp_path / "model_in" / "model.json").read_text())["validity"]["mean_in_label_window"]
+    assert 400.0 <= pred["mean"].min() and pred["mean"].max() <= 1000.0  # the moments of the truncated mixtures
+
+
+def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tmp_path):
+    """A model that records ``mean_in_label_window`` truncates its moments to the label window; the same
+    model.json without the key (as written before) predicts the untruncated mixture mean, bands unchanged."""
+    from topcal.io.dataset import open_dataset
+    from topcal.train.likelihood import draw_moments
+
+    ds = toy_dataset(tmp_path / "ds", 600, seed=5)
+    train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    # the toy's labels pass its window, so it has none: give it a narrow one, as a model trained now records it
+    meta["validity"].update(label_window_gev=[600.0, 800.0], mean_in_label_window=True)
+    (tmp_path / "model" / "model.json").write_text(json.dumps(meta))
+    jets = _test_arrays(open_dataset(ds.path))[0].jets
+    new = load_model(tmp_path / "model")
+    assert new.moments_window == (600.0, 800.0)
+    del meta["validity"]["mean_in_label_window"]
+    (tmp_path / "model_old").mkdir()
+    for f in (tmp_path / "model").iterdir():
+        (tmp_path / "model_old" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "model_old" / "model.json").write_text(json.dumps(meta))
+    old = load_model(tmp_path / "model_old")
+    assert old.moments_window is None
+    p_new, p_old = new.predict(jets, samples=5, seed=3), old.predict(jets, samples=5, seed=3)
+    w, mu, sigma = old.sample(jets, 5, 3)
+    np.testing.assert_allclose(p_old["mean"], np.sum(w * mu, axis=-1).mean(axis=0))
+    np.testing.assert_allclose(p_new["mean"], draw_moments(w, mu, sigma, (600.0, 800.0))[0].mean(axis=0))
+    assert p_new["mean"].min() >= 600.0 and p_new["mean"].max() <= 800.0
+    assert p_old["mean"].min() < 600.0 or p_old["mean"].max() > 800.0
+    np.testing.assert_array_equal(p_new["low"], p_old["low"])
 
 
 def _toy_inputs(n: int = 16, slots: int = 20, seed: int = 4) -> dict[str, np.ndarray]:

@@ -350,6 +350,7 @@ def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _S
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
             "label_window_gev": prepared.label_window,
+            "mean_in_label_window": prepared.label_window is not None,
         },
         "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets,
                     "trainable_jets": plan.n_trainable, "process_config": ds.manifest["config"],
@@ -414,7 +415,7 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
     from topcal.train.recalibration import calibration_in_bins, global_calibration, needed_stretch
 
     mixture = model.sample(jets, samples, seed=cfg.seed, raw=True)
-    pred = summarize(*mixture, window=model.label_window)
+    pred = summarize(*mixture, window=model.label_window, moments_window=model.moments_window)
     row = summary_row(jets.pt, labels, pred)
     out = {"validation_jets": len(labels) - training_jets - apart_jets, "training_jets": training_jets,
            "apart_jets": apart_jets, "samples": samples,

@@ -52,7 +52,7 @@ class TrainConfig(_Serialisable):
     prior_sigma N), dropout ``ensemble_dropout`` on the inner layers), each on its own subsample of ``train_size``
     jets. The last ``test_fraction`` of the dataset is never used in training (``topcal evaluate`` uses it);
     ``validation_fraction`` of the training jets drive early stopping. ``recalibrate`` fits one factor on the
-    validation jets that stretches each jet's predictive distribution about its mean (so every sigma and the
+    calibration jets (``calibration_jets``, below) that stretches each jet's predictive distribution about its mean (so every sigma and the
     intervals) until their 68% intervals hold 68% of the labels (``model.json`` records it; reports give the raw
     figures beside the recalibrated ones). The factor is a function of pT,j: one per each of ``recalibrate_bins``
     pT,j bins of equal numbers of calibration jets (at least 400 each, else fewer bins), at the bins' median

@@ -21,7 +21,8 @@ One run:
      baseline are measured in the same run, and each network's sqrt(MSE) minus the trees' comes with a
      paired bootstrap error (both resampled with the same jets, so the fluctuations of the test jets that
      both see cancel: json ``rmse_minus_trees_gev``, ``rmse_minus_trees_err_gev``); last, each network's
-     mean sigma_pred and sigma_stoch over the test jets.
+     mean sigma_pred and sigma_stoch over the test jets. Each network also has a row "(raw)": the same
+     network without its width recalibration.
 
 ``--point-phi`` also trains the default deep set with a point-estimate per-constituent map and a Bayesian head
 (``TrainConfig.phi_posterior = "point"``); ``--ensemble M`` also trains a frequentist ensemble of M default
@@ -102,10 +103,12 @@ def network(dataset: Path, out: Path, cfg: TrainConfig, test_arrays, samples: in
     t0 = time.perf_counter()
     summary = train(dataset, out, cfg, progress=False)
     seconds = time.perf_counter() - t0
-    pred = load_model(out).predict(test_arrays.jets, samples=samples, seed=1)
+    model = load_model(out)
+    pred = model.predict(test_arrays.jets, samples=samples, seed=1)
     pred["train_seconds"] = seconds
     pred["epochs"] = summary.members[0]["epochs"]
     pred["n_train"] = summary.n_train
+    pred["raw"] = model.predict(test_arrays.jets, samples=samples, seed=1, raw=True)  # without the recalibration
     return pred
 
 
@@ -198,6 +201,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="Worker processes for generation and processing.")
     ap.add_argument("--samples", type=int, default=50, help="Weight samples per jet.")
     ap.add_argument("--skip-paper", action="store_true", help="Do not train the paper's network.")
+    ap.add_argument("--calibration-jets", default=None, choices=("apart", "validation"),
+                    help="TrainConfig.calibration_jets of the default network [the card's, else apart]; "
+                         "'validation' gives what a dataset of --train-size jets in all gives.")
     ap.add_argument("--point-phi", action="store_true",
                     help="Also train the deep set with a point-estimate per-constituent map (phi_posterior point).")
     ap.add_argument("--ensemble", type=int, default=0, help="Also train a frequentist ensemble of this many deep sets.")
@@ -225,7 +231,9 @@ def main() -> None:
               f"{'yes' if test_arrays.jets.typed else 'no (the dataset has none)'}")
 
         preds = yardsticks(train_arrays, test_arrays, args.seed)
-        card = load_card(args.config, {"train_size": args.train_size, "seed": args.seed}, cls=TrainConfig)
+        given = {"train_size": args.train_size, "seed": args.seed, "calibration_jets": args.calibration_jets}
+        card = load_card(args.config, {k: v for k, v in given.items() if v is not None or k == "train_size"},
+                         cls=TrainConfig)
         configs = {"topcal default" if args.config is None else f"topcal {args.config.stem}": card}
         if args.point_phi:
             configs["point-estimate phi"] = TrainConfig(train_size=args.train_size, seed=args.seed,
@@ -237,6 +245,8 @@ def main() -> None:
             configs["paper network"] = paper_train_config(train_size=args.train_size, seed=args.seed)
         for name, cfg in configs.items():
             preds[name] = network(dataset, base / name.replace(" ", "_"), cfg, test_arrays, args.samples)
+        for name in configs:  # the same networks without the width recalibration, after the recalibrated ones
+            preds[f"{name} (raw)"] = preds[name].pop("raw")
         truth, pt_jet = test_arrays.pt_truth, test_arrays.pt_jet
         results = {name: figures(truth, pt_jet, pred, args.seed) for name, pred in preds.items()}
         for name in configs:  # the networks against the stronger yardstick, on the same resampled jets

@@ -2,12 +2,13 @@
 
 For each model directory (trained by ``topcal train`` or ``bench_physics.py --workdir`` on ``--dataset``):
 
-  1. its calibration jets are the ones its training used (:func:`topcal.train.fit.calibration_rows`: the
-     validation jets, topped up with training jets to 2,000), predicted raw with the training's posterior
-     (T = 50, the training seed), and each jet's needed stretch computed
+  1. its calibration jets are the ones its training used (:func:`topcal.train.fit.calibration_rows`: jets
+     apart from training, or the validation jets topped up with training jets to 2,000), predicted raw
+     with the training's posterior (T = 50, the training seed), and each jet's needed stretch computed
      (:func:`topcal.train.recalibration.needed_stretch`);
   2. the recalibrations are fitted on those jets only: ``raw`` (factor 1), ``global`` (one factor, the 68%
-     quantile of the needs), ``global val`` (the same on the validation jets alone), ``bins K`` (one factor
+     quantile of the needs), ``global val`` (the same on the validation jets alone, when they are among
+     the calibration jets), ``bins K`` (one factor
      per pT,j bin of equal numbers of calibration jets, at the bins' median pT,j, linear in between) and
      ``edges E`` (factors for the E GeV next to each end of the pT,j window and for its middle,
      :func:`topcal.train.recalibration.edge_aware_calibration`);
@@ -97,17 +98,19 @@ def one_model(model_dir: Path, dataset: Path, samples: int, bins: list[int], edg
         sets["unseen"] = np.setdiff1d(trainable, used)
     out = {"model": str(model_dir), "seed": cfg.seed, "train_size": cfg.train_size, "calibration_jets": len(need),
            "validation_jets": int(validation.sum()),
-           "raw_coverage68_validation": float(np.mean(need[validation] <= 1)),
+           "raw_coverage68_validation": float(np.mean(need[validation] <= 1)) if validation.any() else None,
            "raw_coverage68_topped_up": float(np.mean(need[~validation] <= 1)) if (~validation).any() else None}
     fitted = variants(cal.pt_jet, need, jet_window, bins, edges)
-    fitted["global val"] = global_calibration(need[validation])  # the validation jets alone
+    if validation.any():  # none when the calibration jets were kept apart from training
+        fitted["global val"] = global_calibration(need[validation])  # the validation jets alone
     for set_name, set_rows in sets.items():
         arrays, _ = load_rows(ds, set_rows)
         mixture = model.sample(arrays.jets, samples, 1, raw=True)
         out[f"{set_name}_jets"] = len(set_rows)
         out[set_name] = {}
         for name, calibration in fitted.items():
-            pred = summarize(*stretch(*mixture, calibration(arrays.pt_jet)), window=window)
+            pred = summarize(*stretch(*mixture, calibration(arrays.pt_jet)), window=window,
+                             moments_window=model.moments_window)
             out[set_name][name] = {"pt_jet_gev": list(calibration.pt_jet_gev), "factor": list(calibration.factors),
                                    **figures(arrays.pt_jet, arrays.pt_truth, pred)}
     out["seconds"] = time.perf_counter() - t0
@@ -119,9 +122,12 @@ def print_table(result: dict, set_name: str) -> None:
     print(f"\n{result['model']} (seed {result['seed']}, {result['train_size']} training jets): "
           f"{result['calibration_jets']} calibration jets, {result[set_name + '_jets']} {set_name} jets")
     topped = result["raw_coverage68_topped_up"]
-    print(f"raw 68% coverage of the calibration jets: {result['raw_coverage68_validation']:.3f} on the "
-          f"{result['validation_jets']} validation jets"
-          + (f", {topped:.3f} on the training jets topping them up" if topped is not None else ""))
+    if result["raw_coverage68_validation"] is None:
+        print(f"raw 68% coverage of the calibration jets (apart from training): {topped:.3f}")
+    else:
+        print(f"raw 68% coverage of the calibration jets: {result['raw_coverage68_validation']:.3f} on the "
+              f"{result['validation_jets']} validation jets"
+              + (f", {topped:.3f} on the training jets topping them up" if topped is not None else ""))
     print(f"{'variant':<10s} {'cov68':>6s} {'cov95':>6s} {'rmse':>6s} {'out':>3s} {'chi2/15':>7s} | 68% coverage per "
           f"40 GeV pT,j bin {PT_BINS_GEV[0]:.0f}..{PT_BINS_GEV[-1]:.0f}")
     for name, r in v.items():

@@ -506,6 +506,57 @@ def test_few_validation_jets_are_topped_up_with_training_jets(tmp_path, monkeypa
     assert "width_factor_pt" not in summary.calibration
 
 
+def test_calibration_jets_apart_are_never_training_validation_or_test_jets(tmp_path, monkeypatch):
+    """With more trainable jets than ``train_size``, the width factor is fitted on trainable jets outside the
+    training subsample (none of them trained on, stopped early on, or a test jet), and ``calibration_rows``
+    gives the same jets; with too few of them, or ``calibration_jets = "validation"``, the validation jets
+    topped up with training jets, as before."""
+    from topcal.io.dataset import open_dataset
+    from topcal.train import fit
+
+    monkeypatch.setattr(fit, "CALIBRATION_MIN_JETS", 300)
+    monkeypatch.setattr(fit, "CALIBRATION_APART_JETS", 500)
+    ds = toy_dataset(tmp_path / "ds", 1000, seed=3)  # 800 trainable jets, 200 test jets
+    cfg = TrainConfig(epochs=2, train_size=300, **FAST)
+    summary = train(ds.path, tmp_path / "model", cfg, progress=False)
+    assert summary.calibration["apart_jets"] == 500
+    assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (0, 0)
+    rows = fit.calibration_rows(ds.path, cfg)
+    dataset = open_dataset(ds.path)
+    plan = fit._plan_subsamples(dataset, ds.path, cfg)
+    trainable, test = split_rows(dataset.n_jets, cfg.test_fraction)
+    assert len(np.unique(rows)) == 500 and np.isin(rows, trainable).all()
+    assert not np.isin(rows, plan.subsamples[0]).any() and not np.isin(rows, test).any()
+    # a different seed draws other training jets, and other calibration jets outside them
+    other = TrainConfig(epochs=2, train_size=300, seed=2, **FAST)
+    other_rows = fit.calibration_rows(ds.path, other)
+    assert not np.isin(other_rows, fit._plan_subsamples(dataset, ds.path, other).subsamples[0]).any()
+    assert set(other_rows) != set(rows)
+
+    for cfg, n_apart in ((TrainConfig(epochs=2, train_size=600, **FAST), 0),  # 200 spare < 300
+                         (TrainConfig(epochs=2, train_size=300, calibration_jets="validation", **FAST), 0)):
+        summary = train(ds.path, tmp_path / "model", cfg, overwrite=True, progress=False)
+        n_val = summary.n_val
+        assert summary.calibration["apart_jets"] == n_apart
+        assert (summary.calibration["validation_jets"], summary.calibration["training_jets"]) == (n_val, 300 - n_val)
+        own = fit._plan_subsamples(dataset, ds.path, cfg).subsamples[0]
+        assert np.isin(fit.calibration_rows(ds.path, cfg), own).all()
+
+
+def test_calibration_labels_read_again_are_the_training_labels():
+    """The calibration jets' labels, computed again from their rows after training, are the smeared labels
+    the training used for the same rows (the smearing is fixed per dataset row by the seed)."""
+    from topcal.train.fit import _labels
+
+    rng = np.random.default_rng(5)
+    rows, pt = np.arange(50), rng.uniform(400, 1000, 50)
+    cfg = TrainConfig(smear=0.1, seed=7)
+    every = _labels(pt, rows, cfg, None)
+    assert not np.allclose(every, pt)
+    some = rows[[3, 17, 40]]
+    np.testing.assert_array_equal(_labels(pt[some], some, cfg, None), every[some])
+
+
 def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_path):
     """A dataset whose labels all lie in its pT,t(truth) window (400..1000 GeV) gives a model whose intervals
     stay inside it; the toy whose labels pass 1000 GeV gives none (its intervals are not bounded)."""
@@ -524,6 +575,39 @@ def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_pat
         assert load_model(tmp_path / f"model_{name}").label_window == window
     pred = load_model(tmp_path / "model_in").predict(_test_arrays(open_dataset(inside.path))[0].jets, samples=5)
     assert pred["high95"].max() <= 1000.0 and pred["low95"].min() >= 400.0
+    assert json.loads((tmp_path / "model_in" / "model.json").read_text())["validity"]["mean_in_label_window"]
+    assert 400.0 <= pred["mean"].min() and pred["mean"].max() <= 1000.0  # the moments of the truncated mixtures
+
+
+def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tmp_path):
+    """A model that records ``mean_in_label_window`` truncates its moments to the label window; the same
+    model.json without the key (as written before) predicts the untruncated mixture mean, bands unchanged."""
+    from topcal.io.dataset import open_dataset
+    from topcal.train.likelihood import draw_moments
+
+    ds = toy_dataset(tmp_path / "ds", 600, seed=5)
+    train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    # the toy's labels pass its window, so it has none: give it a narrow one, as a model trained now records it
+    meta["validity"].update(label_window_gev=[600.0, 800.0], mean_in_label_window=True)
+    (tmp_path / "model" / "model.json").write_text(json.dumps(meta))
+    jets = _test_arrays(open_dataset(ds.path))[0].jets
+    new = load_model(tmp_path / "model")
+    assert new.moments_window == (600.0, 800.0)
+    del meta["validity"]["mean_in_label_window"]
+    (tmp_path / "model_old").mkdir()
+    for f in (tmp_path / "model").iterdir():
+        (tmp_path / "model_old" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "model_old" / "model.json").write_text(json.dumps(meta))
+    old = load_model(tmp_path / "model_old")
+    assert old.moments_window is None
+    p_new, p_old = new.predict(jets, samples=5, seed=3), old.predict(jets, samples=5, seed=3)
+    w, mu, sigma = old.sample(jets, 5, 3)
+    np.testing.assert_allclose(p_old["mean"], np.sum(w * mu, axis=-1).mean(axis=0))
+    np.testing.assert_allclose(p_new["mean"], draw_moments(w, mu, sigma, (600.0, 800.0))[0].mean(axis=0))
+    assert p_new["mean"].min() >= 600.0 and p_new["mean"].max() <= 800.0
+    assert p_old["mean"].min() < 600.0 or p_old["mean"].max() > 800.0
+    np.testing.assert_array_equal(p_new["low"], p_old["low"])
 
 
 def _toy_inputs(n: int = 16, slots: int = 20, seed: int = 4) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ LIKELIHOODS = ("gauss", "gmm2", "gmm3")
 
 ARCHITECTURES = ("deepset", "dense")
 PHI_POSTERIORS = ("bayesian", "point")
+CALIBRATION_SOURCES = ("apart", "validation")
 INPUT_KINDS = ("jet-frame", "lab-4vectors")
 TARGETS = ("response", "pt")
 
@@ -51,11 +52,11 @@ class TrainConfig(_Serialisable):
     prior_sigma N), dropout ``ensemble_dropout`` on the inner layers), each on its own subsample of ``train_size``
     jets. The last ``test_fraction`` of the dataset is never used in training (``topcal evaluate`` uses it);
     ``validation_fraction`` of the training jets drive early stopping. ``recalibrate`` fits one factor on the
-    validation jets that stretches each jet's predictive distribution about its mean (so every sigma and the
-    intervals) until their 68% intervals hold 68% of the labels (``model.json`` records it; reports give the raw
-    figures beside the recalibrated ones). The factor is a function of pT,j: one per each of ``recalibrate_bins``
-    pT,j bins of equal numbers of calibration jets (at least 400 each, else fewer bins), at the bins' median
-    pT,j, linear in between and constant beyond (:func:`topcal.train.recalibration.calibration_in_bins`; 1:
+    calibration jets (``calibration_jets``, below) that stretches each jet's predictive distribution about its mean (so
+    every sigma and the intervals) until their 68% intervals hold 68% of the labels (``model.json`` records it; reports
+    give the raw figures beside the recalibrated ones). The factor is a function of pT,j: one per each of
+    ``recalibrate_bins`` pT,j bins of equal numbers of calibration jets (at least 400 each, else fewer bins), at the
+    bins' median pT,j, linear in between and constant beyond (:func:`topcal.train.recalibration.calibration_in_bins`; 1:
     one factor for every jet).
 
     ``phi_posterior`` says what the deep set's per-constituent map Phi is: ``"bayesian"`` (the default), Flipout
@@ -63,6 +64,13 @@ class TrainConfig(_Serialisable):
     the tempered posterior: L2 = ``kl_weight`` / (2 prior_sigma^2 N) on its kernels), with only the head after the
     pooling Bayesian. Prediction then evaluates Phi once per jet and repeats only the head for the T weight draws
     (:func:`topcal.train.network.sample_outputs`). The ensemble and the dense network ignore it.
+
+    ``calibration_jets`` says which labelled jets the width recalibration is fitted on: ``"apart"`` (the
+    default), up to 10,000 trainable jets that no network trains or validates on (those outside every
+    network's ``train_size`` subsample, drawn with ``seed``), when the dataset has at least 2,000 of them,
+    otherwise as ``"validation"``; ``"validation"``, the validation jets of network 0, topped up to 2,000 with its
+    training jets when there are fewer (a dataset of 2,000 jets in all: 400 validation and 1,600 training
+    jets). :func:`topcal.train.fit.calibration_rows` gives the rows.
     """
 
     architecture: str = "deepset"
@@ -91,6 +99,7 @@ class TrainConfig(_Serialisable):
     ensemble_dropout: float = 0.1
     recalibrate: bool = True
     recalibrate_bins: int = 5
+    calibration_jets: str = "apart"
     width_speed: float = 10.0
     seed: int = 1
 
@@ -100,7 +109,8 @@ class TrainConfig(_Serialisable):
 
     def validate(self) -> None:
         for name, allowed in (("architecture", ARCHITECTURES), ("inputs", INPUT_KINDS), ("target", TARGETS),
-                              ("likelihood", LIKELIHOODS), ("phi_posterior", PHI_POSTERIORS)):
+                              ("likelihood", LIKELIHOODS), ("phi_posterior", PHI_POSTERIORS),
+                              ("calibration_jets", CALIBRATION_SOURCES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: {getattr(self, name)!r} is not one of {allowed}")
         if self.architecture == "deepset" and self.inputs != "jet-frame":

@@ -188,7 +188,8 @@ class Calibrator:
         ``arrays``: the jets encoded for this model, when already encoded."""
         model = cached_model(model_dir)
         w, mu, sigma = model.sample(jets, self.samples, self.seed, arrays=arrays)
-        return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir), window=model.label_window)
+        return summaries(w, mu, sigma, self.prior, self.spectra.get(model_dir), window=model.label_window,
+                         moments_window=model.moments_window)
 
     def describe(self) -> dict:
         """What a friend file records about the prediction: T, seed, the prior and the statistical variations."""

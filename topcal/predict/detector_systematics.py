@@ -139,8 +139,10 @@ def shifted_jets(jets: Jets, code: int, factor: float, sums: np.ndarray | None =
 def predictive_mean(model, jets: Jets, samples: int, seed: int, arrays: dict | None = None) -> np.ndarray:
     """The network's predictive mean (GeV) of each jet from ``samples`` weight draws of ``seed``; ``arrays``:
     the jets' input arrays when already encoded."""
-    w, mu, _ = model.sample(jets, samples, seed, arrays=arrays)
-    return np.sum(w * mu, axis=-1).mean(axis=0)
+    from topcal.train.likelihood import draw_moments
+
+    w, mu, sigma = model.sample(jets, samples, seed, arrays=arrays)
+    return draw_moments(w, mu, sigma, model.moments_window)[0].mean(axis=0)
 
 
 def concatenate(jets: list[Jets]) -> Jets:

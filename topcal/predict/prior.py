@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from topcal.errors import InputFileError
-from topcal.train.likelihood import grid_mode_and_bands, summarize
+from topcal.train.likelihood import draw_moments, grid_mode_and_bands, summarize
 
 GRID_POINTS = 201  # per jet, over the flat-prior mean +- GRID_SIGMAS sigma_tot (0.05 sigma_tot apart)
 GRID_SIGMAS = 5.0
@@ -119,15 +119,16 @@ def training_density(counts: np.ndarray, edges: np.ndarray, x: np.ndarray) -> np
 
 def summaries(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, prior: Prior | None = None,
               spectrum: tuple[np.ndarray, np.ndarray] | None = None, jets_per_block: int = 128,
-              window: tuple[float, float] | None = None) -> dict:
+              window: tuple[float, float] | None = None, moments_window: tuple[float, float] | None = None) -> dict:
     """Per-jet summaries (:func:`topcal.train.likelihood.summarize`'s keys, GeV) of T mixtures
     ``(T, n_jets, K)``, with ``draw_means`` ``(T, n_jets)``: under the flat training prior, or reweighted by
     ``prior`` over the training ``spectrum`` ``(counts, edges)`` (see the module docstring). ``window``: the
     model's label window (:attr:`topcal.train.model.TrainedModel.label_window`), which bounds the flat-prior
-    mode and intervals as in :meth:`~topcal.train.model.TrainedModel.predict`."""
+    mode and intervals as in :meth:`~topcal.train.model.TrainedModel.predict`; ``moments_window``
+    (:attr:`~topcal.train.model.TrainedModel.moments_window`) truncates the flat-prior moments and draw means."""
     if prior is None:
-        out = summarize(weights, means, sigmas, window=window)
-        out["draw_means"] = np.sum(weights * means, axis=-1)
+        out = summarize(weights, means, sigmas, window=window, moments_window=moments_window)
+        out["draw_means"] = draw_moments(weights, means, sigmas, moments_window)[0]
         return out
     if spectrum is None:
         raise ValueError("a prior needs the model's training spectrum")

@@ -58,6 +58,8 @@ META_STARTED = "config-started.json"  # the configuration of the run that made a
 CHECKPOINT_SECONDS = 30.0  # a resumable checkpoint at most this often (and at the end), not every epoch
 CALIBRATION_JETS = 50_000  # validation jets for the coverage and the width factor (binomial error 0.002)
 CALIBRATION_MIN_JETS = 2000  # fewer validation jets are topped up with training jets (see _calibration)
+CALIBRATION_APART_JETS = 10_000  # calibration jets apart from training: coverage binomial error 0.005
+APART_STREAM = 0xCA1  # the random stream that draws the calibration jets apart from training (_apart_rows)
 
 
 class TrainingDiverged(TopcalError):
@@ -142,7 +144,7 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
     epoch_seconds = [r.pop("epoch_seconds") for r in results]  # timings: in the summary, not in the model files
     (work / HISTORY).write_text(json.dumps([r.pop("history") for r in results], indent=1) + "\n")
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")  # the model is complete (a fallback loads it back)
-    _calibrate_and_store(work, meta, networks, prepared, ds, cfg)
+    _calibrate_and_store(work, meta, networks, prepared, ds, cfg, variation)
     _publish(work, out, overwrite)
     n_val = results[0]["n_val"]
     return TrainSummary(out, plan.n_member - n_val, n_val, results, time.perf_counter() - t0, meta["calibration"],
@@ -152,20 +154,22 @@ def train(dataset_dir, out, cfg: TrainConfig | None = None, overwrite: bool = Fa
 @dataclass
 class _Subsamples:
     """The jets each network trains on: ``n_member`` rows of the ``n_trainable`` trainable ones per network
-    (``subsamples``, disjoint when the data allow), drawn with ``rng``, which then also shuffles the splits."""
+    (``subsamples``, disjoint when the data allow), drawn with ``rng``, which then also shuffles the splits;
+    ``apart``: the calibration jets kept apart from training (:func:`_apart_rows`; empty when there are none)."""
 
     rng: np.random.Generator
     n_trainable: int
     n_member: int
     subsamples: list[np.ndarray] | None
     disjoint: bool
+    apart: np.ndarray
 
 
 @dataclass
 class _Prepared:
     """What the training arrays leave for the model files: per network the (training, validation) positions
     in the loaded rows, the target's standardisation, the input standardiser, the training pT,t spectrum and
-    the calibration jets (dataset rows) with their labels."""
+    the calibration jets (dataset rows; their labels are read with the jets, :func:`_calibrate_and_store`)."""
 
     splits: list[tuple[np.ndarray, np.ndarray]]
     target_mean: float
@@ -174,8 +178,8 @@ class _Prepared:
     standardiser: Standardiser | None
     spectrum: tuple[np.ndarray, np.ndarray]
     val_rows: np.ndarray
-    val_labels: np.ndarray
     n_topped_up: int = 0  # training jets of network 0 among the calibration jets (the last of val_rows)
+    n_apart: int = 0  # calibration jets apart from training (then all of val_rows)
     label_window: list[float] | None = None  # the training labels' pT,t window in GeV (_label_window)
 
 
@@ -227,7 +231,18 @@ def _plan_subsamples(ds, dataset_dir, cfg: TrainConfig) -> _Subsamples:
         raise InputFileError(f"{dataset_dir}: only {n_member} trainable jets; at least 10 are needed")
     rng = np.random.default_rng([cfg.seed, 0x7A1])
     subsamples, disjoint = _subsamples(rng, trainable, n_member, max(cfg.ensemble, 1))
-    return _Subsamples(rng, len(trainable), n_member, subsamples, disjoint)
+    return _Subsamples(rng, len(trainable), n_member, subsamples, disjoint, _apart_rows(trainable, subsamples, cfg))
+
+
+def _apart_rows(trainable: np.ndarray, subsamples: list[np.ndarray], cfg: TrainConfig) -> np.ndarray:
+    """With ``cfg.calibration_jets = "apart"``, the calibration jets that no network trains or validates on:
+    at most ``CALIBRATION_APART_JETS`` of the trainable rows outside every subsample, in an order drawn from the
+    seed (its own stream: the subsamples and splits are those of ``"validation"``); none (an empty array)
+    when fewer than ``CALIBRATION_MIN_JETS`` are left, or with ``"validation"``."""
+    spare = np.setdiff1d(trainable, np.concatenate(subsamples)) if cfg.calibration_jets == "apart" else trainable[:0]
+    if len(spare) < CALIBRATION_MIN_JETS:
+        return spare[:0]
+    return np.random.default_rng([cfg.seed, APART_STREAM]).permutation(spare)[:CALIBRATION_APART_JETS]
 
 
 def _load_training_jets(ds, dataset_dir, cfg: TrainConfig, plan: _Subsamples):
@@ -249,8 +264,7 @@ def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation,
     The labels are pT,t(truth) (smeared by ``cfg.smear``) or ``variation``'s; the target is the response
     label / pT,j or the label in GeV (``cfg.target``), standardised with its mean and width."""
     n_constituents = data.x.shape[1]
-    labels = variation.labels(data.pt_truth, data.rows, cfg.seed) if variation is not None else \
-        smeared_labels(data.pt_truth, data.rows, cfg.smear, cfg.seed)
+    labels = _labels(data.pt_truth, data.rows, cfg, variation)
     spectrum = label_spectrum(labels)  # the training pT,t spectrum, stored with the model
     target = labels / data.pt_jet if cfg.target == "response" else labels
     target_mean, target_scale = float(target.mean()), float(target.std()) or 1.0
@@ -261,13 +275,24 @@ def _prepare_inputs(data, cfg: TrainConfig, plan: _Subsamples, variation,
     x_all = standardiser.apply(raw, in_place=True) if standardiser else raw  # batches are gathered from it
     del raw
     splits = _member_splits(data.rows, plan, cfg)
-    calibration_rows, n_topped_up = _calibration_positions(splits)
-    # their dataset rows: the jets are read again for the calibration, after training (a copy held through
-    # the training would add to its peak memory), their labels are kept
-    val_rows, val_labels = data.rows[calibration_rows], labels[calibration_rows]
+    # the calibration jets' dataset rows: they are read for the calibration after training (a copy held
+    # through the training would add to its peak memory)
+    if len(plan.apart):
+        val_rows, n_topped_up = plan.apart, 0
+    else:
+        positions, n_topped_up = _calibration_positions(splits)
+        val_rows = data.rows[positions]
     y_all = ((target - target_mean) / target_scale).astype(np.float32)
     return x_all, y_all, _Prepared(splits, target_mean, target_scale, int(n_constituents), standardiser, spectrum,
-                                   val_rows, val_labels, int(n_topped_up), label_window)
+                                   val_rows, int(n_topped_up), len(plan.apart), label_window)
+
+
+def _labels(pt_truth: np.ndarray, rows: np.ndarray, cfg: TrainConfig, variation) -> np.ndarray:
+    """The labels (GeV) of the jets at dataset ``rows``: pT,t(truth) ``pt_truth`` smeared by ``cfg.smear``, or
+    ``variation``'s; fixed per row by the seed, so the calibration jets read again get the same ones."""
+    if variation is not None:
+        return variation.labels(pt_truth, rows, cfg.seed)
+    return smeared_labels(pt_truth, rows, cfg.smear, cfg.seed)
 
 
 def _member_splits(rows: np.ndarray, plan: _Subsamples, cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -290,10 +315,13 @@ def _calibration_positions(splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple
 
 
 def calibration_rows(dataset_dir, cfg: TrainConfig) -> np.ndarray:
-    """The dataset rows of the calibration jets that a training of ``cfg`` on ``dataset_dir`` uses (its
-    validation jets, topped up with training jets; :func:`_calibration`), in that training's order."""
+    """The dataset rows of the calibration jets that a training of ``cfg`` on ``dataset_dir`` uses (the jets
+    apart from training, or its validation jets topped up with training jets; :func:`_calibration`), in
+    that training's order."""
     ds = open_dataset(dataset_dir)
     plan = _plan_subsamples(ds, dataset_dir, cfg)
+    if len(plan.apart):
+        return plan.apart
     rows = np.unique(np.concatenate(plan.subsamples))
     return rows[_calibration_positions(_member_splits(rows, plan, cfg))[0]]
 
@@ -322,6 +350,7 @@ def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _S
             "jet_pt_max_gev": ds.config.jet_pt_max_gev,
             "jet_eta_max": ds.config.jet_eta_max,
             "label_window_gev": prepared.label_window,
+            "mean_in_label_window": prepared.label_window is not None,
         },
         "dataset": {"path": str(Path(dataset_dir).absolute()), "n_jets": ds.n_jets,
                     "trainable_jets": plan.n_trainable, "process_config": ds.manifest["config"],
@@ -335,13 +364,14 @@ def _model_meta(cfg: TrainConfig, ds, dataset_dir, command: str | None, plan: _S
 
 
 def _calibrate_and_store(work: Path, meta: dict, networks: list | None, prepared: _Prepared, ds,
-                         cfg: TrainConfig) -> None:
+                         cfg: TrainConfig, variation=None) -> None:
     """The model in ``work`` (the networks just trained, or loaded back from ``work`` when they trained on a
     pool): its calibration on the validation jets into ``meta`` and ``model.json``, then its uncertainty model."""
     in_memory = networks is not None and len(networks) == max(cfg.ensemble, 1)
     model = TrainedModel(work, meta, networks, prepared.standardiser) if in_memory else load_model(work)
-    val_jets = _read_jets(ds, prepared.val_rows)
-    meta["calibration"] = _calibration(model, val_jets, prepared.val_labels, cfg, prepared.n_topped_up)
+    val_jets, pt_truth = _read_jets(ds, prepared.val_rows)
+    labels = _labels(pt_truth, prepared.val_rows, cfg, variation)
+    meta["calibration"] = _calibration(model, val_jets, labels, cfg, prepared.n_topped_up, prepared.n_apart)
     (work / META).write_text(json.dumps(meta, indent=1) + "\n")
     _store_uncertainty_model(work, model, val_jets, prepared.spectrum)
 
@@ -353,13 +383,15 @@ def _publish(work: Path, out: Path, overwrite: bool) -> None:
     publish(work, out, overwrite, MODEL_OUTPUT)
 
 
-def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jets: int = 0,
+def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jets: int = 0, apart_jets: int = 0,
                  samples: int = 50) -> dict:
     """The raw coverage of the trained ``model`` (a :class:`TrainedModel`: the networks just trained, with
     their best weights, or the model directory loaded back) on the calibration jets and, with
     ``cfg.recalibrate``, the width factor that makes their 68% intervals hold 68% of their labels.
 
-    The calibration jets are the validation jets of network 0 (at most ``CALIBRATION_JETS`` of them:
+    With ``cfg.calibration_jets = "apart"`` and enough trainable jets outside the training subsamples, the
+    calibration jets are ``apart_jets`` of those (:func:`_apart_rows`), which no network trained or stopped
+    early on. Otherwise they are the validation jets of network 0 (at most ``CALIBRATION_JETS`` of them:
     beyond, the binomial error of the coverage, 0.002, no longer limits the factor, and the copy of the
     jets and their predictions would cost memory and time), topped up to ``CALIBRATION_MIN_JETS`` with the
     last ``training_jets`` of ``jets``, training jets of network 0, when there are fewer. With 400
@@ -383,9 +415,10 @@ def _calibration(model, jets, labels: np.ndarray, cfg: TrainConfig, training_jet
     from topcal.train.recalibration import calibration_in_bins, global_calibration, needed_stretch
 
     mixture = model.sample(jets, samples, seed=cfg.seed, raw=True)
-    pred = summarize(*mixture, window=model.label_window)
+    pred = summarize(*mixture, window=model.label_window, moments_window=model.moments_window)
     row = summary_row(jets.pt, labels, pred)
-    out = {"validation_jets": len(labels) - training_jets, "training_jets": training_jets, "samples": samples,
+    out = {"validation_jets": len(labels) - training_jets - apart_jets, "training_jets": training_jets,
+           "apart_jets": apart_jets, "samples": samples,
            "coverage68_raw": row["coverage68"],
            "coverage95_raw": row["coverage95"], "pull_width_raw": row["pull_width"], "width_factor": 1.0}
     if cfg.recalibrate:
@@ -416,9 +449,11 @@ def _label_window(config, labels: np.ndarray) -> list[float] | None:
 
 
 def _read_jets(ds, rows: np.ndarray):
-    """The jets of dataset rows ``rows``, in that order."""
+    """The jets of dataset rows ``rows`` and their pT,t(truth) (GeV), in that order."""
     ordered = np.sort(rows)
-    return load_rows(ds, ordered)[0].jets.take(np.searchsorted(ordered, rows))
+    arrays = load_rows(ds, ordered)[0]
+    order = np.searchsorted(ordered, rows)
+    return arrays.jets.take(order), arrays.pt_truth[order]
 
 
 def _subsamples(rng, trainable: np.ndarray, n: int, members: int) -> tuple[list[np.ndarray], bool]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import ndtr
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -60,9 +61,37 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
+def draw_moments(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray,
+                 window: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and variance ``(T, n_jets)`` (GeV, GeV^2) of each of the T mixtures ``(T, n_jets, K)``; with
+    ``window`` (GeV) those of each mixture truncated to it and normalised again (every Gaussian component
+    truncated in closed form: with a = (lo - mu) / sigma, b = (hi - mu) / sigma and Z = Phi(b) - Phi(a), its
+    mass is Z, its mean mu + sigma (phi(a) - phi(b)) / Z). A mixture with no mass inside keeps its
+    untruncated moments."""
+    m_t = np.sum(weights * means, axis=-1)
+    v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
+    if window is None:
+        return m_t, v_t
+    a, b = (window[0] - means) / sigmas, (window[1] - means) / sigmas
+    phi_a, phi_b = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi), np.exp(-0.5 * b * b) / math.sqrt(2 * math.pi)
+    pdf_term_a = np.where(np.isfinite(a), a * phi_a, 0.0)
+    pdf_term_b = np.where(np.isfinite(b), b * phi_b, 0.0)
+    mass = weights * (ndtr(b) - ndtr(a))
+    first = weights * (means * (ndtr(b) - ndtr(a)) + sigmas * (phi_a - phi_b))
+    second = weights * ((means**2 + sigmas**2) * (ndtr(b) - ndtr(a))
+                        + 2 * means * sigmas * (phi_a - phi_b) + sigmas**2 * (pdf_term_a - pdf_term_b))
+    z = mass.sum(axis=-1)
+    inside = z > 1e-12
+    safe = np.where(inside, z, 1.0)
+    m_w = first.sum(axis=-1) / safe
+    v_w = second.sum(axis=-1) / safe - m_w**2
+    return np.where(inside, m_w, m_t), np.where(inside, np.maximum(v_w, 0.0), v_t)
+
+
 def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_points: int = 161,
               interval: float = 0.68, grid_sigmas: float = 4.0, outer_interval: float = 0.95,
-              window: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+              window: tuple[float, float] | None = None,
+              moments_window: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
     """Per-jet summaries from T samples of K-component mixtures, arrays shaped ``(T, n_jets, K)``.
 
     ``mean`` = average over samples of the mixture mean; ``sigma_stoch``^2 = average of the mixture
@@ -77,16 +106,24 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     was trained in) the mode and the bands come from the predictive density truncated to it: the labels of
     the training jets all lie inside, so probability outside is no interval's (without it, the intervals
     of jets next to the window's ends over-cover).
+
+    With ``moments_window`` (GeV, the label window of a model that records ``mean_in_label_window``) the
+    moments ``mean``, ``sigma_stoch`` and ``sigma_pred`` are those of each draw's mixture truncated to it
+    (:func:`draw_moments`): no label lies outside, and the untruncated mean of a jet next to an end of the
+    window is pulled outwards by the probability beyond it (pT,j 900..1000 GeV at 2k training jets: 15 GeV
+    above pT,t(truth) on average, 5 GeV below when truncated). The grid of the mode and the bands stays
+    centred on the untruncated moments, so the bands do not depend on it.
     """
-    m_t = np.sum(weights * means, axis=-1)                                   # (T, n)
-    v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
-    mean = m_t.mean(axis=0)
+    m_t, v_t = draw_moments(weights, means, sigmas)                           # (T, n)
+    centre, width = m_t.mean(axis=0), np.hypot(np.sqrt(np.maximum(v_t.mean(axis=0), 0.0)), m_t.std(axis=0))
+    mode, (low, high), (low95, high95) = _mode_and_interval(weights, means, sigmas, centre, width, grid_points,
+                                                            (interval, outer_interval), grid_sigmas, window)
+    if moments_window is not None:
+        m_t, v_t = draw_moments(weights, means, sigmas, moments_window)
     sigma_stoch = np.sqrt(np.maximum(v_t.mean(axis=0), 0.0))
     sigma_pred = m_t.std(axis=0)
-    sigma_tot = np.hypot(sigma_stoch, sigma_pred)
-    mode, (low, high), (low95, high95) = _mode_and_interval(weights, means, sigmas, mean, sigma_tot, grid_points,
-                                                            (interval, outer_interval), grid_sigmas, window)
-    return {"mean": mean, "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred, "sigma_tot": sigma_tot,
+    return {"mean": m_t.mean(axis=0), "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred,
+            "sigma_tot": np.hypot(sigma_stoch, sigma_pred),
             "mode": mode, "low": low, "high": high, "low95": low95, "high95": high95}
 
 

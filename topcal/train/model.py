@@ -138,7 +138,8 @@ class TrainedModel:
                 arrays: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Per-jet summaries in GeV (see the module docstring); ``raw``: without the recalibration; ``arrays``:
         the jets' input arrays (:meth:`encode`), when already encoded."""
-        return summarize(*self.sample(jets, samples, seed, raw=raw, arrays=arrays), window=self.label_window)
+        return summarize(*self.sample(jets, samples, seed, raw=raw, arrays=arrays), window=self.label_window,
+                         moments_window=self.moments_window)
 
     @property
     def label_window(self) -> tuple[float, float] | None:
@@ -146,6 +147,14 @@ class TrainedModel:
         the dataset's window was open or did not hold them all, or a model written without it)."""
         window = self.meta.get("validity", {}).get("label_window_gev")
         return (float(window[0]), float(window[1])) if window else None
+
+    @property
+    def moments_window(self) -> tuple[float, float] | None:
+        """The window whose truncation gives the predictive mean and sigmas
+        (:func:`topcal.train.likelihood.draw_moments`): the label window of a model that records
+        ``validity.mean_in_label_window`` (every model trained since), None for a model written before (its
+        moments are those of the untruncated mixtures, as when it was written)."""
+        return self.label_window if self.meta.get("validity", {}).get("mean_in_label_window") else None
 
 
 @contextlib.contextmanager

@@ -133,9 +133,12 @@ def stored(model_dir: str | Path) -> list[tuple[int, int]]:
 
 
 def draw_means(model, jets, samples: int, seed: int, raw: bool = False) -> np.ndarray:
-    """Per-draw mixture means ``(T, n_jets)`` in GeV of ``model`` (a :class:`TrainedModel`)."""
-    w, mu, _ = model.sample(jets, samples, seed, raw=raw)
-    return np.sum(w * mu, axis=-1)
+    """Per-draw mixture means ``(T, n_jets)`` in GeV of ``model`` (a :class:`TrainedModel`; truncated to its
+    ``moments_window`` as its predictive mean is)."""
+    from topcal.train.likelihood import draw_moments
+
+    w, mu, sigma = model.sample(jets, samples, seed, raw=raw)
+    return draw_moments(w, mu, sigma, model.moments_window)[0]
 
 
 def compute_for_model(model_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED,

@@ -60,6 +60,9 @@ def exclusive_subjets(c: np.ndarray, n: int) -> np.ndarray:
 
 
 def four_subjet_features(jets) -> np.ndarray:
+    """``(n, 6)`` per jet: the pT fractions of the softest and the second softest of four exclusive-kT
+    subjets, the softest's mass (TeV), the mass (TeV) and pT fraction of the triplet closest to the top
+    mass, and the four subjets' mass (TeV). Jets need at least four stored constituents."""
     s4 = exclusive_subjets(_four_momenta(jets), 4)
     triplets = np.stack([s4[:, list(ix)].sum(1) for ix in itertools.combinations(range(4), 3)], 1)
     best = np.argmin(np.abs(_mass(triplets) - TOP_MASS_GEV), axis=1)

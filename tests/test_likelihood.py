@@ -101,10 +101,13 @@ def test_truncated_moments_are_those_of_the_mixture_inside_the_window():
     x = np.linspace(400.0, 1000.0, 60001)
     p = (w[..., None] * stats.norm.pdf(x, mu[..., None], s[..., None])).sum(axis=2)
     m_num = (p * x).sum(-1) / p.sum(-1)
-    np.testing.assert_allclose(m, m_num, atol=0.01)
-    np.testing.assert_allclose(v, (p * x * x).sum(-1) / p.sum(-1) - m_num**2, rtol=1e-3)
     m0, v0 = draw_moments(w, mu, s)
     np.testing.assert_allclose(m0, (w * mu).sum(-1))
+    inside = (w * (stats.norm.cdf((1000.0 - mu) / s) - stats.norm.cdf((400.0 - mu) / s))).sum(-1).mean(0) >= 0.5
+    assert inside.sum() >= 3  # most of these jets are truncated; the others keep their plain moments
+    np.testing.assert_allclose(m[:, inside], m_num[:, inside], atol=0.01)
+    np.testing.assert_allclose(v[:, inside], ((p * x * x).sum(-1) / p.sum(-1) - m_num**2)[:, inside], rtol=1e-3)
+    np.testing.assert_array_equal(m[:, ~inside], m0[:, ~inside])
     # one Gaussian at 990 GeV, sigma 50 GeV: the untruncated mean lies at 990, the truncated one well below
     one = (np.ones((3, 1, 1)), np.full((3, 1, 1), 990.0), np.full((3, 1, 1), 50.0))
     plain = summarize(*one, window=(400.0, 1000.0))
@@ -112,4 +115,25 @@ def test_truncated_moments_are_those_of_the_mixture_inside_the_window():
     assert plain["mean"][0] == pytest.approx(990.0)
     assert cut["mean"][0] == pytest.approx(990.0 - 50.0 * stats.norm.pdf(0.2) / stats.norm.cdf(0.2), abs=0.01)
     assert cut["sigma_stoch"][0] < plain["sigma_stoch"][0]
-    assert (cut["low"], cut["high"]) == (plain["low"], plain["high"])
+    np.testing.assert_array_equal(cut["low"], plain["low"])
+    np.testing.assert_array_equal(cut["high"], plain["high"])
+    assert cut["sigma_stoch_untruncated"][0] == pytest.approx(plain["sigma_stoch"][0])
+    assert cut["mean_untruncated"][0] == pytest.approx(990.0)
+
+
+def test_a_jet_predicted_outside_the_label_window_keeps_its_untruncated_moments():
+    """A jet predicted at 1250 +- 60 GeV (window 400..1000 GeV, a jet outside the training range) is not
+    pinned to the window's end with a tiny width; every draw of a jet is treated alike, so draws on either
+    side of the rule do not inflate sigma_pred; float32 inputs give the float64 answer."""
+    window = (400.0, 1000.0)
+    out = (np.ones((4, 1, 1)), np.full((4, 1, 1), 1250.0), np.full((4, 1, 1), 60.0))
+    pred = summarize(*out, window=window, moments_window=window)
+    assert pred["mean"][0] == pytest.approx(1250.0) and pred["sigma_stoch"][0] == pytest.approx(60.0)
+    # two draws either side of 50% inside: the jet's average decides for both
+    mixed = (np.ones((2, 1, 1)), np.array([960.0, 1020.0]).reshape(2, 1, 1), np.full((2, 1, 1), 50.0))
+    m, _ = draw_moments(*mixed, window)
+    assert m[0, 0] < 960.0 and m[1, 0] < 1000.0  # 0.79 and 0.35 inside, 0.57 on average: both truncated
+    low = tuple(np.full((1, 1, 1), v, np.float32) for v in (1.0, 250.0, 20.0))
+    m32, v32 = draw_moments(*low, (200.0, np.inf))
+    m64, v64 = draw_moments(*(x.astype(np.float64) for x in low), (200.0, np.inf))
+    assert m32[0, 0] == pytest.approx(m64[0, 0]) and v32[0, 0] == pytest.approx(v64[0, 0])

@@ -582,6 +582,8 @@ def test_the_label_window_bounds_the_intervals_when_it_holds_every_label(tmp_pat
 def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tmp_path):
     """A model that records ``mean_in_label_window`` truncates its moments to the label window; the same
     model.json without the key (as written before) predicts the untruncated mixture mean, bands unchanged."""
+    from scipy.special import ndtr
+
     from topcal.io.dataset import open_dataset
     from topcal.train.likelihood import draw_moments
 
@@ -595,17 +597,22 @@ def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tm
     new = load_model(tmp_path / "model")
     assert new.moments_window == (600.0, 800.0)
     del meta["validity"]["mean_in_label_window"]
+    del meta["config"]["calibration_jets"]  # written before it existed: calibrated on validation jets
     (tmp_path / "model_old").mkdir()
     for f in (tmp_path / "model").iterdir():
         (tmp_path / "model_old" / f.name).write_bytes(f.read_bytes())
     (tmp_path / "model_old" / "model.json").write_text(json.dumps(meta))
     old = load_model(tmp_path / "model_old")
     assert old.moments_window is None
+    assert (old.config.calibration_jets, new.config.calibration_jets) == ("validation", "apart")
     p_new, p_old = new.predict(jets, samples=5, seed=3), old.predict(jets, samples=5, seed=3)
     w, mu, sigma = old.sample(jets, 5, 3)
     np.testing.assert_allclose(p_old["mean"], np.sum(w * mu, axis=-1).mean(axis=0))
     np.testing.assert_allclose(p_new["mean"], draw_moments(w, mu, sigma, (600.0, 800.0))[0].mean(axis=0))
-    assert p_new["mean"].min() >= 600.0 and p_new["mean"].max() <= 800.0
+    held = (w * (ndtr((800.0 - mu) / sigma) - ndtr((600.0 - mu) / sigma))).sum(-1).mean(0) >= 0.5
+    assert held.sum() >= 10 and (~held).sum() >= 10  # both kinds: mostly inside (truncated), mostly outside
+    assert p_new["mean"][held].min() >= 600.0 and p_new["mean"][held].max() <= 800.0
+    np.testing.assert_allclose(p_new["mean"][~held], p_old["mean"][~held])
     assert p_old["mean"].min() < 600.0 or p_old["mean"].max() > 800.0
     np.testing.assert_array_equal(p_new["low"], p_old["low"])
 

@@ -86,7 +86,7 @@ def _model(path: Path) -> str:
                      f" (epoch 1) -> {best['best_val_loss']:.3f} (best, epoch {best['best_epoch']})")
     cal = meta.get("calibration")
     if cal:
-        lines.append(f"  validation jets: 68% coverage {cal['coverage68_raw']:.3f}, 95% coverage "
+        lines.append(f"  calibration jets: 68% coverage {cal['coverage68_raw']:.3f}, 95% coverage "
                      f"{cal['coverage95_raw']:.3f}, width factor {cal['width_factor']:.3f}"
                      + (f" (by pT,j: {factors_by_pt(cal['width_factor_pt'])})" if cal.get("width_factor_pt") else ""))
     from topcal.train import variations

@@ -133,7 +133,7 @@ class Calibrator:
         from topcal.process.fatjets import cluster, eflow_inputs, groomed, padded_jets
         from topcal.process.selection import jet_acceptance
         from topcal.train.inputs import Jets
-        from topcal.train.likelihood import sigma_cal
+        from topcal.train.likelihood import sigma_cal, untruncated
 
         cfg = self.config
         model = cached_model(self.model_dir)
@@ -166,7 +166,7 @@ class Calibrator:
         table["inTrainingRange"] = ak.to_numpy(ak.flatten(jet_acceptance(jets, cfg)[1]))
         if self.reference_dir:
             ref = self._summaries(self.reference_dir, network_jets)
-            table["sigmaCal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+            table["sigmaCal"] = sigma_cal(untruncated(pred, "sigma_stoch"), untruncated(ref, "sigma_stoch"))
         if self.stat_key:
             shifts = cached_variations(self.model_dir, self.stat_key).shifts(pred["draw_means"])
             table.update(zip(self.stat_fields, shifts))

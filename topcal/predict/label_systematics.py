@@ -52,7 +52,7 @@ def label_systematics(model_dir, jets, samples: int = 50, seed: int = 0,
     network's raw sigma_stoch in GeV (without recalibration or prior), when ``nominal`` is not the plain
     flat-prior prediction (an analysis prior changes the widths, but not what the label smearing added)."""
     from topcal.predict.calibrator import cached_model
-    from topcal.train.likelihood import sigma_cal
+    from topcal.train.likelihood import sigma_cal, untruncated
 
     model_dir = Path(model_dir).absolute()
     meta = read_label_meta(model_dir)
@@ -68,19 +68,22 @@ def label_systematics(model_dir, jets, samples: int = 50, seed: int = 0,
 
     out: dict[str, np.ndarray] = {}
     # the raw width (recalibration scales it by the factor)
-    stoch0 = raw_stoch if raw_stoch is not None else nominal["sigma_stoch"] / model.width_factors(jets.pt)
+    # untruncated on both sides: the smeared models' labels leave the label window, so they never truncate
+    stoch0 = raw_stoch if raw_stoch is not None else \
+        untruncated(nominal, "sigma_stoch") / model.width_factors(jets.pt)
     stoch = {}
     for name in [s.name for s in card.smear] + ([meta["all_smear"]] if len(card.smear) > 1 else []):
-        stoch[name] = sub(name, raw=True)["sigma_stoch"]
+        stoch[name] = untruncated(sub(name, raw=True), "sigma_stoch")
     if card.smear:
         out["sigmaCal"] = sigma_cal(stoch[meta["all_smear"]], stoch0)
         for s in card.smear:
             out[f"sigmaCal_{s.name}"] = sigma_cal(stoch[s.name], stoch0)
     mean = np.asarray(nominal["mean"])
     for s in card.shift:
-        if s.method == "train":
-            out[f"ptPred_{s.name}Up"] = sub(f"{s.name}-up")["mean"]
-            out[f"ptPred_{s.name}Down"] = sub(f"{s.name}-down")["mean"]
+        if s.method == "train":  # the shifted trainings' change of the untruncated mean, on the nominal mean
+            base = untruncated(nominal, "mean")
+            out[f"ptPred_{s.name}Up"] = mean + untruncated(sub(f"{s.name}-up"), "mean") - base
+            out[f"ptPred_{s.name}Down"] = mean + untruncated(sub(f"{s.name}-down"), "mean") - base
         else:
             rel = s.relative(mean)
             out[f"ptPred_{s.name}Up"], out[f"ptPred_{s.name}Down"] = mean * (1 + rel), mean * (1 - rel)

@@ -29,7 +29,7 @@ from topcal.io.dataset import open_dataset, write_part
 from topcal.seeds import check_seed
 from topcal.train.data import load_rows, split_rows
 from topcal.train.inputs import Jets
-from topcal.train.likelihood import sigma_cal
+from topcal.train.likelihood import sigma_cal, untruncated
 from topcal.train.metrics import binned, keyed_rows, linear_response
 from topcal.train.model import TrainedModel, load_model
 from topcal.train.model_dir import check_jets, check_reference
@@ -104,7 +104,7 @@ def evaluate(model_dir, dataset_dir, out, samples: int = 50, reference=None, inp
     if reference is not None:
         ref_model = load_model(reference)
         ref = predict_in_blocks(ref_model, arrays.jets, samples, seed, progress=progress, desc="reference model")
-        pred["sigma_cal"] = sigma_cal(pred["sigma_stoch"], ref["sigma_stoch"])
+        pred["sigma_cal"] = sigma_cal(untruncated(pred, "sigma_stoch"), untruncated(ref, "sigma_stoch"))
     if input_smear:
         up = predict_in_blocks(model, arrays.jets.scaled(1 + input_smear), samples, seed, progress=progress,
                                desc="inputs up")
@@ -177,12 +177,12 @@ def markdown_report(report: dict) -> str:
              f"({report['test_jets']} test jets), {report['samples']} weight samples per jet",
              f"- command: `{report['command']}`", ""]
     if report.get("width_factor_pt"):
-        lines += [f"The network's widths are recalibrated by a factor of pT,j fitted on its validation jets "
+        lines += [f"The network's widths are recalibrated by a factor of pT,j fitted on its calibration jets "
                   f"({factors_by_pt(report['width_factor_pt'])}, linear in between); `network_raw` gives the "
                   f"figures without it.", ""]
     elif report.get("width_factor", 1.0) != 1.0:
         lines += [f"The network's widths are recalibrated by a factor {report['width_factor']:.3f} fitted on its "
-                  f"validation jets; `network_raw` gives the figures without it.", ""]
+                  f"calibration jets; `network_raw` gives the figures without it.", ""]
     for name in ("network", "network_raw", "baseline"):
         if name not in report:
             continue

@@ -61,27 +61,33 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
+MIN_MASS_INSIDE = 0.5  # draw_moments truncates a jet's mixtures when they hold this much inside the window
+
+
 def draw_moments(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray,
                  window: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The mean and variance ``(T, n_jets)`` (GeV, GeV^2) of each of the T mixtures ``(T, n_jets, K)``; with
     ``window`` (GeV) those of each mixture truncated to it and normalised again (every Gaussian component
     truncated in closed form: with a = (lo - mu) / sigma, b = (hi - mu) / sigma and Z = Phi(b) - Phi(a), its
-    mass is Z, its mean mu + sigma (phi(a) - phi(b)) / Z). A mixture with no mass inside keeps its
-    untruncated moments."""
+    mass is Z, its mean mu + sigma (phi(a) - phi(b)) / Z). A jet whose mixtures hold on average less than
+    ``MIN_MASS_INSIDE`` of their probability inside the window (a jet predicted outside the training range)
+    keeps the untruncated moments of every draw, so that its draws are treated alike."""
+    weights, means, sigmas = (np.asarray(x, dtype=np.float64) for x in (weights, means, sigmas))
     m_t = np.sum(weights * means, axis=-1)
     v_t = np.sum(weights * (sigmas**2 + means**2), axis=-1) - m_t**2
     if window is None:
         return m_t, v_t
     a, b = (window[0] - means) / sigmas, (window[1] - means) / sigmas
     phi_a, phi_b = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi), np.exp(-0.5 * b * b) / math.sqrt(2 * math.pi)
-    pdf_term_a = np.where(np.isfinite(a), a * phi_a, 0.0)
-    pdf_term_b = np.where(np.isfinite(b), b * phi_b, 0.0)
+    with np.errstate(invalid="ignore"):  # inf * 0 at an open end of the window
+        pdf_term_a = np.where(np.isfinite(a), a * phi_a, 0.0)
+        pdf_term_b = np.where(np.isfinite(b), b * phi_b, 0.0)
     mass = weights * (ndtr(b) - ndtr(a))
     first = weights * (means * (ndtr(b) - ndtr(a)) + sigmas * (phi_a - phi_b))
     second = weights * ((means**2 + sigmas**2) * (ndtr(b) - ndtr(a))
                         + 2 * means * sigmas * (phi_a - phi_b) + sigmas**2 * (pdf_term_a - pdf_term_b))
     z = mass.sum(axis=-1)
-    inside = z > 1e-12
+    inside = np.broadcast_to(z.mean(axis=0) >= MIN_MASS_INSIDE, z.shape)
     safe = np.where(inside, z, 1.0)
     m_w = first.sum(axis=-1) / safe
     v_w = second.sum(axis=-1) / safe - m_w**2
@@ -112,19 +118,30 @@ def summarize(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray, grid_p
     (:func:`draw_moments`): no label lies outside, and the untruncated mean of a jet next to an end of the
     window is pulled outwards by the probability beyond it (pT,j 900..1000 GeV at 2k training jets: 15 GeV
     above pT,t(truth) on average, 5 GeV below when truncated). The grid of the mode and the bands stays
-    centred on the untruncated moments, so the bands do not depend on it.
+    centred on the untruncated moments, so the bands do not depend on it. ``mean_untruncated`` and
+    ``sigma_stoch_untruncated`` are always those of the untruncated mixtures (:func:`untruncated`).
     """
     m_t, v_t = draw_moments(weights, means, sigmas)                           # (T, n)
     centre, width = m_t.mean(axis=0), np.hypot(np.sqrt(np.maximum(v_t.mean(axis=0), 0.0)), m_t.std(axis=0))
     mode, (low, high), (low95, high95) = _mode_and_interval(weights, means, sigmas, centre, width, grid_points,
                                                             (interval, outer_interval), grid_sigmas, window)
+    untruncated = {"mean_untruncated": m_t.mean(axis=0),
+                   "sigma_stoch_untruncated": np.sqrt(np.maximum(v_t.mean(axis=0), 0.0))}
     if moments_window is not None:
         m_t, v_t = draw_moments(weights, means, sigmas, moments_window)
     sigma_stoch = np.sqrt(np.maximum(v_t.mean(axis=0), 0.0))
     sigma_pred = m_t.std(axis=0)
     return {"mean": m_t.mean(axis=0), "sigma_stoch": sigma_stoch, "sigma_pred": sigma_pred,
             "sigma_tot": np.hypot(sigma_stoch, sigma_pred),
-            "mode": mode, "low": low, "high": high, "low95": low95, "high95": high95}
+            "mode": mode, "low": low, "high": high, "low95": low95, "high95": high95, **untruncated}
+
+
+def untruncated(pred: dict, key: str) -> np.ndarray:
+    """``pred[key]`` (``"mean"`` or ``"sigma_stoch"``) of the untruncated mixtures (:func:`summarize`'s
+    ``<key>_untruncated``; ``pred[key]`` itself for summaries without them). Comparisons between models of
+    which only some truncate to a label window (``sigma_cal`` between a nominal and a smeared-label model,
+    label-shift trainings) take these, so both sides are alike."""
+    return pred.get(f"{key}_untruncated", pred[key])
 
 
 def sigma_cal(sigma_stoch: np.ndarray, sigma_stoch_reference: np.ndarray) -> np.ndarray:

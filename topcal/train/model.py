@@ -38,7 +38,7 @@ class TrainedModel:
 
     @property
     def config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self.meta["config"])
+        return model_config(self.meta)
 
     @property
     def n_constituents(self) -> int:
@@ -169,13 +169,22 @@ def _quiet_absl():
         absl_logging.set_verbosity(before)
 
 
+def model_config(meta: dict) -> TrainConfig:
+    """The training configuration a ``model.json`` records. A model written before ``calibration_jets``
+    existed was calibrated on its validation jets: its missing key reads as ``"validation"``, not as
+    today's default."""
+    config = dict(meta["config"])
+    config.setdefault("calibration_jets", "validation")
+    return TrainConfig.from_dict(config)
+
+
 def load_model(path: str | Path) -> TrainedModel:
     """Load a model directory written by ``topcal train``."""
     from topcal.train.network import build_network
 
     path = Path(path)
     meta = read_meta(path)
-    cfg = TrainConfig.from_dict(meta["config"])
+    cfg = model_config(meta)
     shapes = {k: tuple(v) for k, v in meta["preprocessing"]["input_shapes"].items()}
     n_train = int(meta["training"]["members"][0]["n_train"])
     try:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from topcal.train.likelihood import draw_moments, mixture_params_np, summarize
+from topcal.train.likelihood import MIN_MASS_INSIDE, draw_moments, mixture_params_np, summarize
 
 
 def test_single_gaussian_moments_mode_and_interval():
@@ -103,7 +103,8 @@ def test_truncated_moments_are_those_of_the_mixture_inside_the_window():
     m_num = (p * x).sum(-1) / p.sum(-1)
     m0, v0 = draw_moments(w, mu, s)
     np.testing.assert_allclose(m0, (w * mu).sum(-1))
-    inside = (w * (stats.norm.cdf((1000.0 - mu) / s) - stats.norm.cdf((400.0 - mu) / s))).sum(-1).mean(0) >= 0.5
+    held = (w * (stats.norm.cdf((1000.0 - mu) / s) - stats.norm.cdf((400.0 - mu) / s))).sum(-1).mean(0)
+    inside = held >= MIN_MASS_INSIDE
     assert inside.sum() >= 3  # most of these jets are truncated; the others keep their plain moments
     np.testing.assert_allclose(m[:, inside], m_num[:, inside], atol=0.01)
     np.testing.assert_allclose(v[:, inside], ((p * x * x).sum(-1) / p.sum(-1) - m_num**2)[:, inside], rtol=1e-3)
@@ -132,7 +133,9 @@ def test_a_jet_predicted_outside_the_label_window_keeps_its_untruncated_moments(
     # two draws either side of 50% inside: the jet's average decides for both
     mixed = (np.ones((2, 1, 1)), np.array([960.0, 1020.0]).reshape(2, 1, 1), np.full((2, 1, 1), 50.0))
     m, _ = draw_moments(*mixed, window)
-    assert m[0, 0] < 960.0 and m[1, 0] < 1000.0  # 0.79 and 0.35 inside, 0.57 on average: both truncated
+    assert m[0, 0] < 960.0 and m[1, 0] < 1000.0  # 0.79 and 0.35 inside: both truncated
+    far = (np.ones((2, 1, 1)), np.array([1060.0, 1200.0]).reshape(2, 1, 1), np.full((2, 1, 1), 50.0))
+    np.testing.assert_array_equal(draw_moments(*far, window)[0], [[1060.0], [1200.0]])  # 0.06 inside on average
     low = tuple(np.full((1, 1, 1), v, np.float32) for v in (1.0, 250.0, 20.0))
     m32, v32 = draw_moments(*low, (200.0, np.inf))
     m64, v64 = draw_moments(*(x.astype(np.float64) for x in low), (200.0, np.inf))

@@ -585,7 +585,7 @@ def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tm
     from scipy.special import ndtr
 
     from topcal.io.dataset import open_dataset
-    from topcal.train.likelihood import draw_moments
+    from topcal.train.likelihood import MIN_MASS_INSIDE, draw_moments
 
     ds = toy_dataset(tmp_path / "ds", 600, seed=5)
     train(ds.path, tmp_path / "model", TrainConfig(epochs=2, **FAST), progress=False)
@@ -609,7 +609,7 @@ def test_a_model_json_without_mean_in_label_window_keeps_the_untruncated_mean(tm
     w, mu, sigma = old.sample(jets, 5, 3)
     np.testing.assert_allclose(p_old["mean"], np.sum(w * mu, axis=-1).mean(axis=0))
     np.testing.assert_allclose(p_new["mean"], draw_moments(w, mu, sigma, (600.0, 800.0))[0].mean(axis=0))
-    held = (w * (ndtr((800.0 - mu) / sigma) - ndtr((600.0 - mu) / sigma))).sum(-1).mean(0) >= 0.5
+    held = (w * (ndtr((800.0 - mu) / sigma) - ndtr((600.0 - mu) / sigma))).sum(-1).mean(0) >= MIN_MASS_INSIDE
     assert held.sum() >= 10 and (~held).sum() >= 10  # both kinds: mostly inside (truncated), mostly outside
     assert p_new["mean"][held].min() >= 600.0 and p_new["mean"][held].max() <= 800.0
     np.testing.assert_allclose(p_new["mean"][~held], p_old["mean"][~held])

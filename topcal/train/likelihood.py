@@ -61,7 +61,7 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-MIN_MASS_INSIDE = 0.5  # draw_moments truncates a jet's mixtures when they hold this much inside the window
+MIN_MASS_INSIDE = 0.1  # draw_moments truncates a jet's mixtures when they hold this much inside the window
 
 
 def draw_moments(weights: np.ndarray, means: np.ndarray, sigmas: np.ndarray,

@@ -167,7 +167,9 @@ def process(
 
     cfg = cfg or ProcessConfig()
     cfg.validate()
-    isr = made_with_isr(inputs)
+    # the inputs' metadata is read only when a choice depends on it
+    label_note = cfg.truth_match and cfg.top_label == "hard-process"
+    isr = (cfg.max_constituents is None or label_note) and made_with_isr(inputs)
     if cfg.max_constituents is None:
         cfg = replace(cfg, max_constituents=ISR_MAX_CONSTITUENTS if isr else DEFAULT_MAX_CONSTITUENTS)
     fileset = build_fileset(inputs)
@@ -202,7 +204,7 @@ def process(
             summary.figures = _figures(truth, tmp / "figures", int(truth.sum()))
     summary.path = Path(out)
     summary.figures = [Path(out) / p.relative_to(tmp) for p in summary.figures]
-    if isr and cfg.truth_match and cfg.top_label == "hard-process":
+    if isr and label_note:
         summary.notes.append(ISR_LABEL_NOTE)
     return summary
 
